@@ -1,0 +1,63 @@
+/**
+ * Every error Uplink raises or emits is an UplinkError with a stable `code`, so callers branch on
+ * the code and never on message text. Messages name the field or value at fault; they never
+ * carry credentials.
+ */
+export type UplinkErrorCode =
+  // configuration and API misuse
+  | 'INVALID_OPTIONS'
+  | 'INVALID_TOPIC'
+  | 'INVALID_PAYLOAD'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_STARTED'
+  | 'STOPPED'
+  // name resolution
+  | 'DNS_TIMEOUT'
+  | 'DNS_NXDOMAIN'
+  | 'DNS_SERVFAIL'
+  | 'DNS_REFUSED'
+  | 'DNS_MALFORMED'
+  | 'DNS_NO_ADDRESS'
+  | 'DNS_FALLBACK'
+  // connection
+  | 'CONNECT_TIMEOUT'
+  | 'CONNECT_FAILED'
+  | 'CONNECT_REFUSED'
+  | 'TLS_ERROR'
+  | 'KEEPALIVE_TIMEOUT'
+  | 'CONNECTION_LOST'
+  | 'PUBLISH_FAILED'
+  | 'SUBSCRIBE_FAILED'
+  // outbox
+  | 'OUTBOX_FULL'
+  | 'OUTBOX_DISK_FULL'
+  | 'OUTBOX_CORRUPT'
+  | 'OUTBOX_LOCKED'
+  | 'OUTBOX_CLOSED'
+  | 'OUTBOX_ERROR'
+  // planned failover
+  | 'CONCIERGE_ERROR'
+  | 'DIRECTIVE_INVALID'
+  | 'DIRECTIVE_REFUSED'
+  | 'FAILOVER_FAILED'
+
+export class UplinkError extends Error {
+  override readonly name = 'UplinkError'
+  readonly code: UplinkErrorCode
+
+  constructor(code: UplinkErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+export function isUplinkError(err: unknown, code?: UplinkErrorCode): err is UplinkError {
+  return err instanceof UplinkError && (code === undefined || err.code === code)
+}
+
+/** Wraps anything thrown into an UplinkError, keeping the original as `cause`. */
+export function toUplinkError(err: unknown, code: UplinkErrorCode, context?: string): UplinkError {
+  if (err instanceof UplinkError) return err
+  const text = err instanceof Error ? err.message : String(err)
+  return new UplinkError(code, context ? `${context}: ${text}` : text, { cause: err })
+}
