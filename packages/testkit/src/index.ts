@@ -1,0 +1,6 @@
+export * from './broker.js'
+export * from './concierge.js'
+export * from './dns-server.js'
+export * from './fault-proxy.js'
+export * from './loopback.js'
+export * from './pki.js'
