@@ -90,7 +90,9 @@ export class ManualClock implements Clock {
     const target = this.current + ms
     for (;;) {
       await flushMicrotasks()
-      const due = this.timers.filter((t) => t.at <= target).sort((a, b) => a.at - b.at || a.id - b.id)
+      const due = this.timers
+        .filter((t) => t.at <= target)
+        .sort((a, b) => a.at - b.at || a.id - b.id)
       const next = due[0]
       if (!next) break
       this.timers = this.timers.filter((t) => t !== next)
@@ -104,4 +106,27 @@ export class ManualClock implements Clock {
 
 async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+/** Waits for `promise` at most `ms` on `clock`; resolves either way (the bound is the point). */
+export async function within(
+  clock: Clock,
+  ms: number,
+  promise: Promise<unknown>,
+): Promise<boolean> {
+  let handle: unknown
+  const timeout = new Promise<false>((resolve) => {
+    handle = clock.setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ])
+  } finally {
+    clock.clearTimeout(handle)
+  }
 }

@@ -44,10 +44,17 @@ export type UplinkErrorCode =
 export class UplinkError extends Error {
   override readonly name = 'UplinkError'
   readonly code: UplinkErrorCode
+  /** Machine-readable facts about the failure (reason codes, server references); never secrets. */
+  readonly details: Readonly<Record<string, unknown>> | undefined
 
-  constructor(code: UplinkErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+  constructor(
+    code: UplinkErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
+    this.details = options?.details
   }
 }
 

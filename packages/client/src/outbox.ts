@@ -55,7 +55,11 @@ export interface Outbox {
    * `skip` (those already in flight). Messages whose `expiresAt` is at or before `now` are
    * removed and reported to the listener as `expired` instead of being returned.
    */
-  peek(limit: number, skip: ReadonlySet<number>, now: number): Promise<OutboxEntry[]> | OutboxEntry[]
+  peek(
+    limit: number,
+    skip: ReadonlySet<number>,
+    now: number,
+  ): Promise<OutboxEntry[]> | OutboxEntry[]
   /** Deletes an acknowledged message. Unknown ids are ignored. */
   remove(id: number): Promise<void> | void
   stats(): OutboxStats

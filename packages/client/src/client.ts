@@ -1,0 +1,229 @@
+import EventEmitter from 'eventemitter3'
+import { within } from './clock.js'
+import { createResolver, type Resolver } from './dns.js'
+import { Drainer } from './drainer.js'
+import { toUplinkError, UplinkError } from './errors.js'
+import type { UplinkEvents } from './events.js'
+import { memoryOutbox } from './memory-outbox.js'
+import {
+  DEFAULTS,
+  type PublishOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  type UplinkOptions,
+} from './options.js'
+import type { Outbox, OutboxStats, Qos } from './outbox.js'
+import { type MessageHandler, Subscriptions } from './subscriptions.js'
+import { Supervisor, type SupervisorStats } from './supervisor.js'
+import { toPayload, validateFilter, validateTopic } from './topics.js'
+import type { Connection } from './transport.js'
+
+export interface UplinkStats extends SupervisorStats {
+  outbox: OutboxStats
+  inFlight: number
+  subscriptions: number
+}
+
+const QOS: readonly Qos[] = [0, 1, 2]
+
+/**
+ * The public facade. It validates input, owns the outbox, the subscriptions and the drainer, and
+ * leaves every decision about connecting to the Supervisor.
+ */
+export class Uplink extends EventEmitter<UplinkEvents> {
+  private readonly options: ResolvedOptions
+  private readonly outbox: Outbox
+  private readonly subscriptions = new Subscriptions()
+  /** Filters the broker has not acknowledged on the current session. */
+  private readonly unsent = new Set<string>()
+  /** Filters removed while offline, to unsubscribe if the broker kept the session. */
+  private readonly unsubscribedOffline = new Set<string>()
+  private readonly drainer: Drainer
+  private readonly supervisor: Supervisor
+  private started = false
+  private stopped = false
+
+  constructor(input: UplinkOptions, resolver?: Resolver) {
+    super()
+    this.options = resolveOptions(input)
+    const o = this.options
+    this.outbox = o.outbox ?? memoryOutbox(DEFAULTS.memoryOutbox)
+    this.outbox.setListener({
+      drop: (entry, reason) =>
+        this.emit('drop', { id: entry.id, topic: entry.topic, priority: entry.priority, reason }),
+      error: (err) => this.emit('error', err),
+    })
+    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.protocolVersion, (err) =>
+      this.emit('error', err),
+    )
+    this.supervisor = new Supervisor(
+      o,
+      resolver ?? createResolver({ ...o.dns, random: o.random }),
+      { established: (c) => this.established(c), lost: (c) => this.drainer.detach(c) },
+      this,
+    )
+  }
+
+  /** Starts connecting in the background; resolves at once. Publishing works before and during. */
+  async start(): Promise<void> {
+    if (this.stopped) throw new UplinkError('STOPPED', 'a stopped client cannot be started again')
+    this.started = true
+    this.supervisor.start()
+  }
+
+  /**
+   * Stores the message in the outbox and resolves once it is stored (for the SQLite outbox: on
+   * disk). It is sent in order when connected and removed only once the broker acknowledged it.
+   */
+  async publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
+    validateTopic(topic)
+    const bytes = toPayload(payload, this.options.maxPayloadBytes)
+    const qos = options.qos ?? DEFAULTS.publish.qos
+    if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
+    const priority = options.priority ?? DEFAULTS.publish.priority
+    if (priority !== 'alarm' && priority !== 'telemetry') {
+      throw new UplinkError('INVALID_ARGUMENT', "priority must be 'alarm' or 'telemetry'")
+    }
+    const ttl = options.ttlSeconds
+    if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0))) {
+      throw new UplinkError('INVALID_ARGUMENT', 'ttlSeconds must be a positive number')
+    }
+    const now = this.options.clock.now()
+    await this.outbox.enqueue(
+      {
+        topic,
+        payload: bytes,
+        qos,
+        retain: options.retain ?? DEFAULTS.publish.retain,
+        priority,
+        expiresAt: ttl === undefined ? undefined : now + ttl * 1000,
+      },
+      now,
+    )
+    this.drainer.notify()
+  }
+
+  /**
+   * Subscribes now if connected (resolving on SUBACK), otherwise on the next connect. The filter
+   * is kept and sent again on every connect whose broker has no session for this device.
+   */
+  async subscribe(
+    filter: string,
+    handler?: MessageHandler,
+    options: { qos?: Qos } = {},
+  ): Promise<void> {
+    if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
+    validateFilter(filter)
+    const qos = options.qos ?? 1
+    if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
+    this.unsubscribedOffline.delete(filter)
+    if (!this.subscriptions.add(filter, qos, handler)) return
+    this.unsent.add(filter)
+    const connection = this.supervisor.current
+    if (connection) await this.sendSubscriptions(connection, [filter])
+  }
+
+  async unsubscribe(filter: string, handler?: MessageHandler): Promise<void> {
+    validateFilter(filter)
+    if (!this.subscriptions.remove(filter, handler)) return
+    this.unsent.delete(filter)
+    const connection = this.supervisor.current
+    if (!connection) {
+      this.unsubscribedOffline.add(filter)
+      return
+    }
+    await connection.unsubscribe([filter]).catch(() => this.unsubscribedOffline.add(filter))
+  }
+
+  /**
+   * Stops cleanly: stops sending new messages, waits up to `timeoutMs` for in-flight ones,
+   * publishes presence offline, disconnects (so the will does not fire) and closes the outbox.
+   */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    const { clock, presence } = this.options
+    const timeoutMs = options.timeoutMs ?? 2_000
+    const connection = this.supervisor.current
+    this.drainer.pause()
+    if (connection) {
+      await within(clock, timeoutMs, this.drainer.idle())
+      if (presence) {
+        const offline = connection.publish(presence.topic, Buffer.from(presence.offline), {
+          qos: presence.qos,
+          retain: true,
+        })
+        await within(clock, timeoutMs, offline)
+      }
+      await connection.end(timeoutMs, clock)
+    }
+    await this.supervisor.stop()
+    await this.outbox
+      .close()
+      .catch((err) => this.emit('error', toUplinkError(err, 'OUTBOX_ERROR', 'closing the outbox')))
+  }
+
+  stats(): UplinkStats {
+    return {
+      ...this.supervisor.stats(),
+      outbox: this.outbox.stats(),
+      inFlight: this.drainer.inFlightCount,
+      subscriptions: this.subscriptions.size,
+    }
+  }
+
+  get isStarted(): boolean {
+    return this.started && !this.stopped
+  }
+
+  private async established(connection: Connection): Promise<void> {
+    connection.onMessage((message) => {
+      this.emit('message', message.topic, message.payload, message)
+      this.subscriptions.dispatch(message, (err) =>
+        this.emit(
+          'error',
+          toUplinkError(err, 'INVALID_ARGUMENT', `message handler for ${message.topic} threw`),
+        ),
+      )
+    })
+    const pending: Array<Promise<unknown>> = []
+    if (!connection.sessionPresent) {
+      // A broker without our session (typically the other region) knows none of our filters.
+      for (const s of this.subscriptions.all()) this.unsent.add(s.topic)
+      this.unsubscribedOffline.clear()
+    } else if (this.unsubscribedOffline.size > 0) {
+      const gone = [...this.unsubscribedOffline]
+      this.unsubscribedOffline.clear()
+      pending.push(connection.unsubscribe(gone))
+    }
+    if (this.unsent.size > 0) pending.push(this.sendSubscriptions(connection, [...this.unsent]))
+    const presence = this.options.presence
+    if (presence) {
+      pending.push(
+        connection.publish(presence.topic, Buffer.from(presence.online), {
+          qos: presence.qos,
+          retain: true,
+        }),
+      )
+    }
+    this.drainer.attach(connection)
+    await Promise.all(pending)
+  }
+
+  private async sendSubscriptions(connection: Connection, filters: string[]): Promise<void> {
+    const wanted = this.subscriptions.all().filter((s) => filters.includes(s.topic))
+    if (wanted.length === 0) return
+    await connection.subscribe(wanted)
+    for (const s of wanted) this.unsent.delete(s.topic)
+  }
+}
+
+/** Creates a client; options are validated here and a bad field throws INVALID_OPTIONS. */
+export function createUplink(options: UplinkOptions): Uplink {
+  return new Uplink(options)
+}

@@ -1,0 +1,49 @@
+import type { UplinkError } from './errors.js'
+import type { DropReason, Priority } from './outbox.js'
+import type { InboundMessage } from './transport.js'
+
+export type ConnectionState =
+  | 'idle'
+  | 'resolving'
+  | 'connecting'
+  | 'connected'
+  | 'migrating'
+  | 'backing-off'
+  | 'stopped'
+
+export type FailoverReason =
+  | 'connection-lost'
+  | 'dns-changed'
+  | 'concierge'
+  | 'control'
+  | 'server-redirect'
+  | 'manual'
+
+export interface FailoverEvent {
+  /** Endpoint URL the device was on (never with credentials). */
+  from: string
+  to: string
+  fromAddress: string | undefined
+  toAddress: string
+  reason: FailoverReason
+  /** From the moment the move began (or the link was lost) to the new CONNACK. */
+  durationMs: number
+}
+
+/** Events, typed. Listening is optional: errors are reported, never thrown at the host process. */
+export interface UplinkEvents {
+  state: (e: { state: ConnectionState; previous: ConnectionState }) => void
+  connect: (e: { endpoint: string; address: string; sessionPresent: boolean }) => void
+  disconnect: (e: { endpoint: string; address: string; error: UplinkError }) => void
+  reconnecting: (e: {
+    attempt: number
+    delayMs: number
+    endpoint: string
+    error: UplinkError
+  }) => void
+  failover: (e: FailoverEvent) => void
+  message: (topic: string, payload: Buffer, message: InboundMessage) => void
+  drop: (e: { id: number; topic: string; priority: Priority; reason: DropReason }) => void
+  'dns-fallback': (e: { host: string; error: UplinkError }) => void
+  error: (err: UplinkError) => void
+}

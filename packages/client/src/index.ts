@@ -1,0 +1,33 @@
+export { type BackoffPolicy, backoffDelay, type JitterMode } from './backoff.js'
+export { createUplink, Uplink, type UplinkStats } from './client.js'
+export { type Clock, ManualClock, type RandomSource, systemClock } from './clock.js'
+export {
+  createResolver,
+  type Resolution,
+  type ResolvedAddress,
+  type Resolver,
+  type ResolverOptions,
+} from './dns.js'
+export { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
+export { isUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
+export type { ConnectionState, FailoverEvent, FailoverReason, UplinkEvents } from './events.js'
+export { entrySize, type MemoryOutboxOptions, memoryOutbox } from './memory-outbox.js'
+export {
+  DEFAULTS,
+  type PresenceOptions,
+  type PublishOptions,
+  type UplinkOptions,
+} from './options.js'
+export type {
+  DropReason,
+  Outbox,
+  OutboxEntry,
+  OutboxInput,
+  OutboxListener,
+  OutboxStats,
+  Priority,
+  Qos,
+} from './outbox.js'
+export type { MessageHandler } from './subscriptions.js'
+export { topicMatches, validateFilter, validateTopic } from './topics.js'
+export type { InboundMessage } from './transport.js'

@@ -1,0 +1,109 @@
+import { UplinkError } from './errors.js'
+import type {
+  DropReason,
+  Outbox,
+  OutboxEntry,
+  OutboxInput,
+  OutboxListener,
+  OutboxStats,
+  Priority,
+} from './outbox.js'
+
+export interface MemoryOutboxOptions {
+  maxMessages?: number
+  maxBytes?: number
+  /** drop-oldest (default): make room by discarding the oldest telemetry, then alarms. */
+  overflow?: 'drop-oldest' | 'reject'
+}
+
+/** What a message costs against `maxBytes`: what goes on the wire, roughly. */
+export function entrySize(input: Pick<OutboxInput, 'topic' | 'payload'>): number {
+  return Buffer.byteLength(input.topic) + input.payload.byteLength
+}
+
+/**
+ * A bounded outbox in memory: survives outages, not restarts. Two insertion-ordered maps (alarms,
+ * telemetry) give FIFO order per priority with O(1) removal of acknowledged messages.
+ */
+export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
+  const maxMessages = options.maxMessages ?? 10_000
+  const maxBytes = options.maxBytes ?? 64 * 2 ** 20
+  const overflow = options.overflow ?? 'drop-oldest'
+  const queues: Record<Priority, Map<number, OutboxEntry>> = {
+    alarm: new Map(),
+    telemetry: new Map(),
+  }
+  const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
+  let listener: OutboxListener | undefined
+  let nextId = 1
+  let bytes = 0
+  let closed = false
+
+  const count = () => queues.alarm.size + queues.telemetry.size
+  const discard = (entry: OutboxEntry, reason: DropReason) => {
+    queues[entry.priority].delete(entry.id)
+    bytes -= entrySize(entry)
+    dropped[reason]++
+    listener?.drop(entry, reason)
+  }
+  const oldest = (): OutboxEntry | undefined =>
+    queues.telemetry.values().next().value ?? queues.alarm.values().next().value
+
+  return {
+    async enqueue(input, now) {
+      if (closed) throw new UplinkError('OUTBOX_CLOSED', 'the outbox is closed')
+      const size = entrySize(input)
+      if (size > maxBytes)
+        throw new UplinkError(
+          'OUTBOX_FULL',
+          `message of ${size} bytes exceeds the outbox's maxBytes`,
+        )
+      if (count() + 1 > maxMessages || bytes + size > maxBytes) {
+        if (overflow === 'reject') {
+          throw new UplinkError(
+            'OUTBOX_FULL',
+            `outbox is full (${count()} messages, ${bytes} bytes)`,
+          )
+        }
+        while (count() + 1 > maxMessages || bytes + size > maxBytes) {
+          const victim = oldest()
+          if (!victim) break
+          discard(victim, 'overflow')
+        }
+      }
+      const entry: OutboxEntry = { ...input, id: nextId++, enqueuedAt: now }
+      queues[entry.priority].set(entry.id, entry)
+      bytes += size
+      return entry
+    },
+    peek(limit, skip, now) {
+      const out: OutboxEntry[] = []
+      for (const queue of [queues.alarm, queues.telemetry]) {
+        for (const entry of queue.values()) {
+          if (out.length >= limit) return out
+          if (skip.has(entry.id)) continue
+          if (entry.expiresAt !== undefined && entry.expiresAt <= now) discard(entry, 'expired')
+          else out.push(entry)
+        }
+      }
+      return out
+    },
+    remove(id) {
+      for (const queue of [queues.alarm, queues.telemetry]) {
+        const entry = queue.get(id)
+        if (entry) {
+          queue.delete(id)
+          bytes -= entrySize(entry)
+          return
+        }
+      }
+    },
+    stats: (): OutboxStats => ({ messages: count(), bytes, dropped: { ...dropped } }),
+    setListener(l) {
+      listener = l
+    },
+    async close() {
+      closed = true
+    },
+  }
+}

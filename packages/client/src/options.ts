@@ -1,0 +1,241 @@
+import type { JitterMode } from './backoff.js'
+import { type Clock, type RandomSource, systemClock } from './clock.js'
+import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
+import { UplinkError } from './errors.js'
+import type { Outbox, Priority, Qos } from './outbox.js'
+
+export interface PresenceOptions {
+  /** Retained topic that says whether the device is online. */
+  topic: string
+  online?: string
+  offline?: string
+  qos?: Qos
+}
+
+export interface UplinkOptions {
+  clientId: string
+  /** Tried in order; a URL string or `{ url, tls }` for certificates per endpoint. */
+  endpoints: Array<string | EndpointInput>
+  tls?: TlsConfig
+  username?: string
+  password?: string | Buffer
+  /** 4 = MQTT 3.1.1 (default), 5 = MQTT 5. */
+  protocolVersion?: 4 | 5
+  /** Seconds. A dead or half-open link is noticed within 1.5 x this. */
+  keepalive?: number
+  /** Bound on one attempt: TCP, TLS and CONNACK together. */
+  connectTimeoutMs?: number
+  backoff?: {
+    initialMs?: number
+    maxMs?: number
+    jitter?: JitterMode
+    /** A connection must stay up this long before the backoff starts again from initialMs. */
+    stableMs?: number
+  }
+  /** Consecutive failed attempts on one endpoint before the next endpoint is tried. */
+  failoverAfter?: number
+  dns?: {
+    /** DNS servers ('ip', 'ip:port', '[v6]:port'). Default: the system's resolvers. */
+    servers?: string[]
+    timeoutMs?: number
+    attempts?: number
+    family?: 0 | 4 | 6
+    /** When no DNS server answers, use the operating system's lookup (reported as an event). */
+    systemFallback?: boolean
+  }
+  session?: {
+    /** false (default): ask the broker to keep the session, so commands queue while offline. */
+    clean?: boolean
+    /** MQTT 5 session expiry, seconds. */
+    expirySeconds?: number
+  }
+  outbox?: Outbox
+  /** QoS 1/2 messages in flight at once while draining the outbox. */
+  inflightWindow?: number
+  maxPayloadBytes?: number
+  presence?: PresenceOptions
+  /** Test seams: time and randomness. */
+  clock?: Clock
+  random?: RandomSource
+}
+
+export interface PublishOptions {
+  qos?: Qos
+  retain?: boolean
+  priority?: Priority
+  /** Seconds the message stays worth sending; dropped at drain once it has passed. */
+  ttlSeconds?: number
+}
+
+/** Every default in one place. */
+export const DEFAULTS = {
+  protocolVersion: 4 as 4 | 5,
+  keepalive: 60,
+  connectTimeoutMs: 10_000,
+  backoff: { initialMs: 1_000, maxMs: 60_000, jitter: 'full' as JitterMode, stableMs: 30_000 },
+  failoverAfter: 3,
+  dns: { timeoutMs: 2_000, attempts: 2, family: 0 as 0 | 4 | 6, systemFallback: true },
+  session: { clean: false, expirySeconds: 3_600 },
+  inflightWindow: 32,
+  maxPayloadBytes: 256 * 1024,
+  memoryOutbox: { maxMessages: 10_000, maxBytes: 64 * 2 ** 20 },
+  presence: { online: 'online', offline: 'offline', qos: 1 as Qos },
+  publish: { qos: 1 as Qos, retain: false, priority: 'telemetry' as Priority },
+} as const
+
+export interface ResolvedOptions {
+  clientId: string
+  endpoints: Endpoint[]
+  username?: string | undefined
+  password?: string | Buffer | undefined
+  protocolVersion: 4 | 5
+  keepalive: number
+  connectTimeoutMs: number
+  backoff: { initialMs: number; maxMs: number; jitter: JitterMode; stableMs: number }
+  failoverAfter: number
+  dns: {
+    servers?: string[] | undefined
+    timeoutMs: number
+    attempts: number
+    family: 0 | 4 | 6
+    systemFallback: boolean
+  }
+  session: { clean: boolean; expirySeconds: number }
+  outbox?: Outbox | undefined
+  inflightWindow: number
+  maxPayloadBytes: number
+  presence?: Required<PresenceOptions> | undefined
+  clock: Clock
+  random: RandomSource
+}
+
+const JITTER_MODES: readonly JitterMode[] = ['full', 'equal', 'decorrelated', 'none']
+
+function fail(field: string, must: string): never {
+  throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`)
+}
+
+function int(value: unknown, field: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(field, `must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function object<T>(value: T | undefined, field: string): Partial<NonNullable<T>> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    fail(field, 'must be an object')
+  return value as Partial<NonNullable<T>>
+}
+
+/** Validates options once, at `createUplink`, and fills in the defaults. */
+export function resolveOptions(input: UplinkOptions): ResolvedOptions {
+  const o = object(input, 'options') as Partial<UplinkOptions>
+  if (
+    typeof o.clientId !== 'string' ||
+    o.clientId.length === 0 ||
+    Buffer.byteLength(o.clientId) > 65_535
+  ) {
+    fail('clientId', 'must be a non-empty string')
+  }
+  if (!Array.isArray(o.endpoints) || o.endpoints.length === 0) {
+    fail('endpoints', 'must be a non-empty array of mqtt:// or mqtts:// URLs')
+  }
+  const endpoints = o.endpoints.map((e, i) => parseEndpoint(e, `endpoints[${i}]`, o.tls))
+  if (o.username !== undefined && typeof o.username !== 'string')
+    fail('username', 'must be a string')
+  if (o.password !== undefined && typeof o.password !== 'string' && !Buffer.isBuffer(o.password)) {
+    fail('password', 'must be a string or Buffer')
+  }
+  if (o.protocolVersion !== undefined && o.protocolVersion !== 4 && o.protocolVersion !== 5) {
+    fail('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5')
+  }
+  const b = object(o.backoff, 'backoff')
+  const initialMs = int(b.initialMs, 'backoff.initialMs', DEFAULTS.backoff.initialMs, 1, 3_600_000)
+  const maxMs = int(b.maxMs, 'backoff.maxMs', DEFAULTS.backoff.maxMs, 1, 86_400_000)
+  if (maxMs < initialMs) fail('backoff.maxMs', 'must not be below backoff.initialMs')
+  if (b.jitter !== undefined && !JITTER_MODES.includes(b.jitter)) {
+    fail('backoff.jitter', `must be one of ${JITTER_MODES.join(', ')}`)
+  }
+  const d = object(o.dns, 'dns')
+  if (
+    d.servers !== undefined &&
+    (!Array.isArray(d.servers) || d.servers.some((s) => typeof s !== 'string'))
+  ) {
+    fail('dns.servers', 'must be an array of strings')
+  }
+  if (d.family !== undefined && ![0, 4, 6].includes(d.family))
+    fail('dns.family', 'must be 0, 4 or 6')
+  const s = object(o.session, 'session')
+  const p = o.presence === undefined ? undefined : object(o.presence, 'presence')
+  if (p && (typeof p.topic !== 'string' || p.topic.length === 0 || /[+#]/.test(p.topic))) {
+    fail('presence.topic', 'must be a topic without wildcards')
+  }
+  if (
+    o.outbox !== undefined &&
+    (typeof o.outbox !== 'object' || typeof o.outbox?.enqueue !== 'function')
+  ) {
+    fail('outbox', 'must implement the Outbox interface')
+  }
+  if (o.clock !== undefined && typeof o.clock?.setTimeout !== 'function')
+    fail('clock', 'must be a Clock')
+  if (o.random !== undefined && typeof o.random !== 'function') fail('random', 'must be a function')
+  return {
+    clientId: o.clientId,
+    endpoints,
+    username: o.username,
+    password: o.password,
+    protocolVersion: o.protocolVersion ?? DEFAULTS.protocolVersion,
+    keepalive: int(o.keepalive, 'keepalive', DEFAULTS.keepalive, 1, 65_535),
+    connectTimeoutMs: int(
+      o.connectTimeoutMs,
+      'connectTimeoutMs',
+      DEFAULTS.connectTimeoutMs,
+      10,
+      600_000,
+    ),
+    backoff: {
+      initialMs,
+      maxMs,
+      jitter: b.jitter ?? DEFAULTS.backoff.jitter,
+      stableMs: int(b.stableMs, 'backoff.stableMs', DEFAULTS.backoff.stableMs, 0, 86_400_000),
+    },
+    failoverAfter: int(o.failoverAfter, 'failoverAfter', DEFAULTS.failoverAfter, 1, 1_000),
+    dns: {
+      servers: d.servers,
+      timeoutMs: int(d.timeoutMs, 'dns.timeoutMs', DEFAULTS.dns.timeoutMs, 10, 60_000),
+      attempts: int(d.attempts, 'dns.attempts', DEFAULTS.dns.attempts, 1, 10),
+      family: d.family ?? DEFAULTS.dns.family,
+      systemFallback: d.systemFallback ?? DEFAULTS.dns.systemFallback,
+    },
+    session: {
+      clean: s.clean ?? DEFAULTS.session.clean,
+      expirySeconds: int(
+        s.expirySeconds,
+        'session.expirySeconds',
+        DEFAULTS.session.expirySeconds,
+        0,
+        2 ** 32 - 1,
+      ),
+    },
+    outbox: o.outbox,
+    inflightWindow: int(o.inflightWindow, 'inflightWindow', DEFAULTS.inflightWindow, 1, 65_535),
+    maxPayloadBytes: int(
+      o.maxPayloadBytes,
+      'maxPayloadBytes',
+      DEFAULTS.maxPayloadBytes,
+      1,
+      268_435_455,
+    ),
+    presence: p && {
+      topic: p.topic as string,
+      online: p.online ?? DEFAULTS.presence.online,
+      offline: p.offline ?? DEFAULTS.presence.offline,
+      qos: p.qos ?? DEFAULTS.presence.qos,
+    },
+    clock: o.clock ?? systemClock,
+    random: o.random ?? Math.random,
+  }
+}

@@ -1,0 +1,65 @@
+import type { Qos } from './outbox.js'
+import { topicMatches } from './topics.js'
+import type { InboundMessage } from './transport.js'
+
+export type MessageHandler = (topic: string, payload: Buffer, message: InboundMessage) => void
+
+interface Subscription {
+  qos: Qos
+  handlers: Set<MessageHandler>
+}
+
+/**
+ * What the device wants to receive. Kept by Uplink, not by the broker, because the secondary
+ * region has no session state: every connect without a session sends `all()` again.
+ */
+export class Subscriptions {
+  private readonly entries = new Map<string, Subscription>()
+
+  /** Returns true when the broker needs a SUBSCRIBE (a new filter, or a higher QoS). */
+  add(filter: string, qos: Qos, handler?: MessageHandler): boolean {
+    const existing = this.entries.get(filter)
+    if (existing) {
+      if (handler) existing.handlers.add(handler)
+      if (qos <= existing.qos) return false
+      existing.qos = qos
+      return true
+    }
+    this.entries.set(filter, { qos, handlers: new Set(handler ? [handler] : []) })
+    return true
+  }
+
+  /** Returns true when the filter is gone and the broker needs an UNSUBSCRIBE. */
+  remove(filter: string, handler?: MessageHandler): boolean {
+    const existing = this.entries.get(filter)
+    if (!existing) return false
+    if (handler) {
+      existing.handlers.delete(handler)
+      if (existing.handlers.size > 0) return false
+    }
+    this.entries.delete(filter)
+    return true
+  }
+
+  all(): Array<{ topic: string; qos: Qos }> {
+    return [...this.entries].map(([topic, s]) => ({ topic, qos: s.qos }))
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  /** Calls every handler whose filter matches; a throwing handler is reported, not fatal. */
+  dispatch(message: InboundMessage, onError: (err: unknown) => void): void {
+    for (const [filter, s] of this.entries) {
+      if (!topicMatches(filter, message.topic)) continue
+      for (const handler of s.handlers) {
+        try {
+          handler(message.topic, message.payload, message)
+        } catch (err) {
+          onError(err)
+        }
+      }
+    }
+  }
+}

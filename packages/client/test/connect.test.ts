@@ -1,0 +1,119 @@
+import { startBroker, startDnsServer, waitFor } from '@uplink/testkit'
+import mqtt from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createUplink, type Uplink } from '../src/index.js'
+import { nextEvent } from './support/events.js'
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+describe('connecting and exchanging messages', () => {
+  it('publishes in order through the outbox, subscribes, and reports stats', async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const uplink = createUplink({ clientId: 'gw-basic', endpoints: [broker.url] })
+    cleanup.push(() => uplink.stop())
+
+    // Accepted while offline: stored, then drained in order once connected.
+    for (let i = 0; i < 20; i++) await uplink.publish('telemetry/gw-basic', `m${i}`)
+    expect(uplink.stats().outbox.messages).toBe(20)
+    const received: string[] = []
+    await uplink.subscribe('cmd/gw-basic/#', (topic, payload) =>
+      received.push(`${topic}=${payload}`),
+    )
+
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(() => broker.publishes.length === 20, '20 publishes at the broker')
+    expect(broker.publishes.map((p) => p.payload.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    )
+    expect(broker.publishes.every((p) => p.clientId === 'gw-basic' && p.qos === 1)).toBe(true)
+    await waitFor(() => uplink.stats().outbox.messages === 0, 'acknowledged messages removed')
+
+    await waitFor(
+      () => broker.subscriptions('gw-basic').includes('cmd/gw-basic/#'),
+      'subscription at the broker',
+    )
+    await broker.publish('cmd/gw-basic/reboot', 'now', { qos: 1 })
+    await waitFor(() => received.length === 1, 'command delivered')
+    expect(received).toEqual(['cmd/gw-basic/reboot=now'])
+
+    const stats = uplink.stats()
+    expect(stats).toMatchObject({
+      state: 'connected',
+      endpoint: broker.url,
+      address: '127.0.0.1',
+      failovers: 0,
+    })
+    expect(stats.connectedSince).toBeTypeOf('number')
+    expect(stats.attempts).toBe(1)
+  })
+
+  it('rejects bad input with typed errors and keeps what it had', async () => {
+    const uplink = createUplink({ clientId: 'gw-bad', endpoints: ['mqtt://127.0.0.1:1'] })
+    cleanup.push(() => uplink.stop())
+    await uplink.publish('ok', 'x')
+    await expect(uplink.publish('a/#', 'x')).rejects.toMatchObject({ code: 'INVALID_TOPIC' })
+    await expect(uplink.publish('ok', 42 as never)).rejects.toMatchObject({
+      code: 'INVALID_PAYLOAD',
+    })
+    await expect(uplink.publish('ok', 'x', { qos: 3 as never })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    await expect(uplink.subscribe('a/#/b')).rejects.toMatchObject({ code: 'INVALID_TOPIC' })
+    expect(uplink.stats().outbox.messages).toBe(1)
+  })
+
+  it('speaks MQTT 5 as well (Mosquitto)', async () => {
+    const { startMosquitto } = await import('@uplink/testkit')
+    const broker = await startMosquitto()
+    cleanup.push(() => broker.stop())
+    const uplink = createUplink({ clientId: 'gw-v5', endpoints: [broker.url], protocolVersion: 5 })
+    cleanup.push(() => uplink.stop())
+    const got: string[] = []
+    await uplink.subscribe('cmd/gw-v5', (_t, p) => got.push(p.toString()))
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const other = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'cloud' })
+    cleanup.push(() => other.endAsync())
+    await other.subscribeAsync('telemetry/gw-v5', { qos: 1 })
+    const seen: string[] = []
+    other.on('message', (_t, p) => seen.push(p.toString()))
+    await uplink.publish('telemetry/gw-v5', 'v5-hello', { ttlSeconds: 60 })
+    await waitFor(() => seen.length === 1, 'v5 publish relayed')
+    await waitFor(
+      () => uplink.stats().subscriptions === 1 && uplink.stats().outbox.messages === 0,
+      'drained',
+    )
+    await other.publishAsync('cmd/gw-v5', 'v5-cmd', { qos: 1 })
+    await waitFor(() => got.length === 1, 'v5 command delivered')
+    expect(seen).toEqual(['v5-hello'])
+    expect(got).toEqual(['v5-cmd'])
+  })
+
+  it('resolves the name through the configured DNS server', async () => {
+    const broker = await startBroker()
+    const dns = await startDnsServer()
+    cleanup.push(
+      () => broker.stop(),
+      () => dns.stop(),
+    )
+    dns.set('broker.uplink.test', ['127.0.0.1'], 5)
+    const uplink: Uplink = createUplink({
+      clientId: 'gw-dns',
+      endpoints: [`mqtt://broker.uplink.test:${broker.port}`],
+      dns: { servers: [dns.server], timeoutMs: 500 },
+    })
+    cleanup.push(() => uplink.stop())
+    await uplink.start()
+    const connected = await nextEvent(uplink, 'connect')
+    expect(connected).toMatchObject({
+      endpoint: `mqtt://broker.uplink.test:${broker.port}`,
+      address: '127.0.0.1',
+    })
+    expect(dns.queries.some((q) => q.name === 'broker.uplink.test')).toBe(true)
+  })
+})

@@ -1,0 +1,138 @@
+import { startBroker, startDnsServer, startMosquitto, waitFor } from '@uplink/testkit'
+import mqtt from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createUplink, type FailoverEvent } from '../src/index.js'
+import { nextEvent } from './support/events.js'
+import { closedPort } from './support/net.js'
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+const fast = { initialMs: 20, maxMs: 200 }
+
+describe('DNS on every connect', () => {
+  it('follows a flipped record to the other region, re-subscribes there, and loses nothing', async () => {
+    const primary = await startBroker({ host: '127.0.0.1' })
+    const secondary = await startBroker({ host: '127.0.0.2', port: primary.port }).catch(() =>
+      startBroker({ host: '127.0.0.2' }),
+    )
+    // Both regions must listen on the same port for one URL to reach either.
+    expect(secondary.port).toBe(primary.port)
+    const dns = await startDnsServer()
+    cleanup.push(
+      () => primary.stop(),
+      () => secondary.stop(),
+      () => dns.stop(),
+    )
+    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+
+    const uplink = createUplink({
+      clientId: 'gw-flip',
+      endpoints: [`mqtt://iot.uplink.test:${primary.port}`],
+      dns: { servers: [dns.server], timeoutMs: 300 },
+      backoff: fast,
+    })
+    cleanup.push(() => uplink.stop())
+    const commands: string[] = []
+    await uplink.subscribe('cmd/gw-flip', (_t, p) => commands.push(p.toString()))
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    for (let i = 0; i < 10; i++) await uplink.publish('telemetry/gw-flip', `a${i}`)
+    await waitFor(() => primary.publishes.length === 10, 'primary got the first batch')
+
+    const queriesBefore = dns.queryCount
+    const failover = nextEvent(uplink, 'failover')
+    await primary.kill()
+    for (let i = 0; i < 10; i++) await uplink.publish('telemetry/gw-flip', `b${i}`)
+    dns.set('iot.uplink.test', ['127.0.0.2'], 1)
+
+    const event = (await failover) as FailoverEvent
+    expect(event).toMatchObject({
+      fromAddress: '127.0.0.1',
+      toAddress: '127.0.0.2',
+      reason: 'connection-lost',
+    })
+    expect(dns.queryCount).toBeGreaterThan(queriesBefore)
+    await waitFor(() => secondary.publishes.length >= 10, 'secondary got the outage batch')
+    expect(
+      secondary.publishes.map((p) => p.payload.toString()).filter((p) => p.startsWith('b')),
+    ).toEqual(Array.from({ length: 10 }, (_, i) => `b${i}`))
+
+    // The secondary had no session: the subscription was sent again and commands arrive.
+    await waitFor(() => secondary.subscriptions('gw-flip').includes('cmd/gw-flip'), 're-subscribed')
+    await secondary.publish('cmd/gw-flip', 'from-secondary', { qos: 1 })
+    await waitFor(() => commands.length === 1, 'command from the secondary')
+    expect(uplink.stats()).toMatchObject({ address: '127.0.0.2', failovers: 1 })
+  })
+})
+
+describe('several endpoints', () => {
+  it('moves to the next endpoint after failoverAfter consecutive failures and says why', async () => {
+    const dead = await closedPort()
+    const backup = await startBroker()
+    cleanup.push(() => backup.stop())
+    const uplink = createUplink({
+      clientId: 'gw-multi',
+      endpoints: [`mqtt://127.0.0.1:${dead}`, backup.url],
+      failoverAfter: 2,
+      backoff: fast,
+    })
+    cleanup.push(() => uplink.stop())
+    const tried: string[] = []
+    uplink.on('reconnecting', (e) => tried.push(e.endpoint))
+    await uplink.start()
+    const connected = await nextEvent(uplink, 'connect')
+    expect(connected.endpoint).toBe(backup.url)
+    // Two failures on the first endpoint, the second retry already aimed at the backup.
+    expect(tried).toEqual([`mqtt://127.0.0.1:${dead}`, backup.url])
+
+    const failover = nextEvent(uplink, 'failover')
+    await backup.kill()
+    const again = await startBroker({ port: backup.port })
+    cleanup.push(() => again.stop())
+    await nextEvent(uplink, 'connect')
+    // Same endpoint and address after a restart: a reconnect, not a failover.
+    const raced = await Promise.race([
+      failover.then(() => 'failover'),
+      new Promise((r) => setTimeout(() => r('none'), 300)),
+    ])
+    expect(raced).toBe('none')
+  })
+})
+
+describe('sessions on MQTT 5 (Mosquitto)', () => {
+  it('re-subscribes on a broker without the session and keeps it where the session survived', async () => {
+    const a = await startMosquitto()
+    const b = await startMosquitto()
+    cleanup.push(
+      () => a.stop(),
+      () => b.stop(),
+    )
+    const uplink = createUplink({
+      clientId: 'gw-v5-session',
+      endpoints: [a.url, b.url],
+      protocolVersion: 5,
+      failoverAfter: 1,
+      backoff: fast,
+    })
+    cleanup.push(() => uplink.stop())
+    const got: string[] = []
+    await uplink.subscribe('cmd/gw-v5-session', (_t, p) => got.push(p.toString()))
+    await uplink.start()
+    const first = await nextEvent(uplink, 'connect')
+    expect(first.sessionPresent).toBe(false)
+
+    const moved = nextEvent(uplink, 'connect', (e) => e.endpoint === b.url)
+    await a.kill()
+    expect((await moved).sessionPresent).toBe(false)
+    const cloud = await mqtt.connectAsync(b.url, { protocolVersion: 5, clientId: 'cloud-b' })
+    cleanup.push(() => cloud.endAsync())
+    await waitFor(() => uplink.stats().state === 'connected', 'connected to b')
+    await new Promise((r) => setTimeout(r, 100))
+    await cloud.publishAsync('cmd/gw-v5-session', 'after-failover', { qos: 1 })
+    await waitFor(() => got.length === 1, 'command on the secondary')
+    expect(got).toEqual(['after-failover'])
+  })
+})

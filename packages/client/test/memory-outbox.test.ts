@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest'
+import { memoryOutbox } from '../src/memory-outbox.js'
+import type { DropReason, OutboxEntry, OutboxInput, Priority } from '../src/outbox.js'
+
+const msg = (n: number, priority: Priority = 'telemetry', expiresAt?: number): OutboxInput => ({
+  topic: `t/${n}`,
+  payload: Buffer.from(`m${n}`),
+  qos: 1,
+  retain: false,
+  priority,
+  expiresAt,
+})
+const none = new Set<number>()
+
+describe('memoryOutbox', () => {
+  it('drains alarms first, then FIFO, skipping in-flight ids', async () => {
+    const box = memoryOutbox()
+    for (const m of [msg(1), msg(2, 'alarm'), msg(3), msg(4, 'alarm')]) await box.enqueue(m, 0)
+    const order = (await box.peek(10, none, 0)).map((e) => e.topic)
+    expect(order).toEqual(['t/2', 't/4', 't/1', 't/3'])
+    const first = await box.peek(2, none, 0)
+    expect((await box.peek(2, new Set(first.map((e) => e.id)), 0)).map((e) => e.topic)).toEqual([
+      't/1',
+      't/3',
+    ])
+  })
+
+  it('removes only what is acknowledged and keeps ids increasing', async () => {
+    const box = memoryOutbox()
+    const a = await box.enqueue(msg(1), 0)
+    const b = await box.enqueue(msg(2), 0)
+    expect(b.id).toBeGreaterThan(a.id)
+    await box.remove(a.id)
+    await box.remove(999)
+    expect(box.stats().messages).toBe(1)
+    expect(box.stats().bytes).toBe(5)
+  })
+
+  it('drops the oldest telemetry before any alarm on overflow, and reports each drop', async () => {
+    const drops: Array<[string, DropReason]> = []
+    const box = memoryOutbox({ maxMessages: 3 })
+    box.setListener({ drop: (e: OutboxEntry, r) => drops.push([e.topic, r]), error: () => {} })
+    for (const m of [msg(1, 'alarm'), msg(2), msg(3), msg(4), msg(5, 'alarm'), msg(6, 'alarm')])
+      await box.enqueue(m, 0)
+    expect(drops).toEqual([
+      ['t/2', 'overflow'],
+      ['t/3', 'overflow'],
+      ['t/4', 'overflow'],
+    ])
+    expect((await box.peek(10, none, 0)).map((e) => e.topic)).toEqual(['t/1', 't/5', 't/6'])
+    await box.enqueue(msg(7, 'alarm'), 0)
+    expect(drops.at(-1)).toEqual(['t/1', 'overflow'])
+    expect(box.stats().dropped.overflow).toBe(4)
+  })
+
+  it('bounds bytes too, and rejects under the reject policy without storing', async () => {
+    const box = memoryOutbox({ maxBytes: 10, overflow: 'reject' })
+    await box.enqueue(msg(1), 0)
+    await box.enqueue(msg(2), 0)
+    await expect(box.enqueue(msg(3), 0)).rejects.toMatchObject({ code: 'OUTBOX_FULL' })
+    expect(box.stats().messages).toBe(2)
+  })
+
+  it('drops expired messages at drain and counts them', async () => {
+    const box = memoryOutbox()
+    const drops: string[] = []
+    box.setListener({ drop: (e) => drops.push(e.topic), error: () => {} })
+    await box.enqueue(msg(1, 'telemetry', 1_000), 0)
+    await box.enqueue(msg(2), 0)
+    expect((await box.peek(10, none, 999)).length).toBe(2)
+    expect((await box.peek(10, none, 1_000)).map((e) => e.topic)).toEqual(['t/2'])
+    expect(drops).toEqual(['t/1'])
+    expect(box.stats().dropped.expired).toBe(1)
+  })
+
+  it('refuses work once closed', async () => {
+    const box = memoryOutbox()
+    await box.close()
+    await expect(box.enqueue(msg(1), 0)).rejects.toMatchObject({ code: 'OUTBOX_CLOSED' })
+  })
+})
