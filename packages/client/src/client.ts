@@ -1,7 +1,10 @@
 import EventEmitter from 'eventemitter3'
 import { within } from './clock.js'
+import { CONCIERGE_DEFAULTS, ConciergePoller } from './concierge.js'
+import { type Directive, parseDirective } from './directive.js'
 import { createResolver, type Resolver } from './dns.js'
 import { Drainer } from './drainer.js'
+import { parseEndpoint } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { UplinkEvents } from './events.js'
 import { memoryOutbox } from './memory-outbox.js'
@@ -40,6 +43,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private readonly unsubscribedOffline = new Set<string>()
   private readonly drainer: Drainer
   private readonly supervisor: Supervisor
+  private readonly concierge: ConciergePoller | undefined
   private started = false
   private stopped = false
 
@@ -56,12 +60,71 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.protocolVersion, (err) =>
       this.emit('error', err),
     )
+    this.concierge =
+      o.concierge &&
+      new ConciergePoller(o.concierge, o.clock, o.random, {
+        parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
+        directive: (d) => this.follow(d, 'concierge'),
+        error: (err) => this.emit('error', err),
+      })
+    const concierge = this.concierge
+    const conciergeTimeout = (o.concierge?.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs) * 2
     this.supervisor = new Supervisor(
       o,
       resolver ?? createResolver({ ...o.dns, random: o.random }),
-      { established: (c) => this.established(c), lost: (c) => this.drainer.detach(c) },
+      {
+        established: (c) => this.established(c),
+        lost: (c) => this.drainer.detach(c),
+        // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
+        // have been failed over while the device was away. Unreachable: keep the current plan.
+        beforeReconnect: concierge
+          ? async () => {
+              if (concierge.isStale()) await within(o.clock, conciergeTimeout, concierge.poll())
+            }
+          : undefined,
+      },
       this,
     )
+    if (o.control) {
+      const topic = o.control.topic
+      this.subscriptions.add(topic, 1, (_t, payload) => this.onControl(payload))
+    }
+  }
+
+  /**
+   * Moves to `url` (or, without one, to the next configured endpoint), make-before-break: the
+   * device stays where it is if the target cannot be reached. Manual moves skip flap damping.
+   */
+  async failover(url?: string): Promise<void> {
+    if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
+    const o = this.options
+    const target =
+      url === undefined
+        ? this.supervisor.nextConfigured()
+        : parseEndpoint(url, 'failover(url)', o.tls)
+    this.supervisor.requestMove(target, 'manual')
+  }
+
+  private onControl(payload: Buffer): void {
+    try {
+      const directive = this.parseDirective(payload, this.concierge?.epoch ?? this.controlEpoch)
+      this.controlEpoch = Math.max(this.controlEpoch ?? 0, directive.epoch)
+      this.concierge?.noteEpoch(directive.epoch)
+      this.follow(directive, 'control')
+    } catch (err) {
+      this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))
+    }
+  }
+
+  private controlEpoch: number | undefined
+
+  private parseDirective(raw: string | Uint8Array, lastEpoch: number | undefined): Directive {
+    const { failover, tls } = this.options
+    return parseDirective(raw, { allowedHosts: failover.allowedHosts, lastEpoch, tls })
+  }
+
+  private follow(directive: Directive, reason: 'concierge' | 'control'): void {
+    this.supervisor.requestMove(directive.endpoint, reason)
   }
 
   /** Starts connecting in the background; resolves at once. Publishing works before and during. */
@@ -69,6 +132,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'a stopped client cannot be started again')
     this.started = true
     this.supervisor.start()
+    this.concierge?.start()
   }
 
   /**
@@ -150,6 +214,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     const { clock, presence } = this.options
     const timeoutMs = options.timeoutMs ?? 2_000
     const connection = this.supervisor.current
+    this.concierge?.stop()
     this.drainer.pause()
     if (connection) {
       await within(clock, timeoutMs, this.drainer.idle())

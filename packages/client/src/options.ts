@@ -1,8 +1,10 @@
 import type { JitterMode } from './backoff.js'
 import { type Clock, type RandomSource, systemClock } from './clock.js'
+import type { ConciergeOptions } from './concierge.js'
 import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 import { UplinkError } from './errors.js'
 import type { Outbox, Priority, Qos } from './outbox.js'
+import { validateFilter } from './topics.js'
 
 export interface PresenceOptions {
   /** Retained topic that says whether the device is online. */
@@ -42,6 +44,24 @@ export interface UplinkOptions {
     family?: 0 | 4 | 6
     /** When no DNS server answers, use the operating system's lookup (reported as an event). */
     systemFallback?: boolean
+    /**
+     * While connected, re-resolve the host when its TTL runs out (not more often than
+     * minIntervalMs) and move if the connected address has left the answer. Default off.
+     */
+    watch?: boolean | { minIntervalMs?: number; maxIntervalMs?: number }
+  }
+  /** Planned failover: which endpoint the fleet should use, asked over HTTPS. */
+  concierge?: ConciergeOptions
+  /** A topic on which the cloud pushes the same directive as the concierge answers. */
+  control?: { topic: string }
+  failover?: {
+    /** Hosts a concierge directive, control message or MQTT 5 redirect may send the device to,
+     * besides the configured endpoints' own: exact names and `*.example.com` patterns. */
+    allowedHosts?: string[]
+    /** Minimum stay on an endpoint before the next planned move (flap damping). */
+    minStayMs?: number
+    /** How long the old connection may take to get its in-flight messages acknowledged. */
+    handoverTimeoutMs?: number
   }
   session?: {
     /** false (default): ask the broker to keep the session, so commands queue while offline. */
@@ -75,6 +95,8 @@ export const DEFAULTS = {
   backoff: { initialMs: 1_000, maxMs: 60_000, jitter: 'full' as JitterMode, stableMs: 30_000 },
   failoverAfter: 3,
   dns: { timeoutMs: 2_000, attempts: 2, family: 0 as 0 | 4 | 6, systemFallback: true },
+  dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
+  failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
   session: { clean: false, expirySeconds: 3_600 },
   inflightWindow: 32,
   maxPayloadBytes: 256 * 1024,
@@ -86,6 +108,8 @@ export const DEFAULTS = {
 export interface ResolvedOptions {
   clientId: string
   endpoints: Endpoint[]
+  /** Certificates for endpoints that a directive or redirect names. */
+  tls?: TlsConfig | undefined
   username?: string | undefined
   password?: string | Buffer | undefined
   protocolVersion: 4 | 5
@@ -99,7 +123,11 @@ export interface ResolvedOptions {
     attempts: number
     family: 0 | 4 | 6
     systemFallback: boolean
+    watch: { minIntervalMs: number; maxIntervalMs: number } | undefined
   }
+  concierge?: ConciergeOptions | undefined
+  control?: { topic: string } | undefined
+  failover: { allowedHosts: string[]; minStayMs: number; handoverTimeoutMs: number }
   session: { clean: boolean; expirySeconds: number }
   outbox?: Outbox | undefined
   inflightWindow: number
@@ -107,6 +135,14 @@ export interface ResolvedOptions {
   presence?: Required<PresenceOptions> | undefined
   clock: Clock
   random: RandomSource
+}
+
+function validateFilterLike(topic: string): string {
+  try {
+    return validateFilter(topic)
+  } catch {
+    fail('control.topic', 'must be a valid topic filter')
+  }
 }
 
 const JITTER_MODES: readonly JitterMode[] = ['full', 'equal', 'decorrelated', 'none']
@@ -168,6 +204,46 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   }
   if (d.family !== undefined && ![0, 4, 6].includes(d.family))
     fail('dns.family', 'must be 0, 4 or 6')
+  const watch =
+    d.watch === true
+      ? {}
+      : d.watch === false || d.watch === undefined
+        ? undefined
+        : object(d.watch, 'dns.watch')
+  const f = object(o.failover, 'failover')
+  const strings = (v: unknown, field: string): string[] => {
+    if (v === undefined) return []
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0))
+      fail(field, 'must be an array of host names')
+    return v
+  }
+  const concierge = o.concierge === undefined ? undefined : object(o.concierge, 'concierge')
+  if (concierge) {
+    let url: URL | undefined
+    try {
+      url = new URL(String(concierge.url))
+    } catch {}
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+      fail('concierge.url', 'must be an https:// URL')
+    if (url.username || url.password) fail('concierge.url', 'must not carry credentials')
+    int(concierge.intervalMs, 'concierge.intervalMs', 0, 1_000, 86_400_000)
+    int(concierge.timeoutMs, 'concierge.timeoutMs', 0, 10, 600_000)
+    int(concierge.retries, 'concierge.retries', 0, 0, 20)
+    const j = concierge.jitter
+    if (j !== undefined && (typeof j !== 'number' || j < 0 || j > 1))
+      fail('concierge.jitter', 'must be from 0 to 1')
+  }
+  const control = o.control === undefined ? undefined : object(o.control, 'control')
+  if (control && (typeof control.topic !== 'string' || control.topic.length === 0))
+    fail('control.topic', 'must be a topic')
+  // Where a directive may send the device: the configured endpoints, plus what the user allows.
+  const allowedHosts = [
+    ...new Set([
+      ...endpoints.map((e) => e.host),
+      ...strings(f.allowedHosts, 'failover.allowedHosts'),
+      ...strings(concierge?.allowedHosts, 'concierge.allowedHosts'),
+    ]),
+  ]
   const s = object(o.session, 'session')
   const p = o.presence === undefined ? undefined : object(o.presence, 'presence')
   if (p && (typeof p.topic !== 'string' || p.topic.length === 0 || /[+#]/.test(p.topic))) {
@@ -185,6 +261,7 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   return {
     clientId: o.clientId,
     endpoints,
+    tls: o.tls,
     username: o.username,
     password: o.password,
     protocolVersion: o.protocolVersion ?? DEFAULTS.protocolVersion,
@@ -209,6 +286,35 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       attempts: int(d.attempts, 'dns.attempts', DEFAULTS.dns.attempts, 1, 10),
       family: d.family ?? DEFAULTS.dns.family,
       systemFallback: d.systemFallback ?? DEFAULTS.dns.systemFallback,
+      watch: watch && {
+        minIntervalMs: int(
+          watch.minIntervalMs,
+          'dns.watch.minIntervalMs',
+          DEFAULTS.dnsWatch.minIntervalMs,
+          100,
+          86_400_000,
+        ),
+        maxIntervalMs: int(
+          watch.maxIntervalMs,
+          'dns.watch.maxIntervalMs',
+          DEFAULTS.dnsWatch.maxIntervalMs,
+          100,
+          86_400_000,
+        ),
+      },
+    },
+    concierge: concierge && ({ ...concierge, allowedHosts } as ConciergeOptions),
+    control: control && { topic: validateFilterLike(control.topic as string) },
+    failover: {
+      allowedHosts,
+      minStayMs: int(f.minStayMs, 'failover.minStayMs', DEFAULTS.failover.minStayMs, 0, 86_400_000),
+      handoverTimeoutMs: int(
+        f.handoverTimeoutMs,
+        'failover.handoverTimeoutMs',
+        DEFAULTS.failover.handoverTimeoutMs,
+        0,
+        600_000,
+      ),
     },
     session: {
       clean: s.clean ?? DEFAULTS.session.clean,

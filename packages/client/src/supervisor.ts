@@ -1,7 +1,9 @@
 import type EventEmitter from 'eventemitter3'
 import { backoffDelay } from './backoff.js'
 import { sleep } from './clock.js'
+import { parseServerReference } from './directive.js'
 import type { Resolver } from './dns.js'
+import { watchDns } from './dns-watch.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, FailoverReason, UplinkEvents } from './events.js'
@@ -14,6 +16,8 @@ export interface SessionHooks {
   established(connection: Connection): Promise<void>
   /** The connection is gone (or is being replaced); stop using it. */
   lost(connection: Connection): void
+  /** Before an attempt to reconnect: a chance to refresh where to go (a stale concierge). */
+  beforeReconnect?(): Promise<void>
 }
 
 export interface SupervisorStats {
@@ -31,6 +35,12 @@ export interface SupervisorStats {
  * current endpoint's name before every attempt (never a cached address), bounds each attempt,
  * backs off with jitter after failures, moves to the next endpoint after `failoverAfter`
  * consecutive failures, and resets the backoff only once a connection has stayed up `stableMs`.
+ *
+ * Planned moves (concierge, DNS watch, control message, manual) are make-before-break: the new
+ * connection is opened while the old one carries on; only once the new CONNACK is in does the
+ * session (subscriptions, presence, outbox drain) move over and the old connection close
+ * cleanly after its in-flight messages are acknowledged. A move that cannot connect leaves the
+ * device where it is and is retried with backoff.
  */
 export class Supervisor {
   private state: ConnectionState = 'idle'
@@ -44,6 +54,15 @@ export class Supervisor {
   private lastError: UplinkError | undefined
   /** The last place the device was connected to, for failover events. */
   private previous: { endpoint: string; address: string } | undefined
+  /** Why the next connection is somewhere new, when it is not a plain reconnect. */
+  private nextReason: FailoverReason | undefined
+  /** Interrupts a backoff wait when a directive says where to go. */
+  private wake: AbortController | undefined
+  private pendingMove: { target: Endpoint; reason: FailoverReason; since: number } | undefined
+  private migration: Promise<void> | undefined
+  private moveFailures = 0
+  private moveTimer: unknown
+  private stopWatch: (() => void) | undefined
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -62,6 +81,18 @@ export class Supervisor {
     return this.abort.signal.aborted
   }
 
+  /** Where the device is, or is trying to be. */
+  get endpoint(): Endpoint {
+    return this.current?.endpoint ?? this.pool.current()
+  }
+
+  /** The configured endpoint after the current one (for a manual failover without a target). */
+  nextConfigured(): Endpoint {
+    const list = this.pool.list()
+    const i = list.findIndex((e) => e.url === this.endpoint.url)
+    return list[(i + 1) % list.length] as Endpoint
+  }
+
   start(): void {
     if (this.loop || this.stopping) return
     this.loop = this.run().catch((err) => {
@@ -76,7 +107,10 @@ export class Supervisor {
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
   async stop(): Promise<void> {
     this.abort.abort(new UplinkError('STOPPED', 'the client was stopped'))
+    this.options.clock.clearTimeout(this.moveTimer)
+    this.stopWatch?.()
     this.connection?.destroy(new UplinkError('STOPPED', 'the client was stopped'))
+    await this.migration
     await this.loop
     this.setState('stopped')
   }
@@ -84,13 +118,49 @@ export class Supervisor {
   stats(): SupervisorStats {
     return {
       state: this.state,
-      endpoint: (this.connection?.endpoint ?? this.pool.current()).url,
+      endpoint: this.endpoint.url,
       address: this.current?.address,
       connectedSince: this.current ? this.connectedSince : undefined,
       attempts: this.attempts,
       failovers: this.failovers,
       lastError: this.lastError,
     }
+  }
+
+  /**
+   * Asks to move to `target` (the same endpoint for `dns-changed`: a fresh resolution). Offline,
+   * the next attempt goes there at once. Connected, the move is made before the old connection is
+   * broken, and not before `minStayMs` on the current endpoint (flap damping).
+   */
+  requestMove(requested: Endpoint, reason: FailoverReason): void {
+    if (this.stopping) return
+    // A configured endpoint keeps its own certificates.
+    const target = this.pool.list().find((e) => e.url === requested.url) ?? requested
+    const connection = this.current
+    if (!connection) {
+      this.pool.moveTo(target)
+      this.nextReason = reason
+      this.wake?.abort()
+      return
+    }
+    if (target.url === connection.endpoint.url && reason !== 'dns-changed') return
+    const { clock } = this.options
+    this.pendingMove = { target, reason, since: clock.now() }
+    const stayed = clock.now() - (this.connectedSince ?? 0)
+    const wait = this.options.failover.minStayMs - stayed
+    clock.clearTimeout(this.moveTimer)
+    if (wait > 0 && reason !== 'manual') {
+      this.moveTimer = clock.setTimeout(() => this.startMigration(), wait)
+      return
+    }
+    this.startMigration()
+  }
+
+  private startMigration(): void {
+    if (this.migration || !this.pendingMove || this.stopping) return
+    this.migration = this.migrate().finally(() => {
+      this.migration = undefined
+    })
   }
 
   private setState(state: ConnectionState): void {
@@ -106,55 +176,73 @@ export class Supervisor {
     let failures = 0
     let lastDelay = 0
     let lostAt = clock.now()
+    let redirects = 0
     const backOff = async (error: UplinkError) => {
       this.lastError = error
       failures++
-      this.pool.failed()
+      if (this.pool.failed()) this.nextReason = 'connection-lost'
       lastDelay = backoffDelay(failures, backoff, random, lastDelay)
       const endpoint = this.pool.current().url
       this.events.emit('reconnecting', { attempt: failures, delayMs: lastDelay, endpoint, error })
       this.setState('backing-off')
-      await sleep(clock, lastDelay, signal).catch(() => {})
+      this.wake = new AbortController()
+      await sleep(clock, lastDelay, AbortSignal.any([signal, this.wake.signal])).catch(() => {})
+      this.wake = undefined
+    }
+    /** An MQTT 5 redirect moves the next attempt at once; a few in a row, then normal backoff. */
+    const followRedirect = (error: UplinkError): boolean => {
+      const reference = error.details?.serverReference
+      if (typeof reference !== 'string' || redirects >= 3) return false
+      try {
+        const target = parseServerReference(
+          reference,
+          this.endpoint,
+          this.options.failover.allowedHosts,
+        )
+        redirects++
+        this.pool.moveTo(target)
+        this.nextReason = 'server-redirect'
+        return true
+      } catch (err) {
+        this.events.emit('error', toUplinkError(err, 'DIRECTIVE_REFUSED'))
+        return false
+      }
     }
 
     while (!signal.aborted) {
+      if (this.hooks.beforeReconnect) await this.hooks.beforeReconnect().catch(() => {})
+      if (signal.aborted) break
       const endpoint = this.pool.current()
       let connection: Connection
       try {
-        connection = await this.attempt(endpoint, signal)
+        connection = await this.attempt(endpoint, signal, true)
       } catch (err) {
         if (signal.aborted) break
-        await backOff(toUplinkError(err, 'CONNECT_FAILED'))
+        const error = toUplinkError(err, 'CONNECT_FAILED')
+        if (followRedirect(error)) continue
+        await backOff(error)
         continue
       }
 
+      redirects = 0
       this.pool.succeeded()
-      this.connection = connection
-      this.connectedSince = clock.now()
-      this.setState('connected')
-      this.announce(connection, 'connection-lost', lostAt)
-      this.events.emit('connect', {
-        endpoint: endpoint.url,
-        address: connection.address,
-        sessionPresent: connection.sessionPresent,
-      })
-      try {
-        await this.hooks.established(connection)
-      } catch (err) {
-        // Could not restore the session (e.g. a refused subscription): report it, keep the link.
-        this.events.emit('error', toUplinkError(err, 'SUBSCRIBE_FAILED', 'restoring the session'))
-      }
+      await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
+      this.nextReason = undefined
 
-      const reason = await connection.closed
+      const lost = await this.untilLost()
+      connection = lost.connection
+      const reason = lost.reason
       lostAt = clock.now()
+      this.stopWatch?.()
       this.hooks.lost(connection)
       if (signal.aborted) break
       this.events.emit('disconnect', {
-        endpoint: endpoint.url,
+        endpoint: connection.endpoint.url,
         address: connection.address,
         error: reason,
       })
-      if (lostAt - this.connectedSince >= backoff.stableMs) {
+      if (followRedirect(reason)) continue
+      if (lostAt - (this.connectedSince ?? lostAt) >= backoff.stableMs) {
         // A connection that stayed up earns a fresh start: reconnect at once.
         this.lastError = reason
         failures = 0
@@ -162,7 +250,7 @@ export class Supervisor {
         this.events.emit('reconnecting', {
           attempt: 0,
           delayMs: 0,
-          endpoint: endpoint.url,
+          endpoint: this.pool.current().url,
           error: reason,
         })
       } else {
@@ -173,9 +261,112 @@ export class Supervisor {
     }
   }
 
+  /** Makes `connection` the current one: events, session restore, DNS watch. */
+  private async adopt(
+    connection: Connection,
+    reason: FailoverReason,
+    since: number,
+  ): Promise<void> {
+    this.connection = connection
+    this.connectedSince = this.options.clock.now()
+    this.setState('connected')
+    this.announce(connection, reason, since)
+    this.events.emit('connect', {
+      endpoint: connection.endpoint.url,
+      address: connection.address,
+      sessionPresent: connection.sessionPresent,
+    })
+    this.watch(connection)
+    try {
+      await this.hooks.established(connection)
+    } catch (err) {
+      // Could not restore the session (e.g. a refused subscription): report it, keep the link.
+      this.events.emit('error', toUplinkError(err, 'SUBSCRIBE_FAILED', 'restoring the session'))
+    }
+  }
+
+  /** Waits until the current connection is lost; a connection replaced by a move is not a loss. */
+  private async untilLost(): Promise<{ connection: Connection; reason: UplinkError }> {
+    for (;;) {
+      const connection = this.connection as Connection
+      const reason = await connection.closed
+      if (this.migration) await this.migration
+      if (this.connection === connection || !this.connection) return { connection, reason }
+    }
+  }
+
+  private watch(connection: Connection): void {
+    this.stopWatch?.()
+    this.stopWatch = undefined
+    const w = this.options.dns.watch
+    if (!w || connection.endpoint.host === connection.address) return
+    const watcher = watchDns({
+      host: connection.endpoint.host,
+      address: connection.address,
+      resolver: this.resolver,
+      clock: this.options.clock,
+      minIntervalMs: w.minIntervalMs,
+      maxIntervalMs: w.maxIntervalMs,
+      onMoved: () => this.requestMove(connection.endpoint, 'dns-changed'),
+    })
+    this.stopWatch = () => watcher.stop()
+  }
+
+  private async migrate(): Promise<void> {
+    const { clock, random, backoff } = this.options
+    const move = this.pendingMove
+    const old = this.current
+    this.pendingMove = undefined
+    if (!move || !old) return
+    this.setState('migrating')
+    let next: Connection
+    try {
+      next = await this.attempt(move.target, this.abort.signal, false)
+    } catch (err) {
+      if (this.stopping) return
+      const error = toUplinkError(err, 'FAILOVER_FAILED')
+      this.events.emit(
+        'error',
+        new UplinkError(
+          'FAILOVER_FAILED',
+          `cannot move to ${move.target.url} (${move.reason}): ${error.message}`,
+          {
+            cause: error,
+            details: { reason: move.reason, target: move.target.url },
+          },
+        ),
+      )
+      if (!old.isOpen) {
+        // The old link died meanwhile: the reconnect loop takes over, aimed at the target.
+        this.pool.moveTo(move.target)
+        this.nextReason = move.reason
+        return
+      }
+      this.setState('connected')
+      this.moveFailures++
+      this.pendingMove ??= move
+      this.moveTimer = clock.setTimeout(
+        () => this.startMigration(),
+        backoffDelay(this.moveFailures, backoff, random),
+      )
+      return
+    }
+    this.moveFailures = 0
+    this.pool.moveTo(move.target)
+    this.hooks.lost(old)
+    await this.adopt(next, move.reason, move.since)
+    // Only now does the old connection go: in-flight messages get their acks (bounded), then a
+    // clean DISCONNECT, so the old broker does not publish the will.
+    await old.end(this.options.failover.handoverTimeoutMs, clock)
+  }
+
   /** One attempt: resolve afresh, then try each address in turn until one accepts. */
-  private async attempt(endpoint: Endpoint, signal: AbortSignal): Promise<Connection> {
-    this.setState('resolving')
+  private async attempt(
+    endpoint: Endpoint,
+    signal: AbortSignal,
+    report: boolean,
+  ): Promise<Connection> {
+    if (report) this.setState('resolving')
     const resolution = await this.resolver.resolve(endpoint.host, signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
@@ -183,7 +374,7 @@ export class Supervisor {
     if (resolution.addresses.length === 0) {
       throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
-    this.setState('connecting')
+    if (report) this.setState('connecting')
     let lastError: unknown
     for (const { address } of resolution.addresses) {
       this.attempts++

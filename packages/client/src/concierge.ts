@@ -1,0 +1,213 @@
+import http from 'node:http'
+import https from 'node:https'
+import pRetry, { AbortError } from 'p-retry'
+import { type Clock, type RandomSource, sleep } from './clock.js'
+import type { Directive } from './directive.js'
+import type { TlsConfig } from './endpoints.js'
+import { toUplinkError, UplinkError } from './errors.js'
+
+export interface ConciergeOptions {
+  /** HTTPS (or, for tests and closed networks, HTTP) URL that answers the directive as JSON. */
+  url: string
+  /** Hosts a directive may name: exact names and `*.example.com` patterns. Required. */
+  allowedHosts: string[]
+  /** Time between polls; a directive's pollIntervalSeconds overrides it. Default 5 min. */
+  intervalMs?: number
+  /** Each poll is moved by up to this fraction of the interval, so a fleet does not poll in step. */
+  jitter?: number
+  /** Per request. */
+  timeoutMs?: number
+  /** Retries of a failed poll (5xx, timeouts, network errors), with exponential delay. */
+  retries?: number
+  /** CA and client certificate for the concierge's TLS. */
+  tls?: TlsConfig
+}
+
+export const CONCIERGE_DEFAULTS = {
+  intervalMs: 300_000,
+  jitter: 0.2,
+  timeoutMs: 10_000,
+  retries: 3,
+} as const
+
+const MAX_BODY_BYTES = 64 * 1024
+
+type Answer = { status: 200; body: string; etag: string | undefined } | { status: 304 }
+
+/** One GET with If-None-Match. 4xx is final (not retried); 5xx and network faults are retried. */
+function request(
+  url: URL,
+  etag: string | undefined,
+  options: ConciergeOptions,
+  signal: AbortSignal,
+): Promise<Answer> {
+  const timeoutMs = options.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs
+  const lib = url.protocol === 'https:' ? https : http
+  const t = options.tls ?? {}
+  return new Promise((resolve, reject) => {
+    const req = lib.request(
+      url,
+      {
+        method: 'GET',
+        headers: { accept: 'application/json', ...(etag ? { 'if-none-match': etag } : {}) },
+        signal,
+        timeout: timeoutMs,
+        ...(url.protocol === 'https:'
+          ? { ca: t.ca, cert: t.cert, key: t.key, passphrase: t.passphrase }
+          : {}),
+      },
+      (res) => {
+        const status = res.statusCode ?? 0
+        if (status === 304) {
+          res.resume()
+          return resolve({ status: 304 })
+        }
+        if (status !== 200) {
+          res.resume()
+          const err = new UplinkError('CONCIERGE_ERROR', `concierge answered HTTP ${status}`, {
+            details: { status },
+          })
+          return reject(status >= 500 || status === 429 ? err : new AbortError(err))
+        }
+        const chunks: Buffer[] = []
+        let size = 0
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > MAX_BODY_BYTES) {
+            req.destroy()
+            reject(
+              new AbortError(
+                new UplinkError('DIRECTIVE_INVALID', 'concierge answer is larger than 64 KiB'),
+              ),
+            )
+          } else chunks.push(chunk)
+        })
+        res.on('end', () => {
+          const tag = res.headers.etag
+          resolve({
+            status: 200,
+            body: Buffer.concat(chunks).toString('utf8'),
+            etag: typeof tag === 'string' ? tag : undefined,
+          })
+        })
+        res.on('error', reject)
+      },
+    )
+    req.on('timeout', () =>
+      req.destroy(
+        new UplinkError('CONCIERGE_ERROR', `concierge did not answer within ${timeoutMs} ms`),
+      ),
+    )
+    req.on('error', (err) =>
+      reject(toUplinkError(err, 'CONCIERGE_ERROR', 'concierge request failed')),
+    )
+    req.end()
+  })
+}
+
+export interface ConciergeHooks {
+  /** Parses and checks an answer against the allow-list and the epoch floor (throws if refused). */
+  parse(body: string, lastEpoch: number | undefined): Directive
+  /** A new, valid, allowed directive (not sent again for a 304 or an unchanged answer). */
+  directive(directive: Directive): void
+  /** A poll failed after its retries, or the answer was refused: the current endpoint stays. */
+  error(err: UplinkError): void
+}
+
+/**
+ * Asks the concierge which endpoint is active: on a jittered interval, and on demand (before a
+ * reconnect when the last answer is stale). It reports directives and never moves the device
+ * itself: the supervisor decides.
+ */
+export class ConciergePoller {
+  private readonly url: URL
+  private etag: string | undefined
+  private lastEpoch: number | undefined
+  private lastEndpoint: string | undefined
+  private lastAnswerAt: number | undefined
+  private intervalMs: number
+  private readonly abort = new AbortController()
+  private inflight: Promise<Directive | undefined> | undefined
+
+  constructor(
+    private readonly options: ConciergeOptions,
+    private readonly clock: Clock,
+    private readonly random: RandomSource,
+    private readonly hooks: ConciergeHooks,
+  ) {
+    this.url = new URL(options.url)
+    this.intervalMs = options.intervalMs ?? CONCIERGE_DEFAULTS.intervalMs
+  }
+
+  /** Polls now, then on the interval until stopped. */
+  start(): void {
+    void this.loop()
+  }
+
+  stop(): void {
+    this.abort.abort(new UplinkError('STOPPED', 'concierge polling stopped'))
+  }
+
+  /** No answer yet, or the last one is older than the poll interval. */
+  isStale(): boolean {
+    return (
+      this.lastAnswerAt === undefined || this.clock.now() - this.lastAnswerAt >= this.intervalMs
+    )
+  }
+
+  /** The current epoch floor: directives below it are refused (shared with control messages). */
+  get epoch(): number | undefined {
+    return this.lastEpoch
+  }
+
+  /** Raises the epoch floor after a directive arrived another way (a control message). */
+  noteEpoch(epoch: number): void {
+    if (this.lastEpoch === undefined || epoch > this.lastEpoch) this.lastEpoch = epoch
+  }
+
+  /** One poll with retries; concurrent callers share it. Resolves undefined when nothing new. */
+  poll(): Promise<Directive | undefined> {
+    this.inflight ??= this.pollOnce().finally(() => {
+      this.inflight = undefined
+    })
+    return this.inflight
+  }
+
+  private async pollOnce(): Promise<Directive | undefined> {
+    const signal = this.abort.signal
+    try {
+      const answer = await pRetry(() => request(this.url, this.etag, this.options, signal), {
+        retries: this.options.retries ?? CONCIERGE_DEFAULTS.retries,
+        minTimeout: 200,
+        factor: 2,
+        signal,
+      })
+      this.lastAnswerAt = this.clock.now()
+      if (answer.status === 304) return undefined
+      const directive = this.hooks.parse(answer.body, this.lastEpoch)
+      this.etag = answer.etag
+      if (directive.pollIntervalSeconds) this.intervalMs = directive.pollIntervalSeconds * 1000
+      const changed =
+        directive.endpoint.url !== this.lastEndpoint || directive.epoch !== this.lastEpoch
+      this.lastEpoch = directive.epoch
+      this.lastEndpoint = directive.endpoint.url
+      if (!changed) return undefined
+      this.hooks.directive(directive)
+      return directive
+    } catch (err) {
+      if (!signal.aborted)
+        this.hooks.error(toUplinkError(err, 'CONCIERGE_ERROR', 'concierge poll failed'))
+      return undefined
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal
+    const jitter = this.options.jitter ?? CONCIERGE_DEFAULTS.jitter
+    while (!signal.aborted) {
+      await this.poll()
+      const wait = this.intervalMs * (1 - jitter + 2 * jitter * this.random())
+      await sleep(this.clock, wait, signal).catch(() => {})
+    }
+  }
+}

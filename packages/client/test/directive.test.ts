@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest'
+import { hostAllowed, parseDirective, parseServerReference } from '../src/directive.js'
+import { parseEndpoint } from '../src/endpoints.js'
+
+const allowed = ['*.example.com', 'broker.partner.net']
+const rules = { allowedHosts: allowed, lastEpoch: undefined }
+
+describe('hostAllowed', () => {
+  it.each([
+    ['iot.example.com', true],
+    ['IOT.Example.COM.', true],
+    ['example.com', false],
+    ['a.b.example.com', false],
+    ['evil-example.com', false],
+    ['iot.example.com.evil.net', false],
+    ['broker.partner.net', true],
+    ['x.broker.partner.net', false],
+    ['127.0.0.1', false],
+  ])('%s -> %s', (host, ok) => {
+    expect(hostAllowed(host, allowed)).toBe(ok)
+  })
+})
+
+describe('parseDirective', () => {
+  it('accepts a well-formed directive', () => {
+    const d = parseDirective(
+      '{"endpoint":"mqtts://west.example.com:8883","epoch":7,"pollIntervalSeconds":60}',
+      rules,
+    )
+    expect(d.endpoint.url).toBe('mqtts://west.example.com:8883')
+    expect(d.epoch).toBe(7)
+    expect(d.pollIntervalSeconds).toBe(60)
+  })
+
+  it.each([
+    ['not json', 'not valid JSON'],
+    ['[1]', 'JSON object'],
+    ['{"endpoint":"mqtts://a.example.com"}', 'epoch'],
+    ['{"endpoint":"mqtts://a.example.com","epoch":-1}', 'epoch'],
+    ['{"endpoint":"mqtts://a.example.com","epoch":1.5}', 'epoch'],
+    ['{"endpoint":"http://a.example.com","epoch":1}', 'mqtt://'],
+    ['{"endpoint":"mqtts://u:p@a.example.com","epoch":1}', 'credentials'],
+    ['{"epoch":1}', 'directive.endpoint'],
+    [
+      '{"endpoint":"mqtts://a.example.com","epoch":1,"pollIntervalSeconds":0}',
+      'pollIntervalSeconds',
+    ],
+    [`{"endpoint":"mqtts://a.example.com","epoch":1,"x":"${'a'.repeat(5000)}"}`, 'larger'],
+  ])('refuses %s as invalid', (raw, text) => {
+    expect(() => parseDirective(raw, rules)).toThrow(
+      expect.objectContaining({
+        code: 'DIRECTIVE_INVALID',
+        message: expect.stringContaining(text),
+      }),
+    )
+  })
+
+  it('refuses a host outside the allow-list', () => {
+    expect(() => parseDirective('{"endpoint":"mqtts://evil.net","epoch":9}', rules)).toThrow(
+      expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
+    )
+  })
+
+  it('refuses an epoch lower than the last one seen, accepts the same or higher', () => {
+    const raw = (epoch: number) => `{"endpoint":"mqtts://a.example.com","epoch":${epoch}}`
+    expect(() => parseDirective(raw(4), { allowedHosts: allowed, lastEpoch: 5 })).toThrow(
+      expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
+    )
+    expect(parseDirective(raw(5), { allowedHosts: allowed, lastEpoch: 5 }).epoch).toBe(5)
+  })
+})
+
+describe('parseServerReference', () => {
+  const current = parseEndpoint('mqtts://east.example.com:8883', 'c', { ca: 'x' })
+  it('keeps scheme and port, takes the first of several', () => {
+    expect(parseServerReference('west.example.com', current, allowed).url).toBe(
+      'mqtts://west.example.com:8883',
+    )
+    expect(
+      parseServerReference('west.example.com:9999 other.example.com', current, allowed).url,
+    ).toBe('mqtts://west.example.com:9999')
+    expect(parseServerReference('west.example.com', current, allowed).tls).toEqual({ ca: 'x' })
+  })
+  it('refuses hosts outside the allow-list and garbage', () => {
+    expect(() => parseServerReference('evil.net', current, allowed)).toThrow(
+      expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
+    )
+    expect(() => parseServerReference('', current, allowed)).toThrow(
+      expect.objectContaining({ code: 'DIRECTIVE_INVALID' }),
+    )
+  })
+})

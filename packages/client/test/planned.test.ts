@@ -1,0 +1,286 @@
+import {
+  startBroker,
+  startConcierge,
+  startDnsServer,
+  startMosquitto,
+  startRedirector,
+  waitFor,
+} from '@uplink/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  createUplink,
+  type FailoverEvent,
+  type Uplink,
+  type UplinkError,
+  type UplinkOptions,
+} from '../src/index.js'
+import { nextEvent } from './support/events.js'
+import { closedPort } from './support/net.js'
+import { missing, sequences, startTraffic } from './support/traffic.js'
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function twoRegions() {
+  const a = await startBroker({ host: '127.0.0.1' })
+  const b = await startBroker({ host: '127.0.0.2' })
+  cleanup.push(
+    () => a.stop(),
+    () => b.stop(),
+  )
+  return { a, b }
+}
+
+function client(options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints'>): Uplink {
+  const uplink = createUplink({
+    clientId: 'gw-planned',
+    backoff: { initialMs: 50, maxMs: 500 },
+    failover: { minStayMs: 0, allowedHosts: ['127.0.0.2'], ...options.failover },
+    ...options,
+  } as UplinkOptions)
+  cleanup.push(() => uplink.stop())
+  return uplink
+}
+
+/** Runs traffic through a move and checks: on `to`, nothing lost, a clean goodbye to `from`. */
+async function expectCleanMove(
+  uplink: Uplink,
+  from: Awaited<ReturnType<typeof twoRegions>>['a'],
+  to: Awaited<ReturnType<typeof twoRegions>>['b'],
+  trigger: () => unknown,
+  reason: FailoverEvent['reason'],
+) {
+  const topic = 'telemetry/gw-planned'
+  const traffic = startTraffic(uplink, topic)
+  await waitFor(() => from.publishes.length >= 20, 'traffic on the first broker')
+  const moved = nextEvent(uplink, 'failover')
+  await trigger()
+  const event = (await moved) as FailoverEvent
+  expect(event.reason).toBe(reason)
+  expect(event.to).toBe(uplink.stats().endpoint)
+  await waitFor(() => sequences(to.publishes, topic).length >= 20, 'traffic on the second broker')
+  traffic.stop()
+  await waitFor(() => uplink.stats().outbox.messages === 0, 'outbox drained')
+  const delivered = [...sequences(from.publishes, topic), ...sequences(to.publishes, topic)]
+  expect(missing(traffic.accepted, delivered)).toEqual([])
+  await waitFor(
+    () => from.disconnects.some((d) => d.clientId === 'gw-planned'),
+    'old connection closed',
+  )
+  expect(from.disconnects.filter((d) => d.clientId === 'gw-planned').every((d) => d.clean)).toBe(
+    true,
+  )
+  expect(uplink.stats().address).toBe(to.host)
+}
+
+describe('planned failover signals', () => {
+  it('concierge: a new directive moves a healthy device, make-before-break', async () => {
+    const { a, b } = await twoRegions()
+    const concierge = await startConcierge({ body: { endpoint: a.url, epoch: 1 } })
+    cleanup.push(() => concierge.stop())
+    const uplink = client({
+      endpoints: [a.url],
+      concierge: { url: concierge.url, allowedHosts: ['127.0.0.2'], intervalMs: 1_000, jitter: 0 },
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await expectCleanMove(
+      uplink,
+      a,
+      b,
+      () => concierge.setBody({ endpoint: b.url, epoch: 2 }),
+      'concierge',
+    )
+    // Unchanged answers come back as 304 Not Modified.
+    await waitFor(() => concierge.requests.some((r) => r.status === 304), 'a 304 answer')
+  })
+
+  it('DNS watch: the connected address leaving the record moves the device', async () => {
+    const a = await startBroker({ host: '127.0.0.1' })
+    const b = await startBroker({ host: '127.0.0.2', port: a.port })
+    const dns = await startDnsServer()
+    cleanup.push(
+      () => a.stop(),
+      () => b.stop(),
+      () => dns.stop(),
+    )
+    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+    const uplink = client({
+      endpoints: [`mqtt://iot.uplink.test:${a.port}`],
+      dns: { servers: [dns.server], timeoutMs: 300, watch: { minIntervalMs: 200 } },
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await expectCleanMove(
+      uplink,
+      a,
+      b,
+      () => dns.set('iot.uplink.test', ['127.0.0.2'], 1),
+      'dns-changed',
+    )
+  })
+
+  it('control message: a directive pushed on the control topic moves the device', async () => {
+    const { a, b } = await twoRegions()
+    const uplink = client({ endpoints: [a.url], control: { topic: 'ctl/gw-planned' } })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(
+      () => a.subscriptions('gw-planned').includes('ctl/gw-planned'),
+      'control subscription',
+    )
+    await expectCleanMove(
+      uplink,
+      a,
+      b,
+      () => a.publish('ctl/gw-planned', JSON.stringify({ endpoint: b.url, epoch: 3 }), { qos: 1 }),
+      'control',
+    )
+  })
+
+  it('manual: failover(url) moves at once', async () => {
+    const { a, b } = await twoRegions()
+    const uplink = client({ endpoints: [a.url, b.url], failover: { minStayMs: 60_000 } })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await expectCleanMove(uplink, a, b, () => uplink.failover(), 'manual')
+  })
+
+  it('MQTT 5 redirect in CONNACK sends the device to the Server Reference', async () => {
+    const target = await startMosquitto()
+    const redirector = await startRedirector({
+      mode: 'connack',
+      serverReference: `127.0.0.1:${target.port}`,
+    })
+    cleanup.push(
+      () => target.stop(),
+      () => redirector.stop(),
+    )
+    const uplink = client({ endpoints: [redirector.url], protocolVersion: 5 })
+    const moved = nextEvent(uplink, 'failover')
+    await uplink.start()
+    expect(await moved).toMatchObject({ reason: 'server-redirect', to: target.url })
+    expect(redirector.connects).toBe(1)
+  })
+
+  it('MQTT 5 DISCONNECT with a redirect moves a connected device', async () => {
+    const target = await startMosquitto()
+    const redirector = await startRedirector({
+      mode: 'disconnect',
+      serverReference: `127.0.0.1:${target.port}`,
+    })
+    cleanup.push(
+      () => target.stop(),
+      () => redirector.stop(),
+    )
+    const uplink = client({ endpoints: [redirector.url], protocolVersion: 5 })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const moved = nextEvent(uplink, 'failover')
+    redirector.redirectAll()
+    expect(await moved).toMatchObject({ reason: 'server-redirect', to: target.url })
+  })
+})
+
+describe('refusals leave the connection alone', () => {
+  it('refuses directives naming a host outside allowedHosts, older epochs and malformed ones', async () => {
+    const { a } = await twoRegions()
+    const uplink = client({ endpoints: [a.url], control: { topic: 'ctl/gw-planned' } })
+    const errors: UplinkError[] = []
+    uplink.on('error', (e) => errors.push(e))
+    let moves = 0
+    uplink.on('failover', () => moves++)
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(
+      () => a.subscriptions('gw-planned').includes('ctl/gw-planned'),
+      'control subscription',
+    )
+    const send = (body: string) => a.publish('ctl/gw-planned', body, { qos: 1 })
+
+    await send(JSON.stringify({ endpoint: 'mqtt://evil.example.net:1883', epoch: 10 }))
+    await waitFor(() => errors.length === 1, 'refusal of a foreign host')
+    expect(errors[0]?.code).toBe('DIRECTIVE_REFUSED')
+    expect(errors[0]?.message).toContain('evil.example.net')
+
+    await send(JSON.stringify({ endpoint: a.url, epoch: 10 }))
+    await send(JSON.stringify({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 9 }))
+    await waitFor(() => errors.length === 2, 'refusal of an older epoch')
+    expect(errors[1]).toMatchObject({
+      code: 'DIRECTIVE_REFUSED',
+      details: { epoch: 9, lastEpoch: 10 },
+    })
+
+    await send('{not json')
+    await waitFor(() => errors.length === 3, 'refusal of malformed JSON')
+    expect(errors[2]?.code).toBe('DIRECTIVE_INVALID')
+
+    expect(moves).toBe(0)
+    expect(a.disconnects.filter((d) => d.clientId === 'gw-planned')).toEqual([])
+    expect(uplink.stats()).toMatchObject({ state: 'connected', address: '127.0.0.1' })
+  })
+
+  it('refuses an MQTT 5 redirect to a host outside allowedHosts', async () => {
+    const redirector = await startRedirector({
+      mode: 'connack',
+      serverReference: 'evil.example.net:1883',
+    })
+    cleanup.push(() => redirector.stop())
+    const uplink = client({ endpoints: [redirector.url], protocolVersion: 5 })
+    const refused = nextEvent(uplink, 'error', (e) => e.code === 'DIRECTIVE_REFUSED')
+    await uplink.start()
+    expect((await refused).message).toContain('evil.example.net')
+    expect(uplink.stats().endpoint).toBe(redirector.url)
+  })
+
+  it('stays connected when the target of a move cannot be reached, and retries', async () => {
+    const { a } = await twoRegions()
+    const dead = await closedPort()
+    const uplink = client({ endpoints: [a.url] })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const failed = nextEvent(uplink, 'error', (e) => e.code === 'FAILOVER_FAILED')
+    await uplink.failover(`mqtt://127.0.0.1:${dead}`)
+    await failed
+    await nextEvent(uplink, 'error', (e) => e.code === 'FAILOVER_FAILED')
+    expect(uplink.stats()).toMatchObject({ state: 'connected', endpoint: a.url })
+    expect(a.disconnects.filter((d) => d.clientId === 'gw-planned')).toEqual([])
+  })
+
+  it('flap damping: a planned move waits for minStayMs; an unreachable concierge keeps the endpoint', async () => {
+    const { a, b } = await twoRegions()
+    const concierge = await startConcierge({ body: { endpoint: b.url, epoch: 1 } })
+    cleanup.push(() => concierge.stop())
+    concierge.setFault('500')
+    const uplink = client({
+      endpoints: [a.url],
+      concierge: {
+        url: concierge.url,
+        allowedHosts: ['127.0.0.2'],
+        intervalMs: 1_000,
+        jitter: 0,
+        retries: 0,
+      },
+      failover: { minStayMs: 600_000 },
+    })
+    const errors: UplinkError[] = []
+    uplink.on('error', (e) => errors.push(e))
+    await uplink.start()
+    // Start-up with the concierge failing: the configured endpoint is used.
+    await nextEvent(uplink, 'connect')
+    expect(uplink.stats().endpoint).toBe(a.url)
+    expect(errors.some((e) => e.code === 'CONCIERGE_ERROR')).toBe(true)
+
+    concierge.setFault('none')
+    const served = concierge.requestCount
+    await waitFor(
+      () => concierge.requests.slice(served).some((r) => r.status === 200),
+      'the directive served',
+    )
+    await waitFor(() => concierge.requestCount > served + 1, 'another poll after the directive')
+    expect(uplink.stats().endpoint).toBe(a.url)
+    expect(b.connectCount).toBe(0)
+  })
+})
