@@ -89,7 +89,7 @@ describe('backoff (injected clock and random source, real refused connections)',
     await waitFor(() => uplink.stats().state === 'connected', 'a connection that stays')
     await clock.advance(30_000)
     dropping = true
-    for (const c of broker.clientIds()) broker.aedes.clients[c]?.close()
+    for (const c of broker.clientIds()) broker.dropClient(c)
     await waitFor(() => delays.length === 4, 'drop after a stable period')
     // A connection that stayed up 30 s earns an immediate reconnect.
     expect(delays[3]).toBe(0)

@@ -1,5 +1,5 @@
-import type { AddressInfo, Server } from 'node:net'
 import type { Socket as UdpSocket } from 'node:dgram'
+import type { AddressInfo, Server } from 'node:net'
 
 /** Test servers bind only loopback addresses: 127.0.0.0/8 or ::1. */
 export function assertLoopback(host: string): void {
@@ -31,10 +31,15 @@ export function bindUdp(socket: UdpSocket, host: string, port = 0): Promise<numb
 }
 
 /** Polls `predicate` until it holds, failing after `timeoutMs` with `what` in the message. */
-export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }
