@@ -2,16 +2,18 @@
  * The failover demo: two regions (two aedes brokers on 127.0.0.1 and 127.0.0.2), a DNS server
  * that names the broker, and one gateway publishing telemetry. The primary region crashes; a
  * simulated health check notices and flips the DNS record; the gateway finds the secondary on
- * its own. Run: pnpm demo
+ * its own. Then the primary region comes back and the concierge names it again: a planned
+ * failback that moves the healthy connection make-before-break. Run: pnpm demo
  */
 import { createUplink } from '@uplink/client'
-import { startBroker, startDnsServer, type TestBroker } from '@uplink/testkit'
+import { startBroker, startConcierge, startDnsServer, type TestBroker } from '@uplink/testkit'
 
 const HEALTH_CHECK_MS = 3_000
 const RUN_BEFORE_CRASH_MS = 3_000
 const AFTER_FAILOVER_MS = 3_000
 const PUBLISH_EVERY_MS = 100
 const NAME = 'iot.region.test'
+const EAST = 'east.region.test'
 
 const t0 = Date.now()
 const say = (who: string, text: string) =>
@@ -22,6 +24,12 @@ const primary = await startBroker({ host: '127.0.0.1' })
 const secondary = await startBroker({ host: '127.0.0.2', port: primary.port })
 const dns = await startDnsServer()
 dns.set(NAME, ['127.0.0.1'], 5)
+dns.set(EAST, ['127.0.0.1'], 5)
+// The concierge has nothing to say until the planned failback: an epoch-0 directive naming the
+// endpoint the gateway is configured with.
+const concierge = await startConcierge({
+  body: { endpoint: `mqtt://${NAME}:${primary.port}`, epoch: 0 },
+})
 say('world', `primary region 127.0.0.1:${primary.port}, secondary 127.0.0.2:${secondary.port}`)
 say('world', `DNS ${dns.server}: ${NAME} -> 127.0.0.1 (TTL 5 s)`)
 
@@ -30,6 +38,13 @@ const uplink = createUplink({
   endpoints: [`mqtt://${NAME}:${primary.port}`],
   dns: { servers: [dns.server], timeoutMs: 500 },
   keepalive: 5,
+  concierge: {
+    url: concierge.url,
+    intervalMs: 1_000,
+    jitter: 0.1,
+    allowedHosts: ['*.region.test'],
+  },
+  failover: { minStayMs: 2_000 },
   presence: { topic: 'status/gw-demo' },
 })
 uplink.on('state', (e) => say('gateway', `state ${e.previous} -> ${e.state}`))
@@ -71,6 +86,16 @@ await new Promise<void>((resolve) => {
   else uplink.on('connect', (e) => e.address === '127.0.0.2' && resolve())
 })
 await delay(AFTER_FAILOVER_MS)
+
+// The primary region is repaired; operations move the fleet back on purpose. The gateway's
+// connection to the secondary is healthy, so only the concierge can tell it.
+const restored = await startBroker({ host: '127.0.0.1', port: primary.port })
+say('world', `primary region restored; concierge: endpoint mqtt://${EAST}:${primary.port}, epoch 1`)
+concierge.setBody({ endpoint: `mqtt://${EAST}:${primary.port}`, epoch: 1 })
+await new Promise<void>((resolve) => {
+  uplink.on('failover', (e) => e.reason === 'concierge' && resolve())
+})
+await delay(AFTER_FAILOVER_MS)
 clearInterval(publishing)
 await uplink.stop({ timeoutMs: 5_000 })
 
@@ -78,12 +103,13 @@ const seqs = (b: TestBroker) =>
   b.publishes
     .filter((p) => p.topic === 'telemetry/gw-demo')
     .map((p) => JSON.parse(p.payload.toString()).seq as number)
-const all = [...seqs(primary), ...seqs(secondary)]
+const all = [...seqs(primary), ...seqs(secondary), ...seqs(restored)]
 const unique = new Set(all)
 const lost = Array.from({ length: sent }, (_, i) => i).filter((i) => !unique.has(i))
 console.log(
-  `\nsent ${sent}, delivered ${unique.size} (primary ${seqs(primary).length}, secondary ${seqs(secondary).length}), ` +
+  `\nsent ${sent}, delivered ${unique.size} (primary ${seqs(primary).length}, secondary ${seqs(secondary).length}, ` +
+    `restored primary ${seqs(restored).length}), ` +
     `lost ${lost.length}, duplicates ${all.length - unique.size}`,
 )
-await Promise.all([secondary.stop(), dns.stop()])
+await Promise.all([secondary.stop(), restored.stop(), dns.stop(), concierge.stop()])
 process.exit(lost.length === 0 ? 0 : 1)

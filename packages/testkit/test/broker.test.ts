@@ -61,7 +61,7 @@ describe('startBroker', () => {
   it('kill() drops every connection at once and frees the port; stop() is graceful', async () => {
     const broker = await startBroker()
     const client = await connect(broker.url, 'k')
-    const closed = new Promise((r) => client.once('close', r))
+    const closed = new Promise<void>((r) => client.once('close', () => r()))
     await broker.kill()
     await closed
     // The port is free again: a new broker can take it.
@@ -80,7 +80,7 @@ describe('startBroker', () => {
   it('dropClient closes one client from the broker side', async () => {
     const broker = await started()
     const client = await connect(broker.url, 'victim')
-    const closed = new Promise((r) => client.once('close', r))
+    const closed = new Promise<void>((r) => client.once('close', () => r()))
     broker.dropClient('victim')
     await closed
     await waitFor(() => broker.clientCount === 0, 'the client gone')

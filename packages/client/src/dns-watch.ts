@@ -1,0 +1,60 @@
+import { type Clock, sleep } from './clock.js'
+import type { Resolution, Resolver } from './dns.js'
+import { toUplinkError, type UplinkError } from './errors.js'
+
+export interface DnsWatchOptions {
+  host: string
+  /** The address the device is connected to. */
+  address: string
+  resolver: Resolver
+  clock: Clock
+  /** Never re-resolve more often than this, whatever the TTL says. */
+  minIntervalMs: number
+  /** Re-resolve at least this often, however long the TTL. */
+  maxIntervalMs?: number | undefined
+  /** The connected address has left the answer: time to move. Called once. */
+  onMoved(resolution: Resolution): void
+  onError?(error: UplinkError): void
+}
+
+/**
+ * While connected, re-resolves `host` each time its TTL runs out and reports when the connected
+ * address is no longer in the answer: a DNS failover record moved while the connection stayed
+ * healthy, so nothing else would tell the device to move.
+ */
+export function watchDns(o: DnsWatchOptions): { stop(): void } {
+  const abort = new AbortController()
+  const max = o.maxIntervalMs ?? Number.POSITIVE_INFINITY
+  const interval = (ttlSeconds: number) =>
+    Math.max(o.minIntervalMs, Math.min(ttlSeconds * 1_000, max))
+
+  const run = async () => {
+    // The TTL of the answer that led to this connection is unknown here: start at the minimum.
+    let wait = o.minIntervalMs
+    for (;;) {
+      await sleep(o.clock, wait, abort.signal)
+      let resolution: Resolution
+      try {
+        resolution = await o.resolver.resolve(o.host, abort.signal)
+      } catch (err) {
+        if (abort.signal.aborted) return
+        o.onError?.(toUplinkError(err, 'DNS_TIMEOUT', `watching ${o.host}`))
+        wait = o.minIntervalMs
+        continue
+      }
+      if (abort.signal.aborted) return
+      wait = interval(resolution.ttl)
+      // Only an authoritative DNS answer may move a healthy connection: the system fallback can
+      // be a stale cache, and an empty answer is more likely a broken record than a failover.
+      if (resolution.source !== 'dns' || resolution.addresses.length === 0) continue
+      if (!resolution.addresses.some((a) => a.address === o.address)) {
+        o.onMoved(resolution)
+        return
+      }
+    }
+  }
+  run().catch(() => {
+    // Only the abort from stop() ends the loop with a rejection.
+  })
+  return { stop: () => abort.abort() }
+}
