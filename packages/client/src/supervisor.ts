@@ -200,6 +200,13 @@ export class Supervisor {
           this.options.failover.allowedHosts,
         )
         redirects++
+        // A redirect in CONNACK is a move too, even before any connection was up: the failover
+        // event that follows must name where the device was sent from.
+        const from = this.pool.current()
+        const address = error.details?.address
+        if (this.previous?.endpoint !== from.url && typeof address === 'string') {
+          this.previous = { endpoint: from.url, address }
+        }
         this.pool.moveTo(target)
         this.nextReason = 'server-redirect'
         return true

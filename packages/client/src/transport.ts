@@ -360,7 +360,7 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
             'CONNECT_REFUSED',
             `${endpoint.url} refused the connection (reason code ${rc})`,
             {
-              details: { reasonCode: rc, ...(serverReference ? { serverReference } : {}) },
+              details: { reasonCode: rc, address, ...(serverReference ? { serverReference } : {}) },
             },
           ),
         )
@@ -391,7 +391,7 @@ function closeReason(
       'CONNECTION_LOST',
       `${where} disconnected the client (reason code ${rc})`,
       {
-        details: { reasonCode: rc, ...(serverReference ? { serverReference } : {}) },
+        details: { reasonCode: rc, address: params.address, ...(serverReference ? { serverReference } : {}) },
       },
     )
   }

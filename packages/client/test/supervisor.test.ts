@@ -88,9 +88,10 @@ describe('backoff (injected clock and random source, real refused connections)',
     await clock.advance(4_000)
     await waitFor(() => uplink.stats().state === 'connected', 'a connection that stays')
     await clock.advance(30_000)
+    // The reconnect that follows is dropped again and climbs on: look only at the first delay.
     dropping = true
     for (const c of broker.clientIds()) broker.dropClient(c)
-    await waitFor(() => delays.length === 4, 'drop after a stable period')
+    await waitFor(() => delays.length >= 4, 'drop after a stable period')
     // A connection that stayed up 30 s earns an immediate reconnect.
     expect(delays[3]).toBe(0)
   })
