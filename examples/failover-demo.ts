@@ -59,10 +59,7 @@ uplink.on('reconnecting', (e) =>
   say('gateway', `attempt ${e.attempt} failed (${e.error.code}); next in ${e.delayMs} ms`),
 )
 uplink.on('failover', (e) =>
-  say(
-    'gateway',
-    `FAILOVER ${e.fromAddress} -> ${e.toAddress} (${e.reason}) in ${(e.durationMs / 1000).toFixed(2)} s`,
-  ),
+  say('gateway', `FAILOVER ${e.fromAddress} -> ${e.toAddress} (${e.reason}) in ${e.durationMs} ms`),
 )
 uplink.on('dns-fallback', (e) =>
   say('gateway', `DNS fell back to the system resolver: ${e.error.message}`),

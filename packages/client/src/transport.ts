@@ -391,7 +391,11 @@ function closeReason(
       'CONNECTION_LOST',
       `${where} disconnected the client (reason code ${rc})`,
       {
-        details: { reasonCode: rc, address: params.address, ...(serverReference ? { serverReference } : {}) },
+        details: {
+          reasonCode: rc,
+          address: params.address,
+          ...(serverReference ? { serverReference } : {}),
+        },
       },
     )
   }
