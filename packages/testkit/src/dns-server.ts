@@ -52,6 +52,9 @@ interface ZoneEntry {
 
 type Zone = Map<string, ZoneEntry>
 
+// dns-packet encodes the response code only from the low four bits of `flags`.
+const RCODES = { servfail: 2, nxdomain: 3, refused: 5 } as const
+
 const norm = (name: string) => name.toLowerCase().replace(/\.$/, '')
 
 function answersFor(
@@ -130,15 +133,19 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
       questions: [question],
     }
     if (mode === 'servfail' || mode === 'nxdomain' || mode === 'refused') {
-      const rcode = { servfail: 'SERVFAIL', nxdomain: 'NXDOMAIN', refused: 'REFUSED' }[mode]
-      return dnsPacket.encode({ ...base, rcode } as Packet)
+      return dnsPacket.encode({ ...base, flags: base.flags | RCODES[mode] })
     }
     if (mode === 'truncate' && transport === 'udp') {
       return dnsPacket.encode({ ...base, flags: base.flags | dnsPacket.TRUNCATED_RESPONSE })
     }
     const { rcode, answers } = answersFor(zone, question)
     const id = mode === 'wrong-id' ? (base.id + 1) & 0xffff : base.id
-    return dnsPacket.encode({ ...base, id, rcode, answers } as Packet)
+    return dnsPacket.encode({
+      ...base,
+      id,
+      flags: base.flags | (rcode === 'NXDOMAIN' ? RCODES.nxdomain : 0),
+      answers,
+    })
   }
 
   // UDP first on a port the OS picks, then TCP on the same number; retried if TCP lost the race.

@@ -1,0 +1,98 @@
+import { startDnsServer, type TestDnsServer, waitFor } from '@uplink/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../src/clock.js'
+import { createResolver, type Resolution } from '../src/dns.js'
+import { watchDns } from '../src/dns-watch.js'
+import type { UplinkError } from '../src/errors.js'
+
+const cleanup: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function setup(ttl: number) {
+  const dns: TestDnsServer = await startDnsServer()
+  cleanup.push(() => dns.stop())
+  dns.set('iot.uplink.test', ['127.0.0.1'], ttl)
+  const clock = new ManualClock(0)
+  const resolver = createResolver({
+    servers: [dns.server],
+    timeoutMs: 200,
+    attempts: 1,
+    family: 4,
+    systemFallback: false,
+  })
+  const moved: Resolution[] = []
+  const errors: UplinkError[] = []
+  const watcher = watchDns({
+    host: 'iot.uplink.test',
+    address: '127.0.0.1',
+    resolver,
+    clock,
+    minIntervalMs: 10_000,
+    maxIntervalMs: 300_000,
+    onMoved: (r) => moved.push(r),
+    onError: (e) => errors.push(e),
+  })
+  cleanup.push(() => watcher.stop())
+  return { dns, clock, moved, errors, watcher }
+}
+
+/** Advances the clock and waits for the real DNS exchange it sets off. */
+async function tick(clock: ManualClock, ms: number, dns: TestDnsServer, queries: number) {
+  await clock.advance(ms)
+  await waitFor(() => dns.queryCount >= queries, `${queries} queries`)
+  // Let the answer reach the watcher before the next step.
+  await new Promise((r) => setTimeout(r, 20))
+}
+
+describe('watchDns', () => {
+  it('re-resolves when the TTL runs out, not before the minimum, and moves once the address leaves', async () => {
+    const { dns, clock, moved } = await setup(30)
+    await clock.advance(9_999)
+    expect(dns.queryCount).toBe(0)
+    await tick(clock, 1, dns, 1)
+    expect(moved).toEqual([])
+    // The answer said TTL 30 s: nothing until then.
+    await clock.advance(29_999)
+    expect(dns.queryCount).toBe(1)
+    dns.set('iot.uplink.test', ['127.0.0.2'], 30)
+    await tick(clock, 1, dns, 2)
+    expect(moved).toHaveLength(1)
+    expect(moved[0]?.addresses.map((a) => a.address)).toEqual(['127.0.0.2'])
+    // Once moved, it stops watching.
+    await clock.advance(600_000)
+    expect(dns.queryCount).toBe(2)
+  })
+
+  it('a short TTL is held to minIntervalMs; the address still in the answer is no move', async () => {
+    const { dns, clock, moved } = await setup(1)
+    await tick(clock, 10_000, dns, 1)
+    dns.set('iot.uplink.test', ['127.0.0.1', '127.0.0.2'], 1)
+    await clock.advance(9_999)
+    expect(dns.queryCount).toBe(1)
+    await tick(clock, 1, dns, 2)
+    expect(moved).toEqual([])
+  })
+
+  it('reports errors and keeps watching; an empty answer is not a move', async () => {
+    const { dns, clock, moved, errors } = await setup(60)
+    dns.setFault('servfail', { times: 1 })
+    await tick(clock, 10_000, dns, 1)
+    await waitFor(() => errors.length === 1, 'the error')
+    expect(errors[0]?.code).toBe('DNS_SERVFAIL')
+    dns.set('iot.uplink.test', [], 60)
+    await tick(clock, 10_000, dns, 2)
+    expect(moved).toEqual([])
+    dns.set('iot.uplink.test', ['127.0.0.3'], 60)
+    await tick(clock, 60_000, dns, 3)
+    expect(moved).toHaveLength(1)
+  })
+
+  it('stop() ends it', async () => {
+    const { dns, clock, watcher } = await setup(60)
+    watcher.stop()
+    await clock.advance(600_000)
+    expect(dns.queryCount).toBe(0)
+  })
+})

@@ -1,0 +1,218 @@
+import { lookup } from 'node:dns/promises'
+import { hostname } from 'node:os'
+import { startDnsServer, type TestDnsServer } from '@uplink/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createResolver, parseDnsServer, type ResolverOptions } from '../src/dns.js'
+import { UplinkError } from '../src/errors.js'
+
+const cleanup: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function server(): Promise<TestDnsServer> {
+  const dns = await startDnsServer()
+  cleanup.push(() => dns.stop())
+  return dns
+}
+
+function resolver(servers: string[], extra: Partial<ResolverOptions> = {}) {
+  return createResolver({
+    servers,
+    timeoutMs: 200,
+    attempts: 1,
+    family: 0,
+    systemFallback: false,
+    ...extra,
+  })
+}
+
+describe('createResolver', () => {
+  it('asks afresh every time: A and AAAA, the TTL, no cache', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1', '::1'], 42)
+    const r = resolver([dns.server])
+    const first = await r.resolve('iot.uplink.test')
+    expect(first).toMatchObject({
+      source: 'dns',
+      server: dns.server,
+      ttl: 42,
+      addresses: [
+        { address: '127.0.0.1', family: 4, ttl: 42 },
+        { address: '::1', family: 6, ttl: 42 },
+      ],
+    })
+    dns.set('iot.uplink.test', ['127.0.0.2'], 5)
+    const second = await r.resolve('iot.uplink.test')
+    expect(second.addresses.map((a) => a.address)).toEqual(['127.0.0.2'])
+    expect(second.ttl).toBe(5)
+    expect(dns.queryCount).toBe(4)
+  })
+
+  it('asks only for the family it is told', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1', '::1'])
+    expect(
+      (await resolver([dns.server], { family: 6 }).resolve('iot.uplink.test')).addresses,
+    ).toEqual([{ address: '::1', family: 6, ttl: 60 }])
+    expect(dns.queries.map((q) => q.type)).toEqual(['AAAA'])
+  })
+
+  it('follows a CNAME chain and takes the smallest TTL along it', async () => {
+    const dns = await server()
+    dns.setCname('iot.uplink.test', 'region.uplink.test', 30)
+    dns.setCname('region.uplink.test', 'east.uplink.test', 10)
+    dns.set('east.uplink.test', ['127.0.0.7'], 300)
+    const result = await resolver([dns.server], { family: 4 }).resolve('iot.uplink.test')
+    expect(result.addresses.map((a) => a.address)).toEqual(['127.0.0.7'])
+    expect(result.ttl).toBe(10)
+  })
+
+  it('retries over TCP when the UDP answer is truncated', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.3'])
+    dns.setFault('truncate')
+    const result = await resolver([dns.server], { family: 4 }).resolve('iot.uplink.test')
+    expect(result.addresses.map((a) => a.address)).toEqual(['127.0.0.3'])
+    expect(dns.queries.map((q) => q.transport)).toEqual(['udp', 'tcp'])
+  })
+
+  it('ignores an answer with the wrong transaction id', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    dns.setFault('wrong-id')
+    const err = await resolver([dns.server], { family: 4 })
+      .resolve('iot.uplink.test')
+      .catch((e) => e)
+    expect(err).toBeInstanceOf(UplinkError)
+    // The only datagram that came was not an answer to our question.
+    expect(err.code).toBe('DNS_MALFORMED')
+  })
+
+  it('ignores garbage and reports DNS_MALFORMED when nothing else came', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    dns.setFault('garbage')
+    await expect(
+      resolver([dns.server], { family: 4 }).resolve('iot.uplink.test'),
+    ).rejects.toMatchObject({
+      code: 'DNS_MALFORMED',
+    })
+  })
+
+  it('moves on to the next server on SERVFAIL, timeout or refusal', async () => {
+    const bad = await server()
+    const silent = await server()
+    const good = await server()
+    bad.setFault('servfail')
+    silent.setFault('drop')
+    good.set('iot.uplink.test', ['127.0.0.9'])
+    const result = await resolver([bad.server, silent.server, good.server], {
+      family: 4,
+    }).resolve('iot.uplink.test')
+    expect(result).toMatchObject({ server: good.server, addresses: [{ address: '127.0.0.9' }] })
+    expect([bad.queryCount, silent.queryCount, good.queryCount]).toEqual([1, 1, 1])
+  })
+
+  it('retries the servers for `attempts` rounds', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    dns.setFault('drop', { times: 1 })
+    const result = await resolver([dns.server], { family: 4, attempts: 2 }).resolve(
+      'iot.uplink.test',
+    )
+    expect(result.addresses).toHaveLength(1)
+    expect(dns.queryCount).toBe(2)
+  })
+
+  it('NXDOMAIN is final: no other server, no system fallback', async () => {
+    const first = await server()
+    const second = await server()
+    second.set('nope.uplink.test', ['127.0.0.1'])
+    const r = resolver([first.server, second.server], { family: 4, systemFallback: true })
+    await expect(r.resolve('nope.uplink.test')).rejects.toMatchObject({ code: 'DNS_NXDOMAIN' })
+    expect(second.queryCount).toBe(0)
+  })
+
+  it('reports SERVFAIL, REFUSED and timeouts by code when no server answers', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    const r = resolver([dns.server], { family: 4 })
+    dns.setFault('servfail')
+    await expect(r.resolve('iot.uplink.test')).rejects.toMatchObject({ code: 'DNS_SERVFAIL' })
+    dns.setFault('refused')
+    await expect(r.resolve('iot.uplink.test')).rejects.toMatchObject({ code: 'DNS_REFUSED' })
+    dns.setFault('drop')
+    await expect(r.resolve('iot.uplink.test')).rejects.toMatchObject({ code: 'DNS_TIMEOUT' })
+  })
+
+  it('a name with no addresses resolves empty (the caller says DNS_NO_ADDRESS)', async () => {
+    const dns = await server()
+    dns.set('empty.uplink.test', [])
+    const result = await resolver([dns.server]).resolve('empty.uplink.test')
+    expect(result.addresses).toEqual([])
+  })
+
+  it('falls back to the system lookup when no server answers, and says why', async () => {
+    const dns = await server()
+    dns.setFault('drop')
+    // The machine's own name resolves through /etc/hosts with no DNS server.
+    const name = hostname()
+    const expected = (await lookup(name, { all: true })).map((a) => a.address)
+    const result = await resolver([dns.server], { systemFallback: true }).resolve(name)
+    expect(result.source).toBe('system')
+    expect(result.addresses.map((a) => a.address)).toEqual(expected)
+    expect(result.fallbackReason).toMatchObject({ code: 'DNS_FALLBACK' })
+    expect(result.fallbackReason?.details?.cause).toBe('DNS_TIMEOUT')
+  })
+
+  it('takes IP literals and localhost as they are, with no query', async () => {
+    const dns = await server()
+    const r = resolver([dns.server])
+    expect(await r.resolve('127.0.0.4')).toMatchObject({
+      source: 'literal',
+      addresses: [{ address: '127.0.0.4', family: 4 }],
+    })
+    expect((await r.resolve('[::1]')).addresses).toEqual([{ address: '::1', family: 6, ttl: 0 }])
+    expect((await r.resolve('localhost')).addresses[0]?.address).toBe('127.0.0.1')
+    expect(dns.queryCount).toBe(0)
+  })
+
+  it('stops at once when aborted', async () => {
+    const dns = await server()
+    dns.setFault('drop')
+    const r = resolver([dns.server], { timeoutMs: 10_000 })
+    const controller = new AbortController()
+    const pending = r.resolve('iot.uplink.test', controller.signal)
+    const t0 = performance.now()
+    controller.abort(new UplinkError('STOPPED', 'stopped'))
+    await expect(pending).rejects.toMatchObject({ code: 'STOPPED' })
+    expect(performance.now() - t0).toBeLessThan(1_000)
+  })
+
+  it('draws transaction ids from the random source', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    const ids: number[] = []
+    const r = resolver([dns.server], {
+      family: 4,
+      random: () => {
+        const v = [0.25, 0.5][ids.length % 2] as number
+        ids.push(Math.floor(v * 0x10000))
+        return v
+      },
+    })
+    await r.resolve('iot.uplink.test')
+    await r.resolve('iot.uplink.test')
+    expect(ids).toEqual([0x4000, 0x8000])
+  })
+
+  it('parses server addresses and refuses bad ones', () => {
+    expect(parseDnsServer('10.0.0.2')).toMatchObject({ address: '10.0.0.2', port: 53 })
+    expect(parseDnsServer('127.0.0.1:5353')).toMatchObject({ address: '127.0.0.1', port: 5353 })
+    expect(parseDnsServer('[::1]:5353')).toMatchObject({ address: '::1', port: 5353 })
+    expect(parseDnsServer('::1')).toMatchObject({ address: '::1', port: 53 })
+    expect(() => parseDnsServer('dns.example.com')).toThrow(/dns.servers/)
+    expect(() => parseDnsServer('127.0.0.1:99999')).toThrow(UplinkError)
+  })
+})
