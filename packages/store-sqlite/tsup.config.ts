@@ -7,4 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // import.meta.url (for createRequire) in the CommonJS build too.
+  shims: true,
+  // Loaded at run time by name: better-sqlite3 on Node, bun:sqlite on Bun.
+  external: ['better-sqlite3', 'bun:sqlite'],
 })

@@ -12,7 +12,10 @@ import type {
 export interface MemoryOutboxOptions {
   maxMessages?: number
   maxBytes?: number
-  /** drop-oldest (default): make room by discarding the oldest telemetry, then alarms. */
+  /**
+   * drop-oldest (default): make room by discarding the oldest telemetry, then (for an arriving
+   * alarm) the oldest alarm. reject: refuse the new message with OUTBOX_FULL.
+   */
   overflow?: 'drop-oldest' | 'reject'
 }
 
@@ -46,8 +49,10 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
     dropped[reason]++
     listener?.drop(entry, reason)
   }
-  const oldest = (): OutboxEntry | undefined =>
-    queues.telemetry.values().next().value ?? queues.alarm.values().next().value
+  /** Telemetry goes first; only an arriving alarm may displace an older alarm. */
+  const oldest = (arriving: Priority): OutboxEntry | undefined =>
+    queues.telemetry.values().next().value ??
+    (arriving === 'alarm' ? queues.alarm.values().next().value : undefined)
 
   return {
     async enqueue(input, now) {
@@ -66,8 +71,13 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
           )
         }
         while (count() + 1 > maxMessages || bytes + size > maxBytes) {
-          const victim = oldest()
-          if (!victim) break
+          const victim = oldest(input.priority)
+          if (!victim) {
+            throw new UplinkError(
+              'OUTBOX_FULL',
+              'outbox is full of alarms; telemetry never displaces an alarm',
+            )
+          }
           discard(victim, 'overflow')
         }
       }
