@@ -5,7 +5,7 @@ import { createRequire } from 'node:module'
  * bun:sqlite (Bun). Both are synchronous; both take positional parameters.
  */
 export interface Statement {
-  run(...params: unknown[]): { changes: number }
+  run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint }
   all(...params: unknown[]): unknown[]
   get(...params: unknown[]): unknown
 }

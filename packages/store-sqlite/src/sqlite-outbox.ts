@@ -41,6 +41,9 @@ interface Pending {
 }
 
 const PRIORITY: Record<Priority, number> = { alarm: 0, telemetry: 1 }
+/** Acknowledged ids deleted together: at this many, or after this long. */
+const REMOVAL_BATCH = 512
+const REMOVAL_DELAY_MS = 25
 
 function toEntry(row: Row): OutboxEntry {
   return {
@@ -141,23 +144,24 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const db = open()
   const sql = {
     insert: db.prepare(
-      `INSERT INTO messages (priority, topic, payload, qos, retain, enqueued_at, expires_at, size)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      `INSERT INTO messages (id, priority, topic, payload, qos, retain, enqueued_at, expires_at, size)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     oldest: db.prepare('SELECT * FROM messages WHERE priority = ? ORDER BY id LIMIT 1'),
     drain: db.prepare('SELECT * FROM messages ORDER BY priority, id LIMIT ?'),
+    drainAfter: db.prepare(
+      'SELECT * FROM messages WHERE (priority, id) > (?, ?) ORDER BY priority, id LIMIT ?',
+    ),
     remove: db.prepare('DELETE FROM messages WHERE id = ? RETURNING size'),
-    totals: db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages'),
+    totals: db.prepare(
+      'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(max(id), 0) AS last FROM messages',
+    ),
   } satisfies Record<string, Statement>
 
-  let messages = 0
-  let bytes = 0
-  const loadTotals = () => {
-    const t = sql.totals.get() as { n: number; bytes: number }
-    messages = Number(t.n)
-    bytes = Number(t.bytes)
-  }
-  loadTotals()
+  const totals = sql.totals.get() as { n: number; bytes: number; last: number }
+  let messages = Number(totals.n)
+  let bytes = Number(totals.bytes)
+  let nextId = Number(totals.last) + 1
 
   const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
   let listener: OutboxListener | undefined
@@ -166,6 +170,19 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   let scheduled = false
   let pending: Pending[] = []
   const removals = new Set<number>()
+  let removalTimer: ReturnType<typeof setTimeout> | undefined
+
+  // The drain cursor. The drainer asks for "the next messages, leaving out those in flight" once
+  // per acknowledgement; reading from the head each time would walk past the whole window. So
+  // peek remembers where it stopped, and resumes there as long as every message it handed out
+  // before that point is still in flight or acknowledged (otherwise, e.g. after a reconnect, it
+  // starts again from the head). An arriving alarm sorts before the cursor: start again too.
+  let cursor: { priority: number; id: number } | undefined
+  const handedOut = new Set<number>()
+  const forgetCursor = () => {
+    cursor = undefined
+    handedOut.clear()
+  }
 
   const report = (err: UplinkError) => {
     if (listener) listener.error(err)
@@ -182,7 +199,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 
   /** Runs `fn` in one transaction; on failure rolls back and puts the totals back. */
   const transaction = <T>(fn: () => T): T => {
-    const before = { messages, bytes }
+    const before = { messages, bytes, nextId }
     db.exec('BEGIN IMMEDIATE')
     try {
       const result = fn()
@@ -197,6 +214,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
       }
       messages = before.messages
       bytes = before.bytes
+      nextId = before.nextId
       throw err
     }
   }
@@ -264,7 +282,9 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
             outcomes.push(refusal)
             continue
           }
-          const row = sql.insert.get(
+          const id = nextId++
+          sql.insert.run(
+            id,
             PRIORITY[input.priority],
             input.topic,
             input.payload,
@@ -273,10 +293,11 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
             now,
             input.expiresAt ?? null,
             size,
-          ) as { id: number }
+          )
           messages++
           bytes += size
-          outcomes.push({ ...input, id: Number(row.id), enqueuedAt: now })
+          if (input.priority === 'alarm') forgetCursor()
+          outcomes.push({ ...input, id, enqueuedAt: now })
         }
       })
     } catch (err) {
@@ -307,7 +328,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const flush = () => {
     scheduled = false
     // Deletes first: acknowledged messages free room before new ones are checked against bounds.
-    applyRemovals()
+    if (pending.length > 0 || removals.size >= REMOVAL_BATCH) applyRemovals()
     while (pending.length > 0) {
       const batch = pending.slice(0, o.batchSize)
       pending = pending.slice(o.batchSize)
@@ -333,15 +354,27 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     },
     peek(limit, skip, now) {
       if (closed) return []
+      for (const id of handedOut) {
+        if (!skip.has(id) && !removals.has(id)) {
+          forgetCursor()
+          break
+        }
+      }
       const out: OutboxEntry[] = []
       // Expired rows are deleted as they are met; go round again so they do not hide live ones.
       for (let round = 0; round < 100 && out.length === 0; round++) {
-        const rows = sql.drain.all(limit + skip.size + removals.size) as Row[]
+        const rows = (
+          cursor
+            ? sql.drainAfter.all(cursor.priority, cursor.id, limit)
+            : sql.drain.all(limit + skip.size + removals.size)
+        ) as Row[]
         const expired: Row[] = []
         for (const row of rows) {
           if (out.length >= limit) break
           const id = Number(row.id)
+          cursor = { priority: row.priority, id }
           if (skip.has(id) || removals.has(id)) continue
+          handedOut.add(id)
           if (row.expires_at !== null && Number(row.expires_at) <= now) expired.push(row)
           else out.push(toEntry(row))
         }
@@ -368,7 +401,17 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     remove(id) {
       if (closed) return
       removals.add(id)
-      schedule()
+      handedOut.delete(id)
+      // Deletes are not urgent (one lost in a crash means one duplicate, never a loss), so they
+      // ride along with the next group commit, or go on their own after a short wait.
+      if (removals.size >= REMOVAL_BATCH) schedule()
+      else if (!removalTimer) {
+        removalTimer = setTimeout(() => {
+          removalTimer = undefined
+          if (!closed) applyRemovals()
+        }, REMOVAL_DELAY_MS)
+        removalTimer.unref?.()
+      }
     },
     stats: (): OutboxStats => ({
       messages: messages - removals.size,
@@ -381,7 +424,9 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     },
     async close() {
       if (closed) return
+      clearTimeout(removalTimer)
       flush()
+      applyRemovals()
       closed = true
       db.close()
     },
