@@ -2,7 +2,7 @@ import { startBroker, startDnsServer, waitFor } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink, type Uplink } from '../src/index.js'
-import { nextEvent } from './support/events.js'
+import { nextEvent, recordEvents } from './support/events.js'
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -65,6 +65,54 @@ describe('connecting and exchanging messages', () => {
     })
     await expect(uplink.subscribe('a/#/b')).rejects.toMatchObject({ code: 'INVALID_TOPIC' })
     expect(uplink.stats().outbox.messages).toBe(1)
+  })
+
+  it('keeps credentials out of errors, events and stats when the broker refuses them', async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const secret = 's3cr3t-Pa55word'
+    // aedes asks this hook before accepting a CONNECT: refuse every password.
+    ;(broker.aedes as unknown as { authenticate: unknown }).authenticate = (
+      _client: unknown,
+      _user: unknown,
+      _pass: unknown,
+      done: (err: Error, ok: boolean) => void,
+    ) => done(Object.assign(new Error('bad credentials'), { returnCode: 4 }), false)
+    const uplink = createUplink({
+      clientId: 'gw-secret',
+      endpoints: [broker.url],
+      username: 'device',
+      password: secret,
+      backoff: { initialMs: 20, maxMs: 40 },
+    })
+    cleanup.push(() => uplink.stop())
+    const log = recordEvents(uplink, ['reconnecting', 'error', 'state', 'disconnect'])
+    await uplink.start()
+    const refused = await nextEvent(uplink, 'reconnecting')
+    expect(refused.error.code).toBe('CONNECT_REFUSED')
+    const seen = JSON.stringify(
+      log.map(([name, arg]) => [
+        name,
+        arg,
+        arg instanceof Error ? { message: arg.message, stack: arg.stack } : undefined,
+        (arg as { error?: Error }).error?.message,
+        (arg as { error?: Error }).error?.stack,
+      ]),
+    )
+    expect(seen).not.toContain(secret)
+    expect(JSON.stringify(uplink.stats())).not.toContain(secret)
+    expect(String(uplink.stats().lastError?.message)).not.toContain(secret)
+  })
+
+  it('refuses endpoint URLs that carry credentials, without echoing them', () => {
+    let error: Error | undefined
+    try {
+      createUplink({ clientId: 'gw', endpoints: ['mqtt://user:hunter2@127.0.0.1:1883'] })
+    } catch (err) {
+      error = err as Error
+    }
+    expect(error).toMatchObject({ code: 'INVALID_OPTIONS' })
+    expect(error?.message).not.toContain('hunter2')
   })
 
   it('speaks MQTT 5 as well (Mosquitto)', async () => {
