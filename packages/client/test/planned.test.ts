@@ -6,6 +6,7 @@ import {
   startRedirector,
   waitFor,
 } from '@uplink/testkit'
+import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   createUplink,
@@ -95,6 +96,14 @@ describe('planned failover signals', () => {
     )
     // Unchanged answers come back as 304 Not Modified.
     await waitFor(() => concierge.requests.some((r) => r.status === 304), 'a 304 answer')
+    // Failback to the primary is the same move the other way.
+    await expectCleanMove(
+      uplink,
+      b,
+      a,
+      () => concierge.setBody({ endpoint: a.url, epoch: 3 }),
+      'concierge',
+    )
   })
 
   it('DNS watch: the connected address leaving the record moves the device', async () => {
@@ -175,12 +184,32 @@ describe('planned failover signals', () => {
       () => target.stop(),
       () => redirector.stop(),
     )
+    // An independent subscriber on the target counts what arrives there.
+    const watcher = await mqtt.connectAsync(target.url, { clientId: 'watcher', reconnectPeriod: 0 })
+    cleanup.push(() => watcher.endAsync())
+    const onTarget: Array<{ topic: string; payload: Buffer }> = []
+    watcher.on('message', (topic, payload) => onTarget.push({ topic, payload }))
+    await watcher.subscribeAsync('telemetry/#', { qos: 1 })
     const uplink = client({ endpoints: [redirector.url], protocolVersion: 5 })
     await uplink.start()
     await nextEvent(uplink, 'connect')
+    const topic = 'telemetry/gw-planned'
+    const traffic = startTraffic(uplink, topic)
+    await waitFor(() => redirector.publishes.length >= 20, 'traffic on the redirecting server')
     const moved = nextEvent(uplink, 'failover')
     redirector.redirectAll()
     expect(await moved).toMatchObject({ reason: 'server-redirect', to: target.url })
+    await waitFor(() => sequences(onTarget, topic).length >= 20, 'traffic on the target')
+    traffic.stop()
+    await waitFor(() => uplink.stats().outbox.messages === 0, 'outbox drained')
+    await waitFor(
+      () =>
+        missing(traffic.accepted, [
+          ...sequences(redirector.publishes, topic),
+          ...sequences(onTarget, topic),
+        ]).length === 0,
+      'every accepted message delivered',
+    )
   })
 })
 
