@@ -29,7 +29,8 @@ export function watchDns(o: DnsWatchOptions): { stop(): void } {
     Math.max(o.minIntervalMs, Math.min(ttlSeconds * 1_000, max))
 
   const run = async () => {
-    // The TTL of the answer that led to this connection is unknown here: start at the minimum.
+    // The TTL of the answer that led to this connection is not passed in, and resolving at once
+    // would only repeat the lookup the connect just made: the first look waits the minimum.
     let wait = o.minIntervalMs
     for (;;) {
       await sleep(o.clock, wait, abort.signal)
@@ -38,23 +39,35 @@ export function watchDns(o: DnsWatchOptions): { stop(): void } {
         resolution = await o.resolver.resolve(o.host, abort.signal)
       } catch (err) {
         if (abort.signal.aborted) return
-        o.onError?.(toUplinkError(err, 'DNS_TIMEOUT', `watching ${o.host}`))
+        // An empty answer (DNS_NO_ADDRESS) lands here too: more likely a broken record than a
+        // failover, so it is reported and never taken as a move.
+        report(toUplinkError(err, 'DNS_TIMEOUT', `watching ${o.host}`))
         wait = o.minIntervalMs
         continue
       }
       if (abort.signal.aborted) return
       wait = interval(resolution.ttl)
-      // Only an authoritative DNS answer may move a healthy connection: the system fallback can
-      // be a stale cache, and an empty answer is more likely a broken record than a failover.
+      // Only the DNS servers' own answer may move a healthy connection. The system fallback can
+      // serve a stale cache (nscd, systemd-resolved) or a hosts-file entry that differs from the
+      // failover record, and moving on that would flap between the two views.
       if (resolution.source !== 'dns' || resolution.addresses.length === 0) continue
       if (!resolution.addresses.some((a) => a.address === o.address)) {
+        abort.abort()
         o.onMoved(resolution)
         return
       }
     }
   }
+  const report = (error: UplinkError) => {
+    try {
+      o.onError?.(error)
+    } catch {
+      // A listener's bug must not end the watch: the next move would go unnoticed.
+    }
+  }
   run().catch(() => {
-    // Only the abort from stop() ends the loop with a rejection.
+    // The abort from stop() ends the loop with a rejection; an onMoved that throws ends it too,
+    // which is right, as it has been told once.
   })
   return { stop: () => abort.abort() }
 }

@@ -80,174 +80,183 @@ export function parseDnsServer(text: string): Server {
 
 const MAX_CHAIN = 8
 
-/** A failed query: the code says whether another server could do better. */
-class QueryError extends UplinkError {}
+type RecordType = 'A' | 'AAAA'
 
-/** Checks a response against the question; undefined means "not our answer, keep waiting". */
-function matches(response: Packet, id: number, name: string, type: 'A' | 'AAAA'): boolean {
+interface Exchange {
+  server: Server
+  name: string
+  type: RecordType
+  id: number
+  timeoutMs: number
+  signal: AbortSignal
+}
+
+const canonical = (name: string) => name.toLowerCase().replace(/\.$/, '')
+
+function question(x: Exchange): Packet {
+  return {
+    type: 'query',
+    id: x.id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: x.type, name: x.name, class: 'IN' }],
+  }
+}
+
+/** Whether `response` answers our question; anything else is not ours to read. */
+function answers(response: Packet, x: Exchange): boolean {
   const q = response.questions?.[0]
   return (
     response.type === 'response' &&
-    response.id === id &&
+    response.id === x.id &&
     response.questions?.length === 1 &&
     q !== undefined &&
-    q.type === type &&
+    q.type === x.type &&
     (q.class ?? 'IN') === 'IN' &&
-    q.name.toLowerCase().replace(/\.$/, '') === name
+    canonical(q.name) === x.name
   )
 }
 
-function rcodeError(
-  rcode: string | undefined,
-  name: string,
-  server: string,
-): QueryError | undefined {
+function rcodeError(rcode: string | undefined, x: Exchange): UplinkError | undefined {
+  if (!rcode || rcode === 'NOERROR') return undefined
   const codes: Record<string, UplinkErrorCode> = {
     NXDOMAIN: 'DNS_NXDOMAIN',
     SERVFAIL: 'DNS_SERVFAIL',
     REFUSED: 'DNS_REFUSED',
   }
-  if (!rcode || rcode === 'NOERROR') return undefined
+  // FORMERR, NOTIMP and the rest say the same as SERVFAIL: this server cannot help, another may.
   const code = codes[rcode] ?? 'DNS_SERVFAIL'
-  return new QueryError(code, `${server} answered ${rcode} for ${name}`, {
-    details: { rcode, server },
+  return new UplinkError(code, `${x.server.label} answered ${rcode} for ${x.name} ${x.type}`, {
+    details: { rcode, server: x.server.label, name: x.name, type: x.type },
+  })
+}
+
+/**
+ * Runs one socket exchange to its single outcome. Every exit (answer, timeout, socket error,
+ * abort) goes through `settle`, which closes the socket, so no path leaks one.
+ */
+function exchange<T>(
+  x: Exchange,
+  open: (settle: (err: unknown, value?: T) => void) => { close(): void },
+  onTimeout: () => UplinkError,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (x.signal.aborted) return reject(x.signal.reason)
+    let done = false
+    let handle: { close(): void } | undefined
+    const settle = (err: unknown, value?: T) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      x.signal.removeEventListener('abort', onAbort)
+      handle?.close()
+      if (err !== undefined) reject(err)
+      else resolve(value as T)
+    }
+    const onAbort = () => settle(x.signal.reason)
+    // Real time, not the injected Clock: this bounds a real socket, and a manual clock in tests
+    // would otherwise leave the exchange hanging until someone advanced it.
+    const timer = setTimeout(() => settle(onTimeout()), x.timeoutMs)
+    x.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      handle = open(settle)
+      if (done) handle.close()
+    } catch (err) {
+      settle(new UplinkError('DNS_TIMEOUT', `${x.server.label}: ${String(err)}`, { cause: err }))
+    }
   })
 }
 
 /** One question over UDP; on a truncated answer, the same question over TCP. */
-function queryUdp(
-  server: Server,
-  name: string,
-  type: 'A' | 'AAAA',
-  id: number,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<Packet> {
-  const question = dnsPacket.encode({
-    type: 'query',
-    id,
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type, name, class: 'IN' }],
-  })
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(isIP(server.address) === 6 ? 'udp6' : 'udp4')
-    let malformed = false
-    const finish = (err: unknown, packet?: Packet) => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      socket.close()
-      if (err) reject(err)
-      else resolve(packet as Packet)
-    }
-    const onAbort = () => finish(signal?.reason)
-    const timer = setTimeout(() => {
-      finish(
-        malformed
-          ? new QueryError(
-              'DNS_MALFORMED',
-              `${server.label} sent only malformed answers for ${name}`,
-            )
-          : new QueryError(
-              'DNS_TIMEOUT',
-              `${server.label} did not answer for ${name} in ${timeoutMs} ms`,
-            ),
+async function query(x: Exchange): Promise<Packet> {
+  let malformed = false
+  const packet = await exchange<Packet>(
+    x,
+    (settle) => {
+      const socket = dgram.createSocket(isIP(x.server.address) === 6 ? 'udp6' : 'udp4')
+      socket.on('error', (err) =>
+        settle(new UplinkError('DNS_TIMEOUT', `${x.server.label}: ${err.message}`, { cause: err })),
       )
-    }, timeoutMs)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    socket.on('error', (err) =>
-      finish(new QueryError('DNS_TIMEOUT', `${server.label}: ${err.message}`)),
-    )
-    socket.on('message', (msg, rinfo) => {
-      // Only the server we asked may answer; anything else is noise or a spoofing attempt.
-      if (rinfo.port !== server.port) return
-      let packet: Packet
-      try {
-        packet = dnsPacket.decode(msg)
-      } catch {
-        malformed = true
-        return
+      socket.on('message', (msg, rinfo) => {
+        // Only the port we asked may answer; a random id and source port do the rest against
+        // off-path spoofing.
+        if (rinfo.port !== x.server.port) return
+        let response: Packet
+        try {
+          response = dnsPacket.decode(msg)
+        } catch {
+          malformed = true
+          return
+        }
+        // A stray or forged datagram must not end the wait: the real answer may still come.
+        if (!answers(response, x)) {
+          malformed = true
+          return
+        }
+        settle(undefined, response)
+      })
+      socket.send(dnsPacket.encode(question(x)), x.server.port, x.server.address)
+      return {
+        close: () => {
+          try {
+            socket.close()
+          } catch {
+            // Already closed by a failed bind: nothing left to release.
+          }
+        },
       }
-      if (!matches(packet, id, name, type)) {
-        malformed = true
-        return
-      }
-      if ((packet.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        socket.close()
-        queryTcp(server, name, type, id, timeoutMs, signal).then(resolve, reject)
-        return
-      }
-      finish(undefined, packet)
-    })
-    socket.send(question, server.port, server.address)
-  })
+    },
+    () =>
+      malformed
+        ? new UplinkError(
+            'DNS_MALFORMED',
+            `${x.server.label} sent only malformed or mismatched answers for ${x.name} ${x.type}`,
+            { details: { server: x.server.label, name: x.name, type: x.type } },
+          )
+        : new UplinkError(
+            'DNS_TIMEOUT',
+            `${x.server.label} did not answer for ${x.name} ${x.type} in ${x.timeoutMs} ms`,
+            { details: { server: x.server.label, name: x.name, type: x.type } },
+          ),
+  )
+  if ((packet.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) return queryTcp(x)
+  return packet
 }
 
-function queryTcp(
-  server: Server,
-  name: string,
-  type: 'A' | 'AAAA',
-  id: number,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<Packet> {
-  const question = dnsPacket.streamEncode({
-    type: 'query',
-    id,
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type, name, class: 'IN' }],
-  })
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: server.address, port: server.port })
-    let pending = Buffer.alloc(0)
-    const finish = (err: unknown, packet?: Packet) => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      socket.destroy()
-      if (err) reject(err)
-      else resolve(packet as Packet)
-    }
-    const onAbort = () => finish(signal?.reason)
-    const timer = setTimeout(
-      () =>
-        finish(new QueryError('DNS_TIMEOUT', `${server.label} (TCP) did not answer for ${name}`)),
-      timeoutMs,
-    )
-    signal?.addEventListener('abort', onAbort, { once: true })
-    socket.on('error', (err) =>
-      finish(new QueryError('DNS_TIMEOUT', `${server.label} (TCP): ${err.message}`)),
-    )
-    socket.on('close', () =>
-      finish(
-        new QueryError(
-          'DNS_MALFORMED',
-          `${server.label} (TCP) closed without an answer for ${name}`,
-        ),
-      ),
-    )
-    socket.on('connect', () => socket.write(question))
-    socket.on('data', (chunk) => {
-      pending = Buffer.concat([pending, chunk])
-      if (pending.length < 2) return
-      const size = pending.readUInt16BE(0)
-      if (pending.length < 2 + size) return
-      let packet: Packet
-      try {
-        packet = dnsPacket.decode(pending.subarray(2, 2 + size))
-      } catch {
-        return finish(
-          new QueryError('DNS_MALFORMED', `${server.label} (TCP) sent a malformed answer`),
-        )
-      }
-      if (!matches(packet, id, name, type)) {
-        return finish(
-          new QueryError('DNS_MALFORMED', `${server.label} (TCP) answered another question`),
-        )
-      }
-      finish(undefined, packet)
-    })
-  })
+function queryTcp(x: Exchange): Promise<Packet> {
+  const label = `${x.server.label} (TCP)`
+  return exchange<Packet>(
+    x,
+    (settle) => {
+      const socket = net.connect({ host: x.server.address, port: x.server.port })
+      let pending = Buffer.alloc(0)
+      socket.on('error', (err) =>
+        settle(new UplinkError('DNS_TIMEOUT', `${label}: ${err.message}`, { cause: err })),
+      )
+      socket.on('close', () =>
+        settle(new UplinkError('DNS_MALFORMED', `${label} closed without an answer for ${x.name}`)),
+      )
+      socket.on('connect', () => socket.write(dnsPacket.streamEncode(question(x))))
+      socket.on('data', (chunk) => {
+        pending = Buffer.concat([pending, chunk])
+        // Two-byte length framing (RFC 1035 4.2.2): wait for the whole message.
+        if (pending.length < 2 || pending.length < 2 + pending.readUInt16BE(0)) return
+        let response: Packet
+        try {
+          response = dnsPacket.streamDecode(pending)
+        } catch {
+          return settle(new UplinkError('DNS_MALFORMED', `${label} sent a malformed answer`))
+        }
+        // On a stream there is no "keep waiting": the one answer we asked for was wrong.
+        if (!answers(response, x)) {
+          return settle(new UplinkError('DNS_MALFORMED', `${label} answered another question`))
+        }
+        settle(undefined, response)
+      })
+      return { close: () => socket.destroy() }
+    },
+    () =>
+      new UplinkError('DNS_TIMEOUT', `${label} did not answer for ${x.name} in ${x.timeoutMs} ms`),
+  )
 }
 
 /**
@@ -257,123 +266,149 @@ function queryTcp(
 function follow(
   records: Answer[],
   name: string,
-  type: 'A' | 'AAAA',
+  type: RecordType,
 ): { addresses: ResolvedAddress[]; ttl: number } {
   // OPT pseudo-records have no ttl or data; everything we read has both.
-  const answers = records as Array<{ type: string; name: string; ttl?: number; data?: unknown }>
+  const rows = records as Array<{ type: string; name: string; ttl?: number; data?: unknown }>
   let owner = name
   let ttl = Number.POSITIVE_INFINITY
   const seen = new Set<string>()
-  const key = (n: string) => n.toLowerCase().replace(/\.$/, '')
-  for (let depth = 0; depth <= MAX_CHAIN; depth++) {
-    const cname = answers.find((a) => a.type === 'CNAME' && key(a.name) === owner)
-    if (!cname || seen.has(owner)) break
+  for (let depth = 0; depth < MAX_CHAIN; depth++) {
+    const cname = rows.find((r) => r.type === 'CNAME' && canonical(r.name) === owner)
+    if (!cname || typeof cname.data !== 'string' || seen.has(owner)) break
     seen.add(owner)
     ttl = Math.min(ttl, cname.ttl ?? 0)
-    owner = key(cname.data as string)
+    owner = canonical(cname.data)
   }
   const addresses: ResolvedAddress[] = []
-  for (const a of answers) {
-    if (a.type !== type || key(a.name) !== owner) continue
-    const address = a.data as string
-    const family = isIP(address)
+  for (const r of rows) {
+    if (r.type !== type || canonical(r.name) !== owner || typeof r.data !== 'string') continue
+    const family = isIP(r.data)
     if (family !== (type === 'A' ? 4 : 6)) continue
-    addresses.push({ address, family: family as 4 | 6, ttl: a.ttl ?? 0 })
-    ttl = Math.min(ttl, a.ttl ?? 0)
+    addresses.push({ address: r.data, family, ttl: r.ttl ?? 0 })
+    ttl = Math.min(ttl, r.ttl ?? 0)
   }
-  return { addresses, ttl: Number.isFinite(ttl) ? ttl : 0 }
+  return { addresses, ttl }
+}
+
+/** Answers that no other server (and no system lookup) should be asked to overrule. */
+const FINAL: ReadonlySet<UplinkErrorCode> = new Set(['DNS_NXDOMAIN', 'DNS_NO_ADDRESS'])
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+function literal(host: string, address: string, family: 4 | 6): Resolution {
+  return { host, addresses: [{ address, family, ttl: 0 }], ttl: 0, source: 'literal' }
 }
 
 export function createResolver(options: ResolverOptions): Resolver {
   const servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
-  const nextId = options.random
-    ? () => Math.floor((options.random as RandomSource)() * 0x10000) & 0xffff
-    : () => randomInt(0x10000)
-  const types: Array<'A' | 'AAAA'> =
+  const random = options.random
+  const nextId = random ? () => Math.floor(random() * 0x10000) & 0xffff : () => randomInt(0x10000)
+  const types: RecordType[] =
     options.family === 4 ? ['A'] : options.family === 6 ? ['AAAA'] : ['A', 'AAAA']
 
-  /** Both families from one server; an error from either fails the server. */
+  /** Every asked family from one server; an error for either fails the server. */
   const ask = async (server: Server, name: string, signal?: AbortSignal): Promise<Resolution> => {
-    const results = await Promise.all(
-      types.map(async (type) => {
-        const packet = await queryUdp(server, name, type, nextId(), options.timeoutMs, signal)
-        const err = rcodeError((packet as { rcode?: string }).rcode, name, server.label)
-        if (err) throw err
-        return follow(packet.answers ?? [], name, type)
-      }),
-    )
-    const addresses = results.flatMap((r) => r.addresses)
-    const ttl = Math.min(...results.filter((r) => r.addresses.length).map((r) => r.ttl), 3_600)
-    return {
-      host: name,
-      addresses,
-      ttl: addresses.length ? ttl : 0,
-      source: 'dns',
-      server: server.label,
+    const local = new AbortController()
+    const onAbort = () => local.abort(signal?.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      const results = await Promise.all(
+        types.map(async (type) => {
+          const x = {
+            server,
+            name,
+            type,
+            id: nextId(),
+            timeoutMs: options.timeoutMs,
+            signal: local.signal,
+          }
+          try {
+            const packet = await query(x)
+            const err = rcodeError((packet as { rcode?: string }).rcode, x)
+            if (err) throw err
+            return follow(packet.answers ?? [], name, type)
+          } catch (err) {
+            // The server has failed this round whatever the other family says: stop asking.
+            local.abort(err)
+            throw err
+          }
+        }),
+      )
+      const addresses = results.flatMap((r) => r.addresses)
+      if (addresses.length === 0) {
+        throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
+          details: { server: server.label, name, types },
+        })
+      }
+      const ttl = Math.min(...results.filter((r) => r.addresses.length).map((r) => r.ttl))
+      return { host: name, addresses, ttl, source: 'dns', server: server.label }
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 
-  const system = async (host: string, reason: UplinkError): Promise<Resolution> => {
+  const system = async (
+    host: string,
+    reason: UplinkError,
+    signal?: AbortSignal,
+  ): Promise<Resolution> => {
+    let found: Array<{ address: string; family: number }>
     try {
-      const found = await systemDns.lookup(host, {
-        all: true,
-        family: options.family,
-        verbatim: true,
-      })
-      return {
-        host,
-        addresses: found.map((f) => ({ address: f.address, family: f.family as 4 | 6, ttl: 0 })),
-        ttl: 0,
-        source: 'system',
-        fallbackReason: new UplinkError(
-          'DNS_FALLBACK',
-          `no DNS server answered for ${host} (${reason.message}); used the system's lookup`,
-          { cause: reason, details: { cause: reason.code } },
-        ),
-      }
+      found = await abortable(
+        systemDns.lookup(host, { all: true, family: options.family, verbatim: true }),
+        signal,
+      )
     } catch {
+      if (signal?.aborted) throw signal.reason
+      // The DNS failure is the one worth reporting: the lookup was only a second chance.
       throw reason
+    }
+    return {
+      host,
+      addresses: found.map((f) => ({ address: f.address, family: f.family as 4 | 6, ttl: 0 })),
+      ttl: 0,
+      source: 'system',
+      fallbackReason: new UplinkError(
+        'DNS_FALLBACK',
+        `no DNS server answered for ${host} (${reason.message}); used the system's lookup`,
+        { cause: reason, details: { cause: reason.code } },
+      ),
     }
   }
 
   return {
     async resolve(host, signal) {
-      const name = host.toLowerCase().replace(/\.$/, '')
-      const family = isIP(name.replace(/^\[|\]$/g, ''))
-      if (family) {
-        const address = name.replace(/^\[|\]$/g, '')
-        return {
-          host,
-          addresses: [{ address, family: family as 4 | 6, ttl: 0 }],
-          ttl: 0,
-          source: 'literal',
-        }
-      }
-      if (name === 'localhost') {
-        return {
-          host,
-          addresses: [{ address: '127.0.0.1', family: 4, ttl: 0 }],
-          ttl: 0,
-          source: 'literal',
-        }
-      }
-      let last: UplinkError = new UplinkError('DNS_TIMEOUT', `no DNS server configured for ${host}`)
+      if (signal?.aborted) throw signal.reason
+      const name = canonical(host)
+      const bare = name.replace(/^\[(.*)\]$/, '$1')
+      const family = isIP(bare)
+      if (family === 4 || family === 6) return literal(host, bare, family)
+      // RFC 6761: localhost never goes to DNS, and a device must reach its own broker offline.
+      if (name === 'localhost') return literal(host, '127.0.0.1', 4)
+      let last = new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
       for (let round = 0; round < options.attempts; round++) {
         for (const server of servers) {
-          if (signal?.aborted) throw signal.reason
           try {
-            const resolution = await ask(server, name, signal)
-            return { ...resolution, host }
+            return { ...(await ask(server, name, signal)), host }
           } catch (err) {
             if (signal?.aborted) throw signal.reason
             if (!(err instanceof UplinkError)) throw err
-            // NXDOMAIN is an authoritative "no such name": asking elsewhere would only hide it.
-            if (err.code === 'DNS_NXDOMAIN') throw err
+            // Authoritative: asking elsewhere, or the system's cache, would only hide it.
+            if (FINAL.has(err.code)) throw err
             last = err
           }
         }
       }
-      if (options.systemFallback) return system(host, last)
+      if (options.systemFallback) return system(host, last, signal)
       throw last
     },
   }

@@ -1,9 +1,9 @@
 import { startDnsServer, type TestDnsServer, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../src/clock.js'
-import { createResolver, type Resolution } from '../src/dns.js'
+import { createResolver, type Resolution, type Resolver } from '../src/dns.js'
 import { watchDns } from '../src/dns-watch.js'
-import type { UplinkError } from '../src/errors.js'
+import { UplinkError } from '../src/errors.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -82,11 +82,38 @@ describe('watchDns', () => {
     await waitFor(() => errors.length === 1, 'the error')
     expect(errors[0]?.code).toBe('DNS_SERVFAIL')
     dns.set('iot.uplink.test', [], 60)
+    // After an error the next look comes at the minimum interval, not the TTL.
     await tick(clock, 10_000, dns, 2)
+    await waitFor(() => errors.length === 2, 'the second error')
+    expect(errors[1]?.code).toBe('DNS_NO_ADDRESS')
     expect(moved).toEqual([])
     dns.set('iot.uplink.test', ['127.0.0.3'], 60)
     await tick(clock, 60_000, dns, 3)
     expect(moved).toHaveLength(1)
+  })
+
+  it('a long TTL is held to maxIntervalMs', async () => {
+    const { dns, clock } = await setup(86_400)
+    await tick(clock, 10_000, dns, 1)
+    await clock.advance(299_999)
+    expect(dns.queryCount).toBe(1)
+    await tick(clock, 1, dns, 2)
+  })
+
+  it('stop() during a lookup ends it with no callback', async () => {
+    const { dns, clock, moved, errors, watcher } = await setup(60)
+    dns.setFault('drop')
+    await tick(clock, 10_000, dns, 1)
+    watcher.stop()
+    dns.set('iot.uplink.test', ['127.0.0.2'], 60)
+    dns.setFault('none')
+    // Longer than the resolver's 200 ms timeout: had the lookup gone on, it would have failed.
+    await new Promise((r) => setTimeout(r, 300))
+    await clock.advance(600_000)
+    expect(dns.queryCount).toBe(1)
+    expect(errors).toEqual([])
+    expect(moved).toEqual([])
+    expect(clock.pending()).toBe(0)
   })
 
   it('stop() ends it', async () => {
@@ -94,5 +121,77 @@ describe('watchDns', () => {
     watcher.stop()
     await clock.advance(600_000)
     expect(dns.queryCount).toBe(0)
+  })
+})
+
+describe('watchDns and the system fallback', () => {
+  /** A resolver whose answers a test scripts: the fallback path needs no broken network. */
+  function scripted(answers: Array<Resolution | UplinkError>): Resolver & { calls: number } {
+    const r = {
+      calls: 0,
+      async resolve() {
+        const next = answers[Math.min(r.calls++, answers.length - 1)] as Resolution | UplinkError
+        if (next instanceof UplinkError) throw next
+        return next
+      },
+    }
+    return r
+  }
+
+  const at = (source: Resolution['source'], address: string, ttl = 0): Resolution => ({
+    host: 'iot.uplink.test',
+    addresses: [{ address, family: 4, ttl }],
+    ttl,
+    source,
+  })
+
+  it('moves on a DNS answer only, never on a system one', async () => {
+    const clock = new ManualClock(0)
+    const resolver = scripted([
+      at('system', '10.9.9.9'),
+      at('system', '10.9.9.9'),
+      at('dns', '127.0.0.2', 30),
+    ])
+    const moved: Resolution[] = []
+    const watcher = watchDns({
+      host: 'iot.uplink.test',
+      address: '127.0.0.1',
+      resolver,
+      clock,
+      minIntervalMs: 1_000,
+      onMoved: (r) => moved.push(r),
+    })
+    cleanup.push(() => watcher.stop())
+    await clock.advance(1_000)
+    await clock.advance(1_000)
+    expect(resolver.calls).toBe(2)
+    expect(moved).toEqual([])
+    await clock.advance(1_000)
+    expect(resolver.calls).toBe(3)
+    expect(moved.map((r) => r.source)).toEqual(['dns'])
+  })
+
+  it('a listener that throws does not end the watch', async () => {
+    const clock = new ManualClock(0)
+    const resolver = scripted([
+      new UplinkError('DNS_TIMEOUT', 'timeout'),
+      at('dns', '127.0.0.2', 30),
+    ])
+    const moved: Resolution[] = []
+    const watcher = watchDns({
+      host: 'iot.uplink.test',
+      address: '127.0.0.1',
+      resolver,
+      clock,
+      minIntervalMs: 1_000,
+      onMoved: (r) => moved.push(r),
+      onError: () => {
+        throw new Error('listener bug')
+      },
+    })
+    cleanup.push(() => watcher.stop())
+    await clock.advance(1_000)
+    await clock.advance(1_000)
+    expect(moved).toHaveLength(1)
   })
 })

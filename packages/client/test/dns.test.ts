@@ -1,6 +1,8 @@
+import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { hostname } from 'node:os'
-import { startDnsServer, type TestDnsServer } from '@uplink/testkit'
+import { bindUdp, startDnsServer, type TestDnsServer } from '@uplink/testkit'
+import dnsPacket, { type Packet } from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createResolver, parseDnsServer, type ResolverOptions } from '../src/dns.js'
 import { UplinkError } from '../src/errors.js'
@@ -10,10 +12,38 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
-async function server(): Promise<TestDnsServer> {
-  const dns = await startDnsServer()
+async function server(host?: string): Promise<TestDnsServer> {
+  const dns = await startDnsServer(host ? { host } : {})
   cleanup.push(() => dns.stop())
   return dns
+}
+
+/**
+ * A server that answers each query with `replies` datagrams, in order: what the testkit server
+ * cannot do, a stray or forged datagram arriving just before the real answer.
+ */
+async function scripted(replies: (query: Packet) => Packet[]): Promise<string> {
+  const socket = dgram.createSocket('udp4')
+  const port = await bindUdp(socket, '127.0.0.1')
+  socket.on('message', (msg, rinfo) => {
+    for (const reply of replies(dnsPacket.decode(msg))) {
+      socket.send(dnsPacket.encode(reply), rinfo.port, rinfo.address)
+    }
+  })
+  cleanup.push(() => new Promise<void>((r) => socket.close(() => r())))
+  return `127.0.0.1:${port}`
+}
+
+function reply(query: Packet, over: Partial<Packet> = {}): Packet {
+  const q = query.questions?.[0] as { name: string; type: 'A' }
+  return {
+    type: 'response',
+    id: query.id ?? 0,
+    flags: dnsPacket.AUTHORITATIVE_ANSWER,
+    questions: [q],
+    answers: [{ type: 'A', name: q.name, ttl: 60, class: 'IN', data: '127.0.0.8' }],
+    ...over,
+  }
 }
 
 function resolver(servers: string[], extra: Partial<ResolverOptions> = {}) {
@@ -89,6 +119,66 @@ describe('createResolver', () => {
     expect(err.code).toBe('DNS_MALFORMED')
   })
 
+  it('keeps waiting past a stray datagram and takes the real answer after it', async () => {
+    const address = scripted((query) => {
+      const q = query.questions?.[0] as { name: string; type: 'A' }
+      return [
+        reply(query, { id: ((query.id ?? 0) + 1) & 0xffff }),
+        reply(query, { questions: [{ ...q, name: 'other.uplink.test' }] }),
+        reply(query, { type: 'query' }),
+        reply(query),
+      ]
+    })
+    const result = await resolver([await address], { family: 4 }).resolve('iot.uplink.test')
+    expect(result.addresses.map((a) => a.address)).toEqual(['127.0.0.8'])
+  })
+
+  it('takes only addresses at the end of the CNAME chain from the queried name', async () => {
+    const address = scripted((query) => {
+      const q = query.questions?.[0] as { name: string; type: 'A' }
+      return [
+        reply(query, {
+          answers: [
+            // An address for a name nobody asked about must not be believed.
+            { type: 'A', name: 'evil.uplink.test', ttl: 60, class: 'IN', data: '127.0.0.66' },
+            { type: 'CNAME', name: q.name, ttl: 20, class: 'IN', data: 'East.Uplink.Test.' },
+            { type: 'A', name: 'east.uplink.test', ttl: 40, class: 'IN', data: '127.0.0.9' },
+          ],
+        }),
+      ]
+    })
+    const result = await resolver([await address], { family: 4 }).resolve('iot.uplink.test')
+    expect(result.addresses.map((a) => a.address)).toEqual(['127.0.0.9'])
+    expect(result.ttl).toBe(20)
+  })
+
+  it('gives up on a CNAME loop instead of spinning', async () => {
+    const dns = await server()
+    dns.setCname('a.uplink.test', 'b.uplink.test')
+    dns.setCname('b.uplink.test', 'a.uplink.test')
+    await expect(
+      resolver([dns.server], { family: 4 }).resolve('a.uplink.test'),
+    ).rejects.toMatchObject({ code: 'DNS_NO_ADDRESS' })
+  })
+
+  it('asks a DNS server on ::1', async () => {
+    const dns = await server('::1')
+    dns.set('iot.uplink.test', ['::1'])
+    const result = await resolver([dns.server], { family: 6 }).resolve('iot.uplink.test')
+    expect(result).toMatchObject({ server: dns.server, addresses: [{ address: '::1', family: 6 }] })
+  })
+
+  it('moves on to the next server after garbage', async () => {
+    const bad = await server()
+    const good = await server()
+    bad.setFault('garbage')
+    good.set('iot.uplink.test', ['127.0.0.1'])
+    const result = await resolver([bad.server, good.server], { family: 4 }).resolve(
+      'iot.uplink.test',
+    )
+    expect(result.server).toBe(good.server)
+  })
+
   it('ignores garbage and reports DNS_MALFORMED when nothing else came', async () => {
     const dns = await server()
     dns.set('iot.uplink.test', ['127.0.0.1'])
@@ -146,11 +236,35 @@ describe('createResolver', () => {
     await expect(r.resolve('iot.uplink.test')).rejects.toMatchObject({ code: 'DNS_TIMEOUT' })
   })
 
-  it('a name with no addresses resolves empty (the caller says DNS_NO_ADDRESS)', async () => {
+  it('a name with no addresses is DNS_NO_ADDRESS, final like NXDOMAIN', async () => {
+    const first = await server()
+    const second = await server()
+    first.set('empty.uplink.test', [])
+    second.set('empty.uplink.test', ['127.0.0.1'])
+    const r = resolver([first.server, second.server], { systemFallback: true })
+    await expect(r.resolve('empty.uplink.test')).rejects.toMatchObject({
+      code: 'DNS_NO_ADDRESS',
+    })
+    expect(first.queries.map((q) => q.type).sort()).toEqual(['A', 'AAAA'])
+    expect(second.queryCount).toBe(0)
+  })
+
+  it('an address of one family is enough when the other has none', async () => {
     const dns = await server()
-    dns.set('empty.uplink.test', [])
-    const result = await resolver([dns.server]).resolve('empty.uplink.test')
-    expect(result.addresses).toEqual([])
+    dns.set('iot.uplink.test', ['::1'], 7)
+    const result = await resolver([dns.server]).resolve('iot.uplink.test')
+    expect(result).toMatchObject({ ttl: 7, addresses: [{ address: '::1', family: 6 }] })
+  })
+
+  it('without fallback, the last server error is what the caller sees', async () => {
+    const dns = await server()
+    dns.setFault('drop')
+    const err = await resolver([dns.server], { attempts: 2, timeoutMs: 50 })
+      .resolve('iot.uplink.test')
+      .catch((e) => e)
+    expect(err).toMatchObject({ code: 'DNS_TIMEOUT' })
+    // Two rounds, each asking A and AAAA.
+    expect(dns.queryCount).toBe(4)
   })
 
   it('falls back to the system lookup when no server answers, and says why', async () => {
@@ -175,6 +289,16 @@ describe('createResolver', () => {
     })
     expect((await r.resolve('[::1]')).addresses).toEqual([{ address: '::1', family: 6, ttl: 0 }])
     expect((await r.resolve('localhost')).addresses[0]?.address).toBe('127.0.0.1')
+    expect(dns.queryCount).toBe(0)
+  })
+
+  it('an already aborted signal rejects with no query', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    const reason = new UplinkError('STOPPED', 'stopped')
+    await expect(
+      resolver([dns.server]).resolve('iot.uplink.test', AbortSignal.abort(reason)),
+    ).rejects.toBe(reason)
     expect(dns.queryCount).toBe(0)
   })
 

@@ -104,16 +104,29 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
   }
 
   /** The fault that applies to this query, counting it down. */
-  const faultFor = (name: string): DnsFault => {
+  const faultFor = (name: string, transport: 'udp' | 'tcp'): DnsFault => {
     if (fault.mode === 'none') return 'none'
+    // The retry over TCP that a truncation provokes is the normal answer, so it must neither be
+    // faulted nor use up one of the `times`.
+    if (fault.mode === 'truncate' && transport === 'tcp') return 'none'
     if (fault.name !== undefined && norm(fault.name) !== norm(name)) return 'none'
     const mode = fault.mode
     if (--fault.times <= 0) fault = { mode: 'none', times: Number.POSITIVE_INFINITY }
     return mode
   }
 
-  /** The reply bytes for a query, or undefined to stay silent. */
+  /** The reply bytes for a query, or undefined to stay silent (a malformed query included). */
   const reply = (buf: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined => {
+    try {
+      return answer(buf, transport)
+    } catch {
+      // A query that decodes but cannot be answered (an unencodable name, say) is dropped: a
+      // test server that throws from a socket handler would take the whole test run down.
+      return undefined
+    }
+  }
+
+  const answer = (buf: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined => {
     let query: Packet
     try {
       query = dnsPacket.decode(buf)
@@ -123,9 +136,14 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
     const question = query.questions?.[0]
     if (!question || query.type !== 'query') return undefined
     queries.push({ name: norm(question.name), type: question.type, transport, at: Date.now() })
-    const mode = faultFor(question.name)
+    const mode = faultFor(question.name, transport)
     if (mode === 'drop') return undefined
-    if (mode === 'garbage') return randomBytes(24)
+    if (mode === 'garbage') {
+      const junk = randomBytes(24)
+      // 65535 questions cannot fit in 12 bytes, so no parser can take these bytes for an answer.
+      junk.writeUInt16BE(0xffff, 4)
+      return junk
+    }
     const base = {
       type: 'response' as const,
       id: query.id ?? 0,
@@ -157,15 +175,16 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
       await listen(tcp, host, port)
     } catch (err) {
       udp.close()
-      if (attempt < 10) continue
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) continue
       throw err
     }
     udp.on('message', (msg, rinfo) => {
       const out = reply(msg, 'udp')
-      if (out) udp.send(out, rinfo.port, rinfo.address)
+      if (out && !stopped) udp.send(out, rinfo.port, rinfo.address)
     })
     udp.on('error', () => {})
     const sockets = new Set<net.Socket>()
+    let stopped = false
     tcp.on('connection', (socket) => {
       sockets.add(socket)
       socket.on('close', () => sockets.delete(socket))
@@ -179,7 +198,7 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
           if (pending.length < 2 + size) break
           const out = reply(pending.subarray(2, 2 + size), 'tcp')
           pending = pending.subarray(2 + size)
-          if (out) {
+          if (out && !socket.destroyed) {
             const frame = Buffer.alloc(2 + out.length)
             frame.writeUInt16BE(out.length, 0)
             out.copy(frame, 2)
@@ -229,6 +248,8 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
         return queries.length
       },
       async stop() {
+        if (stopped) return
+        stopped = true
         const closed = new Promise<void>((r) => tcp.close(() => r()))
         for (const s of sockets) s.destroy()
         await new Promise<void>((r) => udp.close(() => r()))

@@ -130,6 +130,44 @@ describe('startDnsServer', () => {
     expect(dns.queries.map((q) => q.transport)).toContain('tcp')
   })
 
+  it('a truncation counts only the UDP queries it truncates', async () => {
+    const dns = await started()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    dns.setFault('truncate', { times: 1 })
+    const udp = dnsPacket.decode((await rawUdp(dns, query('iot.uplink.test'))) as Buffer)
+    expect((udp.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE).toBeTruthy()
+    await rawTcp(dns, query('iot.uplink.test'))
+    const again = dnsPacket.decode((await rawUdp(dns, query('iot.uplink.test'))) as Buffer)
+    expect((again.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE).toBeFalsy()
+    expect(again.answers).toHaveLength(1)
+    expect(dns.queries.map((q) => q.transport)).toEqual(['udp', 'tcp', 'udp'])
+  })
+
+  it('answers over TCP with faults too, and several queries on one connection', async () => {
+    const dns = await started()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    dns.setFault('servfail', { times: 1 })
+    const failed = await rawTcp(dns, query('iot.uplink.test'))
+    expect((failed as { rcode?: string }).rcode).toBe('SERVFAIL')
+    const ok = await rawTcp(dns, query('iot.uplink.test', 'A', 9))
+    expect(ok).toMatchObject({ id: 9, type: 'response' })
+    expect((ok.flags ?? 0) & dnsPacket.AUTHORITATIVE_ANSWER).toBeTruthy()
+    expect(ok.answers).toHaveLength(1)
+  })
+
+  it('listens on ::1 as well, under the bracketed server form', async () => {
+    const dns = await startDnsServer({ host: '::1' })
+    cleanup.push(() => dns.stop())
+    expect(dns.server).toBe(`[::1]:${dns.port}`)
+    dns.set('iot.uplink.test', ['::1', '127.0.0.1'])
+    expect(await nodeResolver(dns).resolve6('iot.uplink.test')).toEqual(['::1'])
+    expect(await nodeResolver(dns).resolve4('iot.uplink.test')).toEqual(['127.0.0.1'])
+  })
+
+  it('refuses to bind anything but loopback', async () => {
+    await expect(startDnsServer({ host: '0.0.0.0' })).rejects.toThrow(/loopback/)
+  })
+
   it('fault wrong-id: the answer carries another transaction id', async () => {
     const dns = await started()
     dns.set('iot.uplink.test', ['127.0.0.1'])
@@ -170,14 +208,28 @@ describe('startDnsServer', () => {
     expect(await resolver.resolve4('a.uplink.test')).toEqual(['127.0.0.1'])
   })
 
-  it('survives malformed queries', async () => {
+  it('survives malformed queries over UDP and TCP', async () => {
     const dns = await started()
     dns.set('iot.uplink.test', ['127.0.0.1'])
     const socket = dgram.createSocket('udp4')
     await new Promise<void>((r) =>
       socket.send(Buffer.from([1, 2, 3]), dns.port, dns.host, () => r()),
     )
+    // A well-formed header that claims a question and carries none.
+    const header = Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    await new Promise<void>((r) => socket.send(header, dns.port, dns.host, () => r()))
     socket.close()
+    const tcp = net.connect({ host: dns.host, port: dns.port })
+    await new Promise<void>((r) => tcp.on('connect', () => r()))
+    await new Promise<void>((r) => tcp.write(Buffer.from([0, 3, 9, 9, 9]), () => r()))
+    tcp.destroy()
     expect(await nodeResolver(dns).resolve4('iot.uplink.test')).toEqual(['127.0.0.1'])
+    expect(dns.queryCount).toBe(1)
+  })
+
+  it('stop() can be called twice', async () => {
+    const dns = await startDnsServer()
+    await dns.stop()
+    await dns.stop()
   })
 })
