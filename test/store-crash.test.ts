@@ -37,6 +37,13 @@ describe('SQLite outbox across SIGKILL', () => {
     const path = join(tempDir(), 'outbox.db')
     const acked: number[] = []
     const rounds = 4
+    // Seeded, so a failing run can be replayed with UPLINK_TEST_SEED; where the kill lands in the
+    // child's commit cycle is still up to the scheduler, which is the point.
+    let seed = Number(process.env.UPLINK_TEST_SEED ?? 20_261_123)
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      return seed / 2 ** 31
+    }
     for (let round = 0; round < rounds; round++) {
       // Each round its own range of sequence numbers, so a seq never means two messages.
       const child = runFixture('publisher.ts', [
@@ -46,13 +53,16 @@ describe('SQLite outbox across SIGKILL', () => {
         'publish',
       ])
       cleanup.push(() => void child.kill('SIGKILL'))
-      // Kill at a different moment each round: after 50 to 400 acknowledged publishes.
-      const killAfter = 50 + Math.floor(Math.random() * 350)
+      // Kill at a different moment each round: after 50 to 400 acknowledged publishes, and then
+      // up to 20 ms more, so the kill falls anywhere in a commit, an fsync or a batch of deletes.
+      const killAfter = 50 + Math.floor(random() * 350)
+      // Generous: on a loaded machine, starting Node with tsx alone can take seconds.
       await waitFor(
         () => child.lines.length >= killAfter,
         `round ${round}: ${killAfter} acks`,
-        15_000,
+        60_000,
       )
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 20)))
       child.kill('SIGKILL')
       await exited(child)
       for (const line of child.lines) if (line.startsWith('ack ')) acked.push(Number(line.slice(4)))
@@ -71,7 +81,7 @@ describe('SQLite outbox across SIGKILL', () => {
     expect(missing).toEqual([])
     // In order: the broker first saw them in publish order (seqs grow within and across rounds).
     expect(delivered).toEqual([...delivered].sort((a, b) => a - b))
-  }, 120_000)
+  }, 300_000)
 
   it('a second process opening the same outbox gets OUTBOX_LOCKED', async () => {
     const path = join(tempDir(), 'outbox.db')
@@ -85,5 +95,5 @@ describe('SQLite outbox across SIGKILL', () => {
     const again = runFixture('open-outbox.ts', [path])
     await exited(again)
     expect(again.lines).toEqual(['opened'])
-  }, 30_000)
+  }, 60_000)
 })

@@ -5,9 +5,11 @@ import { createRequire } from 'node:module'
  * bun:sqlite (Bun). Both are synchronous; both take positional parameters.
  */
 export interface Statement {
-  run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint }
+  run(...params: unknown[]): { changes: number }
   all(...params: unknown[]): unknown[]
   get(...params: unknown[]): unknown
+  /** Rows as arrays in column order: no object with named keys built per row, so cheaper. */
+  values(...params: unknown[]): unknown[][]
 }
 
 export interface Database {
@@ -24,6 +26,21 @@ export const runtime: 'bun' | 'node' = typeof process.versions.bun === 'string' 
 // Loaded lazily and by name, so Node never sees bun:sqlite and Bun never loads the native addon.
 const load = createRequire(import.meta.url)
 
+interface BunStatement {
+  run(...params: unknown[]): { changes: number }
+  all(...params: unknown[]): unknown[]
+  get(...params: unknown[]): unknown
+  values(...params: unknown[]): unknown[][]
+  finalize(): void
+}
+
+interface BetterStatement {
+  run(...params: unknown[]): { changes: number }
+  all(...params: unknown[]): unknown[]
+  get(...params: unknown[]): unknown
+  raw(toggle: boolean): BetterStatement
+}
+
 export function openDatabase(path: string): Database {
   if (runtime === 'bun') {
     const { Database: BunDatabase } = load('bun:sqlite') as {
@@ -32,15 +49,15 @@ export function openDatabase(path: string): Database {
         options?: { create?: boolean },
       ) => {
         exec(sql: string): void
-        prepare(sql: string): Statement & { finalize(): void }
+        prepare(sql: string): BunStatement
         close(): void
       }
     }
     const db = new BunDatabase(path, { create: true })
     // bun:sqlite closes with sqlite3_close_v2, which keeps the connection (and its EXCLUSIVE
     // lock) alive until every statement is finalized: finalize them all on close.
-    const statements: Array<{ finalize(): void }> = []
-    const track = <T extends { finalize(): void }>(stmt: T): T => {
+    const statements: BunStatement[] = []
+    const track = (stmt: BunStatement): BunStatement => {
       statements.push(stmt)
       return stmt
     }
@@ -48,11 +65,12 @@ export function openDatabase(path: string): Database {
       exec: (sql) => db.exec(sql),
       prepare: (sql) => {
         const stmt = track(db.prepare(sql))
-        // bun:sqlite answers null where better-sqlite3 answers undefined.
         return {
           run: (...p) => stmt.run(...p),
           all: (...p) => stmt.all(...p),
+          // bun:sqlite answers null where better-sqlite3 answers undefined.
           get: (...p) => stmt.get(...p) ?? undefined,
+          values: (...p) => stmt.values(...p),
         }
       },
       pragma: (sql) => {
@@ -70,7 +88,7 @@ export function openDatabase(path: string): Database {
     options?: { timeout?: number },
   ) => {
     exec(sql: string): void
-    prepare(sql: string): Statement
+    prepare(sql: string): BetterStatement
     pragma(sql: string, options?: { simple?: boolean }): unknown
     close(): void
   }
@@ -78,7 +96,20 @@ export function openDatabase(path: string): Database {
   const db = new BetterSqlite3(path, { timeout: 0 })
   return {
     exec: (sql) => db.exec(sql),
-    prepare: (sql) => db.prepare(sql),
+    prepare: (sql) => {
+      const stmt = db.prepare(sql)
+      // better-sqlite3 switches a whole statement to arrays: a second one, prepared when needed.
+      let raw: BetterStatement | undefined
+      return {
+        run: stmt.run.bind(stmt),
+        all: stmt.all.bind(stmt),
+        get: stmt.get.bind(stmt),
+        values: (...p) => {
+          raw ??= db.prepare(sql).raw(true)
+          return raw.all(...p) as unknown[][]
+        },
+      }
+    },
     pragma: (sql) => db.pragma(sql, { simple: true }),
     close: () => db.close(),
   }

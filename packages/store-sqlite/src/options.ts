@@ -1,19 +1,33 @@
 import { UplinkError } from '@uplink/client'
 
 export interface SqliteOutboxOptions {
-  /** The database file; created if absent. One outbox per file at a time. */
+  /** The database file; created if absent. One outbox per file at a time (OUTBOX_LOCKED). */
   path: string
   /** Default 1 000 000. */
   maxMessages?: number
   /** Topic plus payload bytes; default 256 MiB. */
   maxBytes?: number
-  /** drop-oldest (default): telemetry first, then for an arriving alarm the oldest alarm. reject: OUTBOX_FULL. */
+  /**
+   * drop-oldest (default): make room by dropping the oldest telemetry, then (for an arriving
+   * alarm) the oldest alarm. reject: refuse the new message with OUTBOX_FULL.
+   */
   overflow?: 'drop-oldest' | 'reject'
-  /** full (default): survives power loss. normal: survives a process crash, faster. */
+  /**
+   * full (default): a message whose publish() resolved survives power loss (WAL, synchronous
+   * FULL). normal: it survives the process dying; the last commits may be lost with the power.
+   */
   durability?: 'full' | 'normal'
-  /** Most messages in one group-commit transaction; default 1 000. */
-  batchSize?: number
-  /** Hard cap on the file, in SQLite pages (4 KiB): past it, publishes fail OUTBOX_DISK_FULL. */
+  /** Publishes that arrive together are committed in one transaction, so they share one fsync. */
+  groupCommit?: {
+    /** Most messages in one transaction; default 2 000. */
+    maxBatch?: number
+    /**
+     * How long the first publish of a batch waits for company, in ms; default 0: only those that
+     * arrive before the event loop turns. More waits longer for fewer, larger commits.
+     */
+    maxDelayMs?: number
+  }
+  /** A hard cap on the file, in SQLite pages (4 KiB): past it, publishes get OUTBOX_DISK_FULL. */
   maxPageCount?: number
 }
 
@@ -22,21 +36,28 @@ export const SQLITE_DEFAULTS = {
   maxBytes: 256 * 2 ** 20,
   overflow: 'drop-oldest' as const,
   durability: 'full' as const,
-  batchSize: 1_000,
+  groupCommit: { maxBatch: 2_000, maxDelayMs: 0 },
 }
 
-export type ResolvedSqliteOptions = Required<Omit<SqliteOutboxOptions, 'maxPageCount'>> & {
-  maxPageCount?: number | undefined
+export interface ResolvedSqliteOptions {
+  path: string
+  maxMessages: number
+  maxBytes: number
+  overflow: 'drop-oldest' | 'reject'
+  durability: 'full' | 'normal'
+  maxBatch: number
+  maxDelayMs: number
+  maxPageCount: number | undefined
 }
 
 function fail(field: string, why: string): never {
   throw new UplinkError('INVALID_OPTIONS', `sqliteOutbox: ${field} ${why}`, { details: { field } })
 }
 
-function positiveInt(value: unknown, field: string, fallback: number): number {
+function int(value: unknown, field: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    fail(field, 'must be a positive whole number')
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(field, `must be a whole number from ${min} to ${max}`)
   }
   return value
 }
@@ -44,25 +65,31 @@ function positiveInt(value: unknown, field: string, fallback: number): number {
 export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqliteOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'must be an object')
   if (typeof input.path !== 'string' || input.path.length === 0) fail('path', 'must be a file path')
-  if (input.path === ':memory:')
-    fail('path', 'must be a file: an in-memory database survives nothing')
+  if (input.path === ':memory:' || input.path.startsWith('file:')) {
+    fail('path', 'must be a plain file path: an in-memory database survives nothing')
+  }
   const overflow = input.overflow ?? SQLITE_DEFAULTS.overflow
   if (overflow !== 'drop-oldest' && overflow !== 'reject') {
     fail('overflow', "must be 'drop-oldest' or 'reject'")
   }
   const durability = input.durability ?? SQLITE_DEFAULTS.durability
-  if (durability !== 'full' && durability !== 'normal')
+  if (durability !== 'full' && durability !== 'normal') {
     fail('durability', "must be 'full' or 'normal'")
+  }
+  const group = input.groupCommit ?? {}
+  if (typeof group !== 'object' || group === null) fail('groupCommit', 'must be an object')
+  const { maxBatch, maxDelayMs } = SQLITE_DEFAULTS.groupCommit
   return {
     path: input.path,
-    maxMessages: positiveInt(input.maxMessages, 'maxMessages', SQLITE_DEFAULTS.maxMessages),
-    maxBytes: positiveInt(input.maxBytes, 'maxBytes', SQLITE_DEFAULTS.maxBytes),
+    maxMessages: int(input.maxMessages, 'maxMessages', SQLITE_DEFAULTS.maxMessages, 1, 2 ** 40),
+    maxBytes: int(input.maxBytes, 'maxBytes', SQLITE_DEFAULTS.maxBytes, 1, 2 ** 50),
     overflow,
     durability,
-    batchSize: positiveInt(input.batchSize, 'batchSize', SQLITE_DEFAULTS.batchSize),
+    maxBatch: int(group.maxBatch, 'groupCommit.maxBatch', maxBatch, 1, 1_000_000),
+    maxDelayMs: int(group.maxDelayMs, 'groupCommit.maxDelayMs', maxDelayMs, 0, 10_000),
     maxPageCount:
       input.maxPageCount === undefined
         ? undefined
-        : positiveInt(input.maxPageCount, 'maxPageCount', 0),
+        : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
   }
 }
