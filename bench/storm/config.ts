@@ -1,0 +1,203 @@
+/** The storm's settings: defaults in one object, flags parsed and checked in one function. */
+
+export const SCENARIOS = ['crash', 'blackhole', 'dns-flip', 'concierge-flip'] as const
+export type Scenario = (typeof SCENARIOS)[number]
+export type ClientKind = 'uplink' | 'mqttjs'
+
+export interface StormConfig {
+  devices: number
+  scenarios: Scenario[]
+  /** Uplink always; the MQTT.js baseline too with `--compare mqttjs`. */
+  clients: ClientKind[]
+  store: 'memory' | 'sqlite'
+  /** Telemetry messages per second per device (QoS 1). */
+  rate: number
+  payloadBytes: number
+  /** Crash and blackhole: the simulated health check flips DNS this long after the failure. */
+  healthCheckMs: number
+  /** Seconds; the blackhole scenario is noticed by keepalive alone. */
+  keepalive: number
+  connectTimeoutMs: number
+  backoff: { initialMs: number; maxMs: number; stableMs: number }
+  /**
+   * TTL of the broker's DNS record, seconds. 0: 5 s, or longer for a large fleet, so the DNS
+   * watch asks about 1 000 times a second at most (one 2-core machine plays every device).
+   */
+  dnsTtl: number
+  /** dns-flip: the DNS watch re-resolves when the TTL runs out, not more often than this. */
+  dnsWatchMinMs: number
+  /**
+   * concierge-flip: the concierge poll interval and its jitter (fraction). 0: 5 s, or longer
+   * for a large fleet (about 1 000 requests a second at most).
+   */
+  conciergeIntervalMs: number
+  conciergeJitter: number
+  /** Flap damping for planned moves; 0 so a fleet that just connected may move at once. */
+  minStayMs: number
+  /** Steady publishing before the failure, and after the whole fleet has moved. */
+  warmupMs: number
+  tailMs: number
+  /** Device worker processes (0: enough for the open-file limit, at least 2). */
+  workers: number
+  /** Raw connections in the accept-rate probe (0: min(devices, 2000), at least 100). */
+  probe: number
+  /** Bound on waiting for the fleet to move, as a multiple of the computed bound (min 20 s). */
+  recoveryTimeoutFactor: number
+  seed: number
+  tickMs: number
+  progress: boolean
+  json?: string | undefined
+  html?: string | undefined
+}
+
+export const DEFAULTS: StormConfig = {
+  devices: 2_000,
+  scenarios: ['crash'],
+  clients: ['uplink', 'mqttjs'],
+  store: 'memory',
+  rate: 0.2,
+  payloadBytes: 64,
+  healthCheckMs: 5_000,
+  keepalive: 5,
+  connectTimeoutMs: 10_000,
+  backoff: { initialMs: 1_000, maxMs: 10_000, stableMs: 30_000 },
+  dnsTtl: 0,
+  dnsWatchMinMs: 1_000,
+  conciergeIntervalMs: 0,
+  conciergeJitter: 0.2,
+  minStayMs: 0,
+  warmupMs: 3_000,
+  tailMs: 2_000,
+  workers: 0,
+  probe: 0,
+  recoveryTimeoutFactor: 3,
+  seed: 1,
+  tickMs: 250,
+  progress: true,
+}
+
+export const USAGE = `pnpm bench:storm [flags]
+
+  --devices N              devices in the fleet (default ${DEFAULTS.devices})
+  --scenario S             crash | blackhole | dns-flip | concierge-flip | all (default crash)
+  --compare mqttjs|none    also run the plain MQTT.js baseline (default mqttjs)
+  --store memory|sqlite    the devices' outbox (sqlite: one file per device in a temp dir)
+  --rate R                 telemetry messages per second per device (default ${DEFAULTS.rate})
+  --payload-bytes B        telemetry payload size (default ${DEFAULTS.payloadBytes})
+  --health-check-ms MS     crash/blackhole: failure to DNS flip (default ${DEFAULTS.healthCheckMs})
+  --keepalive S            MQTT keepalive, seconds (default ${DEFAULTS.keepalive})
+  --backoff-max-ms MS      Uplink backoff cap (default ${DEFAULTS.backoff.maxMs}; the SDK's is 60000)
+  --backoff-initial-ms MS  Uplink first backoff ceiling (default ${DEFAULTS.backoff.initialMs})
+  --connect-timeout-ms MS  Uplink bound on one attempt (default ${DEFAULTS.connectTimeoutMs})
+  --dns-ttl S              TTL of the broker's record (default max(5, devices / 1000))
+  --concierge-interval-ms  concierge poll interval (default max(5000, devices) ms)
+  --warmup-ms MS           steady publishing before the failure (default ${DEFAULTS.warmupMs})
+  --tail-ms MS             publishing after the fleet moved (default ${DEFAULTS.tailMs})
+  --workers N              device worker processes (default: auto, at least 2)
+  --probe N                connections in the accept-rate probe (default min(devices, 2000))
+  --seed N                 seed for every device's jitter (default ${DEFAULTS.seed})
+  --json FILE              write one record per run
+  --html FILE              write a self-contained page with charts
+  --no-progress            no progress bar on stderr`
+
+function num(flag: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value)
+  if (value === undefined || !Number.isFinite(n) || n < min || n > max)
+    throw new Error(`${flag} must be a number from ${min} to ${max}`)
+  return n
+}
+
+/**
+ * Numeric flags: the setting each one sets (a dotted path), its range, and whether it is rounded
+ * to a whole number (default yes).
+ */
+const NUMERIC: Record<string, [path: string, min: number, max: number, round?: boolean]> = {
+  '--devices': ['devices', 1, 100_000],
+  '--rate': ['rate', 0.01, 100, false],
+  '--payload-bytes': ['payloadBytes', 16, 65_536],
+  '--health-check-ms': ['healthCheckMs', 0, 600_000],
+  '--keepalive': ['keepalive', 1, 600],
+  '--backoff-max-ms': ['backoff.maxMs', 1, 600_000],
+  '--backoff-initial-ms': ['backoff.initialMs', 1, 600_000],
+  '--connect-timeout-ms': ['connectTimeoutMs', 100, 600_000],
+  '--dns-ttl': ['dnsTtl', 1, 3_600],
+  '--concierge-interval-ms': ['conciergeIntervalMs', 1_000, 600_000],
+  '--warmup-ms': ['warmupMs', 0, 600_000],
+  '--tail-ms': ['tailMs', 0, 600_000],
+  '--workers': ['workers', 1, 64],
+  '--probe': ['probe', 10, 20_000],
+  '--seed': ['seed', 0, 2 ** 31],
+}
+
+function setPath(c: StormConfig, path: string, v: number): void {
+  const keys = path.split('.')
+  let target = c as unknown as Record<string, unknown>
+  for (const k of keys.slice(0, -1)) target = target[k] as Record<string, unknown>
+  target[keys.at(-1) as string] = v
+}
+
+export function parseArgs(argv: string[]): StormConfig {
+  const c: StormConfig = { ...DEFAULTS, backoff: { ...DEFAULTS.backoff } }
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i] as string
+    const [name, inline] = flag.includes('=') ? flag.split('=', 2) : [flag, undefined]
+    const value = () => inline ?? argv[++i]
+    const numeric = NUMERIC[name as string]
+    if (numeric) {
+      const [path, min, max, round = true] = numeric
+      const v = num(name as string, value(), min, max)
+      setPath(c, path, round ? Math.round(v) : v)
+      continue
+    }
+    switch (name) {
+      case '--scenario': {
+        const v = value()
+        if (v === 'all') c.scenarios = [...SCENARIOS]
+        else if (SCENARIOS.includes(v as Scenario)) c.scenarios = [v as Scenario]
+        else throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')}, all`)
+        break
+      }
+      case '--compare': {
+        const v = value()
+        if (v === 'mqttjs') c.clients = ['uplink', 'mqttjs']
+        else if (v === 'none') c.clients = ['uplink']
+        else throw new Error('--compare must be mqttjs or none')
+        break
+      }
+      case '--store': {
+        const v = value()
+        if (v !== 'memory' && v !== 'sqlite') throw new Error('--store must be memory or sqlite')
+        c.store = v
+        break
+      }
+      case '--json':
+        c.json = value()
+        break
+      case '--html':
+        c.html = value()
+        break
+      case '--no-progress':
+        c.progress = false
+        break
+      case '--help':
+      case '-h':
+        throw new HelpRequested()
+      default:
+        throw new Error(`unknown flag ${flag}\n\n${USAGE}`)
+    }
+  }
+  if (c.backoff.maxMs < c.backoff.initialMs)
+    throw new Error('--backoff-max-ms must not be below --backoff-initial-ms')
+  return withFleetDefaults(c)
+}
+
+/** Fills in the settings whose default depends on the fleet's size (those left at 0). */
+export function withFleetDefaults(c: StormConfig): StormConfig {
+  return {
+    ...c,
+    dnsTtl: c.dnsTtl || Math.max(5, Math.ceil(c.devices / 1_000)),
+    conciergeIntervalMs: c.conciergeIntervalMs || Math.max(5_000, c.devices),
+  }
+}
+
+export class HelpRequested extends Error {}

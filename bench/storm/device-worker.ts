@@ -1,0 +1,348 @@
+/**
+ * A device worker: a slice of the fleet in one process. It starts its devices at a bounded
+ * ramp, publishes each one's telemetry at a fixed rate (one shared timer, not one per device),
+ * tracks where every device is connected, and reports a tick to the parent several times a
+ * second. At the end it hands over per-device figures in typed arrays.
+ */
+import net from 'node:net'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { createDevice, type Device, type DeviceSettings, loadSqlite } from './devices.js'
+import { PROBE_PREFIX } from './payload.js'
+import { cpuSeconds, report, serve } from './proc.js'
+
+const NONE = 0
+const PRIMARY = 1
+const SECONDARY = 2
+const OTHER = 3
+
+let settings: DeviceSettings
+let first = 0
+let count = 0
+let primaryAddress = ''
+let secondaryAddress = ''
+const devices: Device[] = []
+let addr = new Uint8Array(0)
+let firstSecondaryAt = new Float64Array(0)
+/** When each device first noticed it had lost its connection, after the failure. */
+let firstLossAt = new Float64Array(0)
+let nextSeq = new Uint32Array(0)
+let pending = new Uint32Array(0)
+let attemptsAtMark = new Uint32Array(0)
+let nextDue = new Float64Array(0)
+const failed: number[] = []
+const connectedBy = [0, 0, 0, 0]
+const errors: Record<string, number> = {}
+let drops = 0
+let attemptsSinceTick = 0
+let marked = false
+let publishing = false
+let periodMs = 1_000
+let publishTimer: NodeJS.Timeout | undefined
+let ticker: NodeJS.Timeout | undefined
+let publishedTotal = 0
+let pendingTotal = 0
+
+function classify(address: string): number {
+  if (address === primaryAddress) return PRIMARY
+  if (address === secondaryAddress) return SECONDARY
+  return OTHER
+}
+
+function setAddr(j: number, code: number): void {
+  const was = addr[j] as number
+  if (was === code) return
+  connectedBy[was] = (connectedBy[was] as number) - 1
+  connectedBy[code] = (connectedBy[code] as number) + 1
+  addr[j] = code
+  if (code === SECONDARY && marked && firstSecondaryAt[j] === 0) firstSecondaryAt[j] = Date.now()
+}
+
+function onSecondaryCount(): number {
+  let n = 0
+  for (let j = 0; j < count; j++) if ((firstSecondaryAt[j] as number) > 0) n++
+  return n
+}
+
+/**
+ * How late the tick itself ran: a busy (or CPU-starved) worker delays its devices' every step.
+ */
+let lastTickAt = Date.now()
+let tickMs = 250
+/** Garbage collection since the last tick: total and longest pause, ms. */
+let gcMs = 0
+let gcMaxMs = 0
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcMs += e.duration
+    if (e.duration > gcMaxMs) gcMaxMs = e.duration
+  }
+}).observe({ entryTypes: ['gc'] })
+
+function tick(): void {
+  const attempts = attemptsSinceTick
+  attemptsSinceTick = 0
+  const now = Date.now()
+  const lagMs = Math.max(0, now - lastTickAt - tickMs)
+  lastTickAt = now
+  const gcTotal = gcMs
+  const gcMax = gcMaxMs
+  gcMs = 0
+  gcMaxMs = 0
+  report({
+    type: 'tick',
+    at: Date.now(),
+    cpu: cpuSeconds(),
+    lagMs,
+    gcMs: Math.round(gcTotal),
+    gcMaxMs: Math.round(gcMax),
+    heapMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+    attempts,
+    connected: [...connectedBy],
+    moved: onSecondaryCount(),
+    published: publishedTotal,
+    pending: pendingTotal,
+  })
+}
+
+function publishDue(): void {
+  if (!publishing) return
+  const now = Date.now()
+  for (let j = 0; j < devices.length; j++) {
+    if ((nextDue[j] as number) > now) continue
+    const due = (nextDue[j] as number) + periodMs
+    // A worker that fell behind does not burst to catch up: the device just keeps its rate.
+    nextDue[j] = due > now ? due : now + periodMs
+    const device = devices[j] as Device
+    const seq = nextSeq[j] as number
+    nextSeq[j] = seq + 1
+    pending[j] = (pending[j] as number) + 1
+    pendingTotal++
+    device.publish(seq).then(
+      () => {
+        pending[j] = (pending[j] as number) - 1
+        pendingTotal--
+        publishedTotal++
+      },
+      (err: { code?: string }) => {
+        pending[j] = (pending[j] as number) - 1
+        pendingTotal--
+        failed.push(j, seq)
+        const code = `publish:${err?.code ?? 'error'}`
+        errors[code] = (errors[code] ?? 0) + 1
+      },
+    )
+  }
+}
+
+async function startDevices(rampPerSec: number): Promise<void> {
+  const batchMs = 20
+  const perBatch = Math.max(1, Math.round((rampPerSec * batchMs) / 1000))
+  for (let j = 0; j < count; j += perBatch) {
+    const end = Math.min(count, j + perBatch)
+    for (let k = j; k < end; k++) {
+      const device = createDevice(first + k, settings, {
+        connected: (address) => setAddr(k, classify(address)),
+        disconnected: () => {
+          if (marked && firstLossAt[k] === 0 && addr[k] !== NONE) firstLossAt[k] = Date.now()
+          setAddr(k, NONE)
+        },
+        attempt: () => {
+          attemptsSinceTick++
+        },
+        dropped: () => {
+          drops++
+        },
+        error: (code) => {
+          errors[code] = (errors[code] ?? 0) + 1
+        },
+      })
+      devices.push(device)
+      device.start()
+    }
+    if (end < count) await new Promise((r) => setTimeout(r, batchMs))
+  }
+}
+
+/** Committed bytes per V8 heap space: the young generation grows with load, not with devices. */
+function heapSpaces(): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const s of getHeapSpaceStatistics()) out[s.space_name] = s.space_size
+  return out
+}
+
+function gcAndRss(): number {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc) {
+    gc()
+    gc()
+  }
+  return process.memoryUsage.rss()
+}
+
+/**
+ * Opens `n` raw MQTT connections (a pre-built CONNECT on a bare socket, the least client work
+ * possible), at most `window` awaiting their CONNACK at a time, and times them: the broker's
+ * accept rate, before the storm. The window keeps the burst inside the listen backlog (Node's
+ * default is 511): a burst beyond it loses SYNs to the kernel, and the 1 s SYN retransmit would
+ * measure TCP's timer instead of the broker.
+ */
+function probe(
+  host: string,
+  port: number,
+  n: number,
+  window: number,
+  tag: string,
+  timeoutMs: number,
+): Promise<{ ok: number; failed: number; firstSentAt: number; lastAckAt: number }> {
+  return new Promise((resolve) => {
+    const sockets: net.Socket[] = []
+    let started = 0
+    let done = 0
+    let ok = 0
+    let lastAckAt = 0
+    const firstSentAt = Date.now()
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      clearTimeout(timer)
+      const bye = Buffer.from([0xe0, 0x00])
+      for (const s of sockets) {
+        if (!s.destroyed) s.end(bye)
+        setTimeout(() => s.destroy(), 1_000).unref()
+      }
+      resolve({ ok, failed: n - ok, firstSentAt, lastAckAt })
+    }
+    const timer = setTimeout(finish, timeoutMs)
+    const open = () => {
+      const i = started++
+      const id = Buffer.from(`${PROBE_PREFIX}${tag}-${i}`)
+      const body = Buffer.concat([
+        Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c]),
+        Buffer.from([id.length >> 8, id.length & 0xff]),
+        id,
+      ])
+      const connect = Buffer.concat([Buffer.from([0x10, body.length]), body])
+      const socket = net.connect({ host, port })
+      sockets.push(socket)
+      let settled = false
+      const once = (success: boolean) => {
+        if (settled) return
+        settled = true
+        done++
+        if (success) {
+          ok++
+          lastAckAt = Date.now()
+        }
+        if (done === n) finish()
+        else if (started < n && !finished) open()
+      }
+      socket.on('connect', () => socket.write(connect))
+      socket.once('data', (data: Buffer) => once(data[0] === 0x20 && data[3] === 0))
+      socket.on('error', () => once(false))
+      socket.on('close', () => once(false))
+    }
+    for (let k = 0; k < Math.min(window, n); k++) open()
+    if (n === 0) finish()
+  })
+}
+
+serve(async (m) => {
+  switch (m.type) {
+    case 'init': {
+      settings = m.settings as DeviceSettings
+      first = Number(m.first)
+      count = Number(m.count)
+      primaryAddress = String(m.primaryAddress)
+      secondaryAddress = String(m.secondaryAddress)
+      if (settings.store === 'sqlite') await loadSqlite()
+      addr = new Uint8Array(count)
+      connectedBy[NONE] = count
+      firstSecondaryAt = new Float64Array(count)
+      firstLossAt = new Float64Array(count)
+      nextSeq = new Uint32Array(count)
+      pending = new Uint32Array(count)
+      attemptsAtMark = new Uint32Array(count)
+      nextDue = new Float64Array(count)
+      tickMs = Number(m.tickMs ?? 250)
+      lastTickAt = Date.now()
+      ticker = setInterval(tick, tickMs)
+      return {
+        rss: gcAndRss(),
+        heapUsed: process.memoryUsage().heapUsed,
+        spaces: heapSpaces(),
+        cpu: cpuSeconds(),
+      }
+    }
+    case 'probe':
+      return probe(
+        String(m.host),
+        Number(m.port),
+        Number(m.count),
+        Number(m.window ?? 64),
+        String(m.tag),
+        Number(m.timeoutMs ?? 15_000),
+      )
+    case 'start':
+      await startDevices(Number(m.rampPerSec))
+      return { started: devices.length, cpu: cpuSeconds() }
+    case 'publish': {
+      periodMs = Number(m.periodMs)
+      const now = Date.now()
+      const random = Math.random
+      for (let j = 0; j < count; j++) nextDue[j] = now + random() * periodMs
+      publishing = true
+      publishTimer ??= setInterval(publishDue, 25)
+      return {}
+    }
+    case 'memory':
+      return { rss: gcAndRss(), heapUsed: process.memoryUsage().heapUsed, spaces: heapSpaces() }
+    case 'mark':
+      for (let j = 0; j < devices.length; j++) attemptsAtMark[j] = (devices[j] as Device).attempts()
+      marked = true
+      return { at: Date.now() }
+    case 'drain': {
+      publishing = false
+      if (publishTimer) clearInterval(publishTimer)
+      publishTimer = undefined
+      const deadline = Date.now() + Number(m.timeoutMs ?? 30_000)
+      let left = devices.map((_, j) => j)
+      while (Date.now() < deadline) {
+        left = left.filter((j) => (pending[j] as number) > 0 || !(devices[j] as Device).drained())
+        if (left.length === 0) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      return { undrained: left.length }
+    }
+    case 'collect': {
+      const attempts = new Uint32Array(count)
+      for (let j = 0; j < devices.length; j++)
+        attempts[j] = (devices[j] as Device).attempts() - (attemptsAtMark[j] as number)
+      tick()
+      let queued = 0
+      for (const d of devices) queued += d.queued()
+      return {
+        first,
+        queued,
+        published: nextSeq,
+        failed: Int32Array.from(failed),
+        pending,
+        firstSecondaryAt,
+        firstLossAt,
+        attempts,
+        endAddr: addr,
+        drops,
+        errors,
+        cpu: cpuSeconds(),
+        rss: process.memoryUsage.rss(),
+      }
+    }
+    default:
+      throw new Error(`unknown request ${String(m.type)}`)
+  }
+})
+
+process.on('exit', () => {
+  if (ticker) clearInterval(ticker)
+})

@@ -1,0 +1,117 @@
+/** Pure figures from raw samples: percentiles, rates, message accounting, timelines. */
+import { readFileSync } from 'node:fs'
+
+/**
+ * The time by which `fraction` of all `total` devices had moved, from per-device times
+ * (missing devices never moved). Undefined when fewer than that many moved.
+ */
+export function percentileOf(times: number[], total: number, fraction: number): number | undefined {
+  if (total === 0) return 0
+  const sorted = [...times].sort((a, b) => a - b)
+  const rank = Math.max(1, Math.ceil(fraction * total))
+  return rank <= sorted.length ? sorted[rank - 1] : undefined
+}
+
+/** The most events in any window of `windowMs` (sliding), as a rate per second. */
+export function peakRate(times: number[], windowMs = 1_000): number {
+  const sorted = [...times].sort((a, b) => a - b)
+  let best = 0
+  let lo = 0
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while ((sorted[hi] as number) - (sorted[lo] as number) >= windowMs) lo++
+    best = Math.max(best, hi - lo + 1)
+  }
+  return (best * 1_000) / windowMs
+}
+
+/** Zeroed buckets of `bucketMs` covering `from` to `to` (at least one). */
+export function emptyBuckets(from: number, to: number, bucketMs: number): number[] {
+  return new Array<number>(Math.max(1, Math.ceil((to - from) / bucketMs))).fill(0)
+}
+
+/** Counts events into buckets of `bucketMs` from `from` to `to`, as rates per second. */
+export function ratePerSecond(
+  times: number[],
+  from: number,
+  to: number,
+  bucketMs: number,
+): number[] {
+  const out = emptyBuckets(from, to, bucketMs)
+  const n = out.length
+  for (const t of times) {
+    const i = Math.floor((t - from) / bucketMs)
+    if (i >= 0 && i < n) out[i] = (out[i] as number) + 1
+  }
+  return out.map((c) => (c * 1_000) / bucketMs)
+}
+
+export interface DeviceLedger {
+  /** Per device: messages whose publish() resolved, as a set of seqs [0, issued) minus `lost`. */
+  issued: Uint32Array
+  /** Per device: seqs that were issued but never counted as published (rejected, unresolved). */
+  notPublished: Map<number, Set<number>>
+}
+
+export interface Accounting {
+  published: number
+  delivered: number
+  lost: number
+  duplicates: number
+  /** Receipts for a seq that no publish() resolved for (should be 0; shown if not). */
+  unexpected: number
+  /** Per-device examples of lost seqs, for a reproduction. */
+  lostExamples: Array<{ device: number; seq: number }>
+}
+
+/**
+ * Exact accounting by sequence number: every (device, seq) whose publish() resolved must appear
+ * in at least one broker's receipts; extra appearances are duplicates.
+ */
+export function account(ledger: DeviceLedger, receiptFiles: string[]): Accounting {
+  const n = ledger.issued.length
+  // Per device a count per seq; seqs are dense from 0, so a flat array per device does.
+  const seen: Uint8Array[] = new Array(n)
+  for (let d = 0; d < n; d++) seen[d] = new Uint8Array(ledger.issued[d] as number)
+  let unexpected = 0
+  let duplicates = 0
+  for (const file of receiptFiles) {
+    let buffer: Buffer
+    try {
+      buffer = readFileSync(file)
+    } catch {
+      continue
+    }
+    for (let o = 0; o + 8 <= buffer.length; o += 8) {
+      const d = buffer.readUInt32LE(o)
+      const seq = buffer.readUInt32LE(o + 4)
+      const row = seen[d]
+      if (!row || seq >= row.length || ledger.notPublished.get(d)?.has(seq)) {
+        unexpected++
+        continue
+      }
+      if ((row[seq] as number) > 0) duplicates++
+      if ((row[seq] as number) < 255) row[seq] = (row[seq] as number) + 1
+    }
+  }
+  let published = 0
+  let delivered = 0
+  const lostExamples: Array<{ device: number; seq: number }> = []
+  for (let d = 0; d < n; d++) {
+    const row = seen[d] as Uint8Array
+    const skip = ledger.notPublished.get(d)
+    for (let seq = 0; seq < row.length; seq++) {
+      if (skip?.has(seq)) continue
+      published++
+      if ((row[seq] as number) > 0) delivered++
+      else if (lostExamples.length < 10) lostExamples.push({ device: d, seq })
+    }
+  }
+  return {
+    published,
+    delivered,
+    lost: published - delivered,
+    duplicates,
+    unexpected,
+    lostExamples,
+  }
+}

@@ -1,0 +1,186 @@
+/** Tables for a person: the runs, the baseline ratios and the issue's targets. */
+import type { StormConfig } from './config.js'
+import { fmtS, type StormRecord } from './storm.js'
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+export function settingsText(config: StormConfig): string {
+  const b = config.backoff
+  const lines = [
+    `fleet: ${config.devices} devices, ${config.rate} QoS 1 messages/s each (${config.payloadBytes} B), ` +
+      `${config.store} outbox`,
+    `keepalive ${config.keepalive} s (a blackholed link is noticed within ${fmtS(config.keepalive * 1_500)}); ` +
+      `health check flips DNS ${fmtS(config.healthCheckMs)} after a failure; DNS TTL ${config.dnsTtl} s`,
+    `Uplink backoff: ${b.initialMs} ms doubling to ${b.maxMs} ms, full jitter, stable after ${b.stableMs} ms` +
+      (b.maxMs !== 60_000
+        ? ` (the SDK's default cap is 60000 ms; the bench passes ${b.maxMs} ms to keep runs short)`
+        : ''),
+    `Uplink planned moves: DNS watch at most every max(TTL, ${config.dnsWatchMinMs} ms); concierge every ` +
+      `${config.conciergeIntervalMs} ms ±${config.conciergeJitter * 100}%; failover.minStayMs ${config.minStayMs}; ` +
+      `dns.family 4, dns.systemFallback off (loopback names only)`,
+  ]
+  if (config.clients.includes('mqttjs'))
+    lines.push(
+      'baseline: MQTT.js 5 MqttClient, reconnectPeriod 1000 ms, clean session, in-memory offline queue, ' +
+        'net.connect lookup through an uncached dns.Resolver on the same DNS server',
+    )
+  return lines.join('\n')
+}
+
+/** The columns of a run, for the terminal table and the HTML page alike. */
+export const RUN_COLUMNS = [
+  'scenario',
+  'client',
+  'on 2nd',
+  'p50',
+  'p90',
+  'p99',
+  'all',
+  'bound',
+  'attempts',
+  'peak/s',
+  'accept/s',
+  'published',
+  'delivered',
+  'lost',
+  'dup',
+  'CPU s',
+  'KiB/dev',
+]
+
+export function runCells(r: StormRecord): string[] {
+  return [
+    r.scenario,
+    r.client,
+    `${r.devicesOnSecondary}/${r.devices}`,
+    fmtS(r.recovery.p50Ms),
+    fmtS(r.recovery.p90Ms),
+    fmtS(r.recovery.p99Ms),
+    fmtS(r.recovery.allMs),
+    fmtS(r.boundMs),
+    String(r.connectAttempts),
+    String(r.peakConnectsPerSec),
+    String(r.acceptRatePerSec),
+    String(r.messages.published),
+    String(r.messages.delivered),
+    String(r.messages.lost),
+    String(r.messages.duplicates),
+    r.cpuSeconds.toFixed(1),
+    r.rssPerDeviceKiB.toFixed(1),
+  ]
+}
+
+export function runsTable(records: StormRecord[]): string {
+  return table(RUN_COLUMNS, records.map(runCells))
+}
+
+function ratio(base: number | null, ours: number | null): string {
+  if (base === null && ours === null) return '-'
+  if (base === null) return 'baseline never'
+  if (ours === null) return 'uplink never'
+  if (ours === 0) return base === 0 ? '1.00' : '∞'
+  return (base / ours).toFixed(2)
+}
+
+/** Baseline against Uplink, per scenario: baseline / Uplink (above 1: Uplink is better). */
+export function ratioTable(records: StormRecord[]): string | undefined {
+  const rows: string[][] = []
+  for (const ours of records.filter((r) => r.client === 'uplink')) {
+    const base = records.find((r) => r.client === 'mqttjs' && r.scenario === ours.scenario)
+    if (!base) continue
+    const add = (
+      metric: string,
+      u: number | null,
+      b: number | null,
+      fmt: (v: number | null) => string,
+    ) => rows.push([ours.scenario, metric, fmt(u), fmt(b), ratio(b, u)])
+    add('recovery all', ours.recovery.allMs, base.recovery.allMs, fmtS)
+    add('recovery p99', ours.recovery.p99Ms, base.recovery.p99Ms, fmtS)
+    add('connect attempts', ours.connectAttempts, base.connectAttempts, (v) => String(v ?? '-'))
+    add('peak connects/s', ours.peakConnectsPerSec, base.peakConnectsPerSec, (v) =>
+      String(v ?? '-'),
+    )
+    add('lost', ours.messages.lost, base.messages.lost, (v) => String(v ?? '-'))
+    add('CPU s', ours.cpuSeconds, base.cpuSeconds, (v) => (v ?? 0).toFixed(1))
+    add('KiB/device', ours.rssPerDeviceKiB, base.rssPerDeviceKiB, (v) => (v ?? 0).toFixed(1))
+  }
+  if (rows.length === 0) return undefined
+  return table(['scenario', 'metric', 'uplink', 'mqttjs', 'mqttjs/uplink'], rows)
+}
+
+export interface TargetCheck {
+  scenario: string
+  target: string
+  measured: string
+  ok: boolean
+}
+
+/** The issue's targets, checked against Uplink's runs. */
+export function checkTargets(records: StormRecord[]): TargetCheck[] {
+  const out: TargetCheck[] = []
+  for (const r of records.filter((x) => x.client === 'uplink')) {
+    const add = (target: string, measured: string, ok: boolean) =>
+      out.push({ scenario: r.scenario, target, measured, ok })
+    const all = r.recovery.allMs
+    add(
+      'every device on the secondary',
+      `${r.devicesOnSecondary}/${r.devices}`,
+      r.devicesOnSecondary === r.devices,
+    )
+    add('0 messages lost', `${r.messages.lost} of ${r.messages.published}`, r.messages.lost === 0)
+    if (r.scenario === 'crash') {
+      const limit = 1.5 * r.boundMs
+      add(`recovery <= 1.5 x bound (${fmtS(limit)})`, fmtS(all), all !== null && all <= limit)
+      add(
+        `peak connects/s <= accept rate (${r.acceptRatePerSec}/s)`,
+        `${r.peakConnectsPerSec}/s`,
+        r.peakConnectsPerSec <= r.acceptRatePerSec,
+      )
+      const base = records.find((x) => x.client === 'mqttjs' && x.scenario === 'crash')
+      if (base)
+        add(
+          'fewer connect attempts than the baseline',
+          `${r.connectAttempts} vs ${base.connectAttempts}`,
+          r.connectAttempts < base.connectAttempts,
+        )
+    }
+    if (r.scenario === 'blackhole') {
+      const keep = r.boundParts.keepaliveDetectMs ?? 0
+      const limit = keep + 1.5 * (r.boundMs - keep)
+      add(
+        `recovery <= keepalive x 1.5 + 1.5 x bound (${fmtS(limit)})`,
+        fmtS(all),
+        all !== null && all <= limit,
+      )
+    }
+    if (r.scenario === 'dns-flip' || r.scenario === 'concierge-flip') {
+      add(
+        `every device moved within poll interval + jitter + devices/accept rate (${fmtS(r.boundMs)})`,
+        fmtS(all),
+        all !== null && all <= r.boundMs,
+      )
+    }
+    // Below some 1 000 devices the per-process constants swamp the per-device memory.
+    if (r.store === 'memory' && r.devices >= 1_000)
+      add(
+        'memory per device < 64 KiB (RSS delta / devices)',
+        `${r.rssPerDeviceKiB} KiB (${r.rssPerDeviceExclYoungGenKiB} KiB without V8's young generation)`,
+        r.rssPerDeviceKiB < 64,
+      )
+    if (r.devices >= 10_000)
+      add('10 000 devices: run under 3 minutes', `${r.wallSeconds} s`, r.wallSeconds < 180)
+  }
+  return out
+}
+
+export function targetsTable(checks: TargetCheck[]): string {
+  return table(
+    ['scenario', 'target', 'measured', 'met'],
+    checks.map((c) => [c.scenario, c.target, c.measured, c.ok ? 'yes' : 'NO']),
+  )
+}
