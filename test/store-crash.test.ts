@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBroker, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
-import { exited, runFixture } from './support/child.js'
+import { runFixture } from './support/child.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -64,12 +64,12 @@ describe('SQLite outbox across SIGKILL', () => {
       )
       await new Promise((r) => setTimeout(r, Math.floor(random() * 20)))
       child.kill('SIGKILL')
-      await exited(child)
+      await child.closed
       for (const line of child.lines) if (line.startsWith('ack ')) acked.push(Number(line.slice(4)))
     }
     const drain = runFixture('publisher.ts', [path, broker.url, '0', 'drain'])
     cleanup.push(() => void drain.kill('SIGKILL'))
-    expect(await exited(drain)).toBe(0)
+    expect(await drain.closed).toBe(0)
     expect(drain.lines).toContain('drained 0')
 
     const delivered = firstSeen(
@@ -89,11 +89,11 @@ describe('SQLite outbox across SIGKILL', () => {
     const box = sqliteOutbox({ path })
     cleanup.push(() => box.close())
     const child = runFixture('open-outbox.ts', [path])
-    await exited(child)
+    await child.closed
     expect(child.lines).toEqual(['OUTBOX_LOCKED'])
     await box.close()
     const again = runFixture('open-outbox.ts', [path])
-    await exited(again)
+    await again.closed
     expect(again.lines).toEqual(['opened'])
   }, 60_000)
 })

@@ -1,6 +1,5 @@
 // One file for both runtimes: `pnpm test` runs it on Node with better-sqlite3, `pnpm test:bun`
 // runs the same vitest file on Bun (bun --bun vitest), where the outbox uses bun:sqlite.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -12,6 +11,7 @@ import {
   type OutboxInput,
   type UplinkError,
 } from '@uplink/client'
+import { runScript, type ScriptProcess, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../src/driver.js'
 import { type SqliteOutbox, type SqliteOutboxOptions, sqliteOutbox } from '../src/index.js'
@@ -36,37 +36,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..')
 
-/** Runs a fixture in a second process of this runtime, packages taken from source. */
-function runFixture(name: string, args: string[]): ChildProcess & { lines: string[] } {
-  const file = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
-  const runtimeArgs = process.versions.bun
-    ? ['--conditions=uplink-source', file]
-    : ['--import', 'tsx', '--conditions=uplink-source', file]
-  const child = spawn(process.execPath, [...runtimeArgs, ...args], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }) as ChildProcess & { lines: string[] }
-  child.lines = []
-  let rest = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    const parts = (rest + chunk.toString()).split('\n')
-    rest = parts.pop() ?? ''
-    child.lines.push(...parts)
-  })
-  return child
-}
-
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
+/** Runs `test/fixtures/<name>` in a second process of this runtime. */
+const runFixture = (name: string, args: string[]) =>
+  runScript(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), args, { cwd: REPO })
 
 const dirs: string[] = []
 const open: SqliteOutbox[] = []
-const children: ChildProcess[] = []
+const children: ScriptProcess[] = []
 afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL')
   for (const box of open.splice(0)) await box.close()
@@ -644,18 +620,18 @@ describe('sqliteOutbox: files', () => {
     const path = tempPath()
     const child = runFixture('hold-outbox.ts', [path])
     children.push(child)
-    await until(() => child.lines.length > 0, 'the child to open the outbox')
+    await waitFor(() => child.lines.length > 0, 'the child to open the outbox', 20_000)
     expect(child.lines).toEqual(['ready'])
     expect(codeOf(() => outbox({ path }))).toBe('OUTBOX_LOCKED')
     // A process that dies holding the file leaves no stale lock behind.
     child.kill('SIGKILL')
-    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+    await child.closed
     const box = outbox({ path })
     expect((await box.peek(10, new Set(), 0)).map((e) => e.topic)).toEqual(['t/child'])
 
     const third = runFixture('hold-outbox.ts', [path])
     children.push(third)
-    await until(() => third.lines.length > 0, 'the third process')
+    await waitFor(() => third.lines.length > 0, 'the third process', 20_000)
     expect(third.lines).toEqual(['OUTBOX_LOCKED'])
   }, 30_000)
 })
