@@ -145,13 +145,10 @@ describe('watchDns and the system fallback', () => {
     source,
   })
 
-  it('moves on a DNS answer only, never on a system one', async () => {
+  /** Watches 127.0.0.1 through a scripted resolver, looking every second. */
+  function watchScripted(answers: Array<Resolution | UplinkError>, onError?: () => void) {
     const clock = new ManualClock(0)
-    const resolver = scripted([
-      at('system', '10.9.9.9'),
-      at('system', '10.9.9.9'),
-      at('dns', '127.0.0.2', 30),
-    ])
+    const resolver = scripted(answers)
     const moved: Resolution[] = []
     const watcher = watchDns({
       host: 'iot.uplink.test',
@@ -160,8 +157,18 @@ describe('watchDns and the system fallback', () => {
       clock,
       minIntervalMs: 1_000,
       onMoved: (r) => moved.push(r),
+      onError,
     })
     cleanup.push(() => watcher.stop())
+    return { clock, resolver, moved }
+  }
+
+  it('moves on a DNS answer only, never on a system one', async () => {
+    const { clock, resolver, moved } = watchScripted([
+      at('system', '10.9.9.9'),
+      at('system', '10.9.9.9'),
+      at('dns', '127.0.0.2', 30),
+    ])
     await clock.advance(1_000)
     await clock.advance(1_000)
     expect(resolver.calls).toBe(2)
@@ -172,24 +179,12 @@ describe('watchDns and the system fallback', () => {
   })
 
   it('a listener that throws does not end the watch', async () => {
-    const clock = new ManualClock(0)
-    const resolver = scripted([
-      new UplinkError('DNS_TIMEOUT', 'timeout'),
-      at('dns', '127.0.0.2', 30),
-    ])
-    const moved: Resolution[] = []
-    const watcher = watchDns({
-      host: 'iot.uplink.test',
-      address: '127.0.0.1',
-      resolver,
-      clock,
-      minIntervalMs: 1_000,
-      onMoved: (r) => moved.push(r),
-      onError: () => {
+    const { clock, moved } = watchScripted(
+      [new UplinkError('DNS_TIMEOUT', 'timeout'), at('dns', '127.0.0.2', 30)],
+      () => {
         throw new Error('listener bug')
       },
-    })
-    cleanup.push(() => watcher.stop())
+    )
     await clock.advance(1_000)
     await clock.advance(1_000)
     expect(moved).toHaveLength(1)

@@ -45,9 +45,12 @@ describe('TLS against a resolved address', () => {
     })
   })
 
-  it('refuses a certificate issued for another name, with a clear error', async () => {
-    const pki = createTestPki()
-    const broker = await startBroker({ tls: pki.issue(['other.uplink.test']) })
+  /**
+   * A broker on 127.0.0.1 serving `served`, named iot.uplink.test in DNS, and a client trusting
+   * `ca`: resolves with the error of its first failed attempt.
+   */
+  async function firstFailure(served: { key: string; cert: string }, ca: string, clientId: string) {
+    const broker = await startBroker({ tls: served })
     const dns = await startDnsServer()
     cleanup.push(
       () => broker.stop(),
@@ -55,15 +58,24 @@ describe('TLS against a resolved address', () => {
     )
     dns.set('iot.uplink.test', ['127.0.0.1'])
     const uplink = createUplink({
-      clientId: 'gw-tls-bad',
+      clientId,
       endpoints: [`mqtts://iot.uplink.test:${broker.port}`],
-      tls: { ca: pki.ca },
+      tls: { ca },
       dns: { servers: [dns.server] },
     })
     cleanup.push(() => uplink.stop())
     const failure = nextEvent(uplink, 'reconnecting')
     await uplink.start()
-    const { error } = await failure
+    return { error: (await failure).error, broker }
+  }
+
+  it('refuses a certificate issued for another name, with a clear error', async () => {
+    const pki = createTestPki()
+    const { error, broker } = await firstFailure(
+      pki.issue(['other.uplink.test']),
+      pki.ca,
+      'gw-tls-bad',
+    )
     expect(error.code).toBe('TLS_ERROR')
     expect(error.message).toContain('iot.uplink.test')
     expect(error.details?.tlsCode).toBe('ERR_TLS_CERT_ALTNAME_INVALID')
@@ -73,23 +85,12 @@ describe('TLS against a resolved address', () => {
   it('refuses a certificate from an untrusted CA', async () => {
     const trusted = createTestPki()
     const rogue = createTestPki()
-    const broker = await startBroker({ tls: rogue.issue(['iot.uplink.test']) })
-    const dns = await startDnsServer()
-    cleanup.push(
-      () => broker.stop(),
-      () => dns.stop(),
+    const { error, broker } = await firstFailure(
+      rogue.issue(['iot.uplink.test']),
+      trusted.ca,
+      'gw-tls-rogue',
     )
-    dns.set('iot.uplink.test', ['127.0.0.1'])
-    const uplink = createUplink({
-      clientId: 'gw-tls-rogue',
-      endpoints: [`mqtts://iot.uplink.test:${broker.port}`],
-      tls: { ca: trusted.ca },
-      dns: { servers: [dns.server] },
-    })
-    cleanup.push(() => uplink.stop())
-    const failure = nextEvent(uplink, 'reconnecting')
-    await uplink.start()
-    expect((await failure).error.code).toBe('TLS_ERROR')
+    expect(error.code).toBe('TLS_ERROR')
     expect(broker.connectCount).toBe(0)
   })
 })
