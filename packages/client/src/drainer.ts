@@ -12,7 +12,8 @@ import type { Connection } from './transport.js'
 export class Drainer {
   private connection: Connection | undefined
   private readonly inFlight = new Set<number>()
-  private pumping = false
+  private scheduled = false
+  private peeking = false
   private again = false
   private paused = false
   private idleWaiters: Array<() => void> = []
@@ -54,40 +55,63 @@ export class Drainer {
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
-  /** Something was enqueued or acknowledged: look for more to send. */
+  /**
+   * Something was enqueued or acknowledged: look for more to send. Calls in the same turn share
+   * one look, a microtask later: PUBACKs arrive many to a socket read, publishes many to a tick,
+   * and one peek for all of them costs a fraction of one peek each.
+   */
   notify(): void {
-    if (this.pumping) {
+    if (this.scheduled) return
+    this.scheduled = true
+    queueMicrotask(this.refill)
+  }
+
+  private readonly refill = (): void => {
+    this.scheduled = false
+    if (this.peeking) {
       this.again = true
       return
     }
-    void this.pump()
-  }
-
-  private async pump(): Promise<void> {
-    this.pumping = true
     try {
-      do {
-        this.again = false
-        await this.fill()
-      } while (this.again)
+      this.fill()
     } catch (err) {
       this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'reading the outbox'))
-    } finally {
-      this.pumping = false
     }
   }
 
-  private async fill(): Promise<void> {
+  private fill(): void {
     for (;;) {
       const connection = this.connection
       const room = this.window - this.inFlight.size
       if (!connection?.isOpen || this.paused || room <= 0) return
       const peeked = this.outbox.peek(room, this.inFlight, this.clock.now())
-      // A synchronous outbox (both shipped ones) skips the microtask an await would cost per ack.
-      const batch = Array.isArray(peeked) ? peeked : await peeked
-      if (batch.length === 0 || this.connection !== connection) return
-      for (const entry of batch) this.send(connection, entry)
+      if (!Array.isArray(peeked)) {
+        // An asynchronous outbox: one peek at a time; what is notified meanwhile looks again.
+        this.peeking = true
+        peeked.then(
+          (batch) => {
+            this.peeking = false
+            if (this.connection === connection) this.sendAll(connection, batch)
+            if (batch.length > 0 || this.again) {
+              this.again = false
+              this.notify()
+            }
+          },
+          (err: unknown) => {
+            this.peeking = false
+            this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'reading the outbox'))
+          },
+        )
+        return
+      }
+      this.sendAll(connection, peeked)
+      // Fewer than asked for: the outbox has no more now; an enqueue or an ack notifies again.
+      if (peeked.length < room) return
     }
+  }
+
+  private sendAll(connection: Connection, batch: OutboxEntry[]): void {
+    for (const entry of batch) this.send(connection, entry)
   }
 
   private send(connection: Connection, entry: OutboxEntry): void {
@@ -96,19 +120,15 @@ export class Drainer {
       this.protocolVersion === 5 && entry.expiresAt !== undefined
         ? Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000))
         : undefined
-    connection
-      .publish(entry.topic, entry.payload, { qos: entry.qos, retain: entry.retain, expirySeconds })
-      .then(
-        () => {
-          // Acknowledged by a broker: remove it even if that connection has since been replaced.
-          const removed = this.remove(entry.id)
-          if (removed) return removed.then(() => this.acked(connection, entry.id))
-          this.acked(connection, entry.id)
-        },
-        () => {
-          // The connection is failing; the message stays in the outbox and is sent again.
-        },
-      )
+    const options = { qos: entry.qos, retain: entry.retain, expirySeconds }
+    connection.send(entry.topic, entry.payload, options, (err) => {
+      // A failing connection: the message stays in the outbox and is sent again.
+      if (err) return
+      // Acknowledged by a broker: remove it even if that connection has since been replaced.
+      const removed = this.remove(entry.id)
+      if (removed) removed.then(() => this.acked(connection, entry.id))
+      else this.acked(connection, entry.id)
+    })
   }
 
   /** Removes an acknowledged message; a promise only when the outbox's remove is async. */

@@ -29,6 +29,13 @@ export interface SqliteOutboxOptions {
   }
   /** A hard cap on the file, in SQLite pages (4 KiB): past it, publishes get OUTBOX_DISK_FULL. */
   maxPageCount?: number
+  /**
+   * Memory, in bytes, for keeping copies of the newest messages this process stored, so that
+   * draining them after an outage does not read them back from disk (reading is about a third
+   * of the drain's cost). Default 16 MiB; 0 reads everything back. The file stays the truth:
+   * after a restart, or past this budget, messages come from disk.
+   */
+  cacheBytes?: number
 }
 
 export const SQLITE_DEFAULTS = {
@@ -37,6 +44,7 @@ export const SQLITE_DEFAULTS = {
   overflow: 'drop-oldest' as const,
   durability: 'full' as const,
   groupCommit: { maxBatch: 2_000, maxDelayMs: 0 },
+  cacheBytes: 16 * 2 ** 20,
 }
 
 export interface ResolvedSqliteOptions {
@@ -48,6 +56,7 @@ export interface ResolvedSqliteOptions {
   maxBatch: number
   maxDelayMs: number
   maxPageCount: number | undefined
+  cacheBytes: number
 }
 
 function fail(field: string, why: string): never {
@@ -91,5 +100,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
       input.maxPageCount === undefined
         ? undefined
         : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
+    cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
   }
 }

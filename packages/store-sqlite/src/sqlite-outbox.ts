@@ -18,6 +18,7 @@ import {
   resolveSqliteOptions,
   type SqliteOutboxOptions,
 } from './options.js'
+import { type Row, RowCache } from './row-cache.js'
 import { inspect, migrate } from './schema.js'
 
 export interface SqliteOutboxInfo {
@@ -34,19 +35,6 @@ export interface SqliteOutbox extends Outbox {
   /** Facts for tests and operators. */
   info(): SqliteOutboxInfo
 }
-
-/** A row as the drain reads it: an array in COLUMNS order, cheaper to build than an object. */
-type Row = [
-  id: number,
-  priority: number,
-  topic: string,
-  payload: Uint8Array,
-  qos: number,
-  retain: number,
-  enqueuedAt: number,
-  expiresAt: number | null,
-  size: number,
-]
 
 interface Pending {
   input: OutboxInput
@@ -231,6 +219,16 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   // No telemetry row has an id at or below this: overflow's search for the oldest starts here.
   // Sound because new rows always get higher ids, so the oldest telemetry only moves forward.
   let telemetryFloor = 0
+  // Rows this process committed, by priority, so that the drain rarely reads them back. Alarms
+  // are few: an eighth of the budget is theirs.
+  const cached = [
+    new RowCache(Math.floor(o.cacheBytes / 8), nextId - 1),
+    new RowCache(o.cacheBytes - Math.floor(o.cacheBytes / 8), nextId - 1),
+  ] as const
+  const uncache = (id: number) => {
+    cached[ALARM].delete(id)
+    cached[TELEMETRY].delete(id)
+  }
 
   const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
   let listener: OutboxListener | undefined
@@ -275,7 +273,10 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     for (;;) {
       const n = Math.max(want, READ_AHEAD)
       const alarms = readTo.priority === ALARM
-      const rows = (alarms ? sql.alarmsAfter : sql.telemetryAfter).values(readTo.id, n) as Row[]
+      const cache = cached[readTo.priority as 0 | 1]
+      const rows = cache.covers(readTo.id)
+        ? cache.after(readTo.id, n)
+        : ((alarms ? sql.alarmsAfter : sql.telemetryAfter).values(readTo.id, n) as Row[])
       const last = rows[rows.length - 1]
       if (last) readTo = { priority: last[1], id: last[0] }
       // Fewer than asked: that was the last of the alarms. Telemetry follows, from its start.
@@ -376,6 +377,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   }
   const settleRemovals = (ids: number[]) => {
     for (const id of ids) {
+      uncache(id)
       const size = removals.get(id)
       if (size !== undefined) {
         removingMessages--
@@ -406,6 +408,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const commit = (batch: Pending[]) => {
     const outcomes: Array<OutboxEntry | UplinkError> = []
     const drops: Row[] = []
+    const added: Row[] = []
     let removed: number[] = []
     try {
       transaction(() => {
@@ -444,17 +447,22 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
           }
           const priority = PRIORITY[input.priority]
           const id = nextId++
+          const retain = input.retain ? 1 : 0
+          const expiresAt = input.expiresAt ?? null
           params.push(
             id,
             priority,
             input.topic,
             input.payload,
             input.qos,
-            input.retain ? 1 : 0,
+            retain,
             now,
-            input.expiresAt ?? null,
+            expiresAt,
             size,
           )
+          // The cache keeps its own copy: the caller may reuse its buffer once publish() resolved.
+          const copy = Buffer.from(input.payload)
+          added.push([id, priority, input.topic, copy, input.qos, retain, now, expiresAt, size])
           if (params.length === INSERT_ROWS * 9) {
             sql.insertMany.run(...params)
             params = []
@@ -484,7 +492,9 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
       for (const p of batch) p.reject(error)
       return
     }
+    for (const row of added) cached[row[1] as 0 | 1].add(row)
     settleRemovals(removed)
+    for (const row of drops) uncache(row[0])
     // A dropped row may have been read ahead; read again rather than search.
     if (drops.length > 0) forgetAhead()
     for (const row of drops) drop(row, 'overflow')
@@ -537,7 +547,10 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
       report(translate(err, o.path, 'deleting expired messages'))
       return
     }
-    for (const row of rows) drop(row, 'expired')
+    for (const row of rows) {
+      uncache(row[0])
+      drop(row, 'expired')
+    }
   }
 
   return {
@@ -600,13 +613,10 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
       handedOut.delete(id)
       removals.set(id, size)
       // Acknowledged before peek got to it (a late PUBACK after a rewind, say): once deleted it
-      // must not be handed out from the rows read ahead.
-      for (let i = aheadAt; i < ahead.length; i++) {
-        if ((ahead[i] as Row)[0] === id) {
-          forgetAhead()
-          break
-        }
-      }
+      // must not be handed out from the rows read ahead. They are in id order and of one
+      // priority, so an id within their span may be among them: read again rather than search.
+      const first = ahead[aheadAt]
+      if (first && id >= first[0] && id <= (ahead[ahead.length - 1] as Row)[0]) forgetAhead()
       if (size !== undefined) {
         removingMessages++
         removingBytes += size

@@ -199,82 +199,112 @@ describe('sqliteOutbox: storing and draining', () => {
     expect((await box.peek(10, new Set([1]), 0)).map(seqOf)).toEqual([3, 4, 5, 6, 7])
   })
 
-  it('drains exactly as the in-memory reference outbox does, through acks, drops, expiry and reconnects', async () => {
-    // A seeded generator: the same run every time; UPLINK_TEST_SEED=n tries another.
-    let seed = Number(process.env.UPLINK_TEST_SEED ?? 0x2545f491)
-    const random = () => {
-      seed ^= seed << 13
-      seed ^= seed >>> 17
-      seed ^= seed << 5
-      return (seed >>> 0) / 2 ** 32
-    }
-    const bounds = { maxMessages: 60, maxBytes: 60 * 14 }
-    const sides: Array<{ box: Outbox; inFlight: Set<number>; log: string[] }> = [
-      { box: memoryOutbox(bounds), inFlight: new Set(), log: [] },
-      {
-        box: outbox({ ...bounds, durability: 'normal' }),
-        inFlight: new Set(),
-        log: [],
-      },
-    ]
-    for (const side of sides) {
-      side.box.setListener({
-        drop: (e, reason) => side.log.push(`drop ${e.id} ${reason}`),
-        error: (e) => side.log.push(`error ${e.code}`),
-      })
-    }
-    let now = 1_000
-    let n = 0
-    for (let step = 0; step < 1_500; step++) {
-      const r = random()
-      if (r < 0.3) {
-        // A burst of publishes, some alarms, some with a time to live.
-        const burst = Array.from({ length: 1 + Math.floor(random() * 8) }, () => {
-          n++
-          return msg(n, random() < 0.15 ? 'alarm' : 'telemetry', {
-            expiresAt: random() < 0.2 ? now + Math.floor(random() * 400) : undefined,
-          })
-        })
-        for (const side of sides) {
-          const results = await Promise.allSettled(burst.map((m) => side.box.enqueue(m, now)))
-          side.log.push(
-            results.map((x) => (x.status === 'fulfilled' ? x.value.id : 'full')).join(','),
-          )
-        }
-      } else if (r < 0.75) {
-        const limit = 1 + Math.floor(random() * 6)
-        for (const side of sides) {
-          const got = await side.box.peek(limit, side.inFlight, now)
-          for (const e of got) side.inFlight.add(e.id)
-          side.log.push(`peek ${got.map((e) => e.id).join(',')}`)
-        }
-      } else if (r < 0.95) {
-        // Acknowledgements, in any order.
-        const acks = Math.floor(random() * 4)
-        const picks = Array.from({ length: acks }, () => random())
-        for (const side of sides) {
-          const ids = [...side.inFlight]
-          for (const p of picks) {
-            const id = ids.splice(Math.floor(p * ids.length), 1)[0]
-            if (id === undefined) continue
-            side.inFlight.delete(id)
-            await side.box.remove(id)
-          }
-        }
-      } else if (r < 0.98) {
-        for (const side of sides) side.inFlight.clear()
-      } else {
-        // Let the batched deletes happen.
-        await sleep(30)
+  // cacheBytes: 0 reads every row back from SQLite; 2 000 keeps a handful of rows in memory, so
+  // the drain crosses between disk and cache all the time; the default keeps everything.
+  it.each([
+    ['no cache', 0],
+    ['a cache of a few rows', 2_000],
+    ['the default cache', undefined],
+  ])(
+    'drains exactly as the in-memory reference outbox does, through acks, drops, expiry and reconnects (%s)',
+    async (_, cacheBytes) => {
+      // A seeded generator: the same run every time; UPLINK_TEST_SEED=n tries another.
+      let seed = Number(process.env.UPLINK_TEST_SEED ?? 0x2545f491)
+      const random = () => {
+        seed ^= seed << 13
+        seed ^= seed >>> 17
+        seed ^= seed << 5
+        return (seed >>> 0) / 2 ** 32
       }
-      now += Math.floor(random() * 20)
-      const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]]
-      expect(b.log).toEqual(a.log)
-      expect(b.box.stats()).toEqual(a.box.stats())
-    }
-    expect(sides[1]?.log.some((l) => l.includes('overflow'))).toBe(true)
-    expect(sides[1]?.log.some((l) => l.includes('expired'))).toBe(true)
-  }, 60_000)
+      const bounds = { maxMessages: 60, maxBytes: 60 * 14 }
+      const sides: Array<{ box: Outbox; inFlight: Set<number>; log: string[] }> = [
+        { box: memoryOutbox(bounds), inFlight: new Set(), log: [] },
+        {
+          box: outbox({ ...bounds, durability: 'normal', cacheBytes }),
+          inFlight: new Set(),
+          log: [],
+        },
+      ]
+      for (const side of sides) {
+        side.box.setListener({
+          drop: (e, reason) => side.log.push(`drop ${e.id} ${reason}`),
+          error: (e) => side.log.push(`error ${e.code}`),
+        })
+      }
+      let now = 1_000
+      let n = 0
+      for (let step = 0; step < 1_500; step++) {
+        const r = random()
+        if (r < 0.3) {
+          // A burst of publishes, some alarms, some with a time to live.
+          const burst = Array.from({ length: 1 + Math.floor(random() * 8) }, () => {
+            n++
+            return msg(n, random() < 0.15 ? 'alarm' : 'telemetry', {
+              expiresAt: random() < 0.2 ? now + Math.floor(random() * 400) : undefined,
+            })
+          })
+          for (const side of sides) {
+            const results = await Promise.allSettled(burst.map((m) => side.box.enqueue(m, now)))
+            side.log.push(
+              results.map((x) => (x.status === 'fulfilled' ? x.value.id : 'full')).join(','),
+            )
+          }
+        } else if (r < 0.75) {
+          const limit = 1 + Math.floor(random() * 6)
+          for (const side of sides) {
+            const got = await side.box.peek(limit, side.inFlight, now)
+            for (const e of got) side.inFlight.add(e.id)
+            side.log.push(`peek ${got.map((e) => e.id).join(',')}`)
+          }
+        } else if (r < 0.95) {
+          // Acknowledgements, in any order.
+          const acks = Math.floor(random() * 4)
+          const picks = Array.from({ length: acks }, () => random())
+          for (const side of sides) {
+            const ids = [...side.inFlight]
+            for (const p of picks) {
+              const id = ids.splice(Math.floor(p * ids.length), 1)[0]
+              if (id === undefined) continue
+              side.inFlight.delete(id)
+              await side.box.remove(id)
+            }
+          }
+        } else if (r < 0.98) {
+          for (const side of sides) side.inFlight.clear()
+        } else {
+          // Let the batched deletes happen.
+          await sleep(30)
+        }
+        now += Math.floor(random() * 20)
+        const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]]
+        expect(b.log).toEqual(a.log)
+        expect(b.box.stats()).toEqual(a.box.stats())
+      }
+      expect(sides[1]?.log.some((l) => l.includes('overflow'))).toBe(true)
+      expect(sides[1]?.log.some((l) => l.includes('expired'))).toBe(true)
+    },
+    60_000,
+  )
+
+  it.each([
+    ['no cache', 0],
+    ['the default cache', undefined],
+  ])(
+    'after a reconnect, sends again exactly the unacknowledged, acks settled out of order (%s)',
+    async (_, cacheBytes) => {
+      const box = outbox({ cacheBytes })
+      await fill(box, 1, 8)
+      expect((await box.peek(6, new Set(), 0)).map(seqOf)).toEqual([1, 2, 3, 4, 5, 6])
+      for (const id of [3, 5]) box.remove(id)
+      // The deletes are done with the next commit.
+      await box.enqueue(msg(9), 0)
+      expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([1, 2, 4, 6, 7, 8, 9])
+      for (const id of [1, 2]) box.remove(id)
+      await sleep(60)
+      expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([4, 6, 7, 8, 9])
+      expect(box.stats()).toMatchObject({ messages: 5 })
+    },
+  )
 
   it('sends what was stored even if the caller reuses its buffer afterwards', async () => {
     const box = outbox()
