@@ -28,7 +28,9 @@ export interface StormConfig {
   dnsWatchMinMs: number
   /**
    * concierge-flip: the concierge poll interval and its jitter (fraction). 0: 5 s, or longer
-   * for a large fleet (about 1 000 requests a second at most).
+   * for a large fleet: about 500 requests a second at most. Each poll is a TCP connection and an
+   * HTTP exchange on both ends, on the same 2 cores as every device; at 1 000 a second the
+   * devices' own timers ran seconds late (the SDK's default interval is 5 minutes).
    */
   conciergeIntervalMs: number
   conciergeJitter: number
@@ -37,7 +39,7 @@ export interface StormConfig {
   /** Steady publishing before the failure, and after the whole fleet has moved. */
   warmupMs: number
   tailMs: number
-  /** Device worker processes (0: enough for the open-file limit, at least 2). */
+  /** Device worker processes (0: one per 5 000 devices, enough for the open-file limit). */
   workers: number
   /** Raw connections in the accept-rate probe (0: min(devices, 2000), at least 100). */
   probe: number
@@ -90,10 +92,10 @@ export const USAGE = `pnpm bench:storm [flags]
   --backoff-initial-ms MS  Uplink first backoff ceiling (default ${DEFAULTS.backoff.initialMs})
   --connect-timeout-ms MS  Uplink bound on one attempt (default ${DEFAULTS.connectTimeoutMs})
   --dns-ttl S              TTL of the broker's record (default max(5, devices / 1000))
-  --concierge-interval-ms  concierge poll interval (default max(5000, devices) ms)
+  --concierge-interval-ms  concierge poll interval (default max(5000, 2 x devices) ms)
   --warmup-ms MS           steady publishing before the failure (default ${DEFAULTS.warmupMs})
   --tail-ms MS             publishing after the fleet moved (default ${DEFAULTS.tailMs})
-  --workers N              device worker processes (default: auto, at least 2)
+  --workers N              device worker processes (default: one per 5 000 devices)
   --probe N                connections in the accept-rate probe (default min(devices, 2000))
   --seed N                 seed for every device's jitter (default ${DEFAULTS.seed})
   --json FILE              write one record per run
@@ -196,7 +198,7 @@ export function withFleetDefaults(c: StormConfig): StormConfig {
   return {
     ...c,
     dnsTtl: c.dnsTtl || Math.max(5, Math.ceil(c.devices / 1_000)),
-    conciergeIntervalMs: c.conciergeIntervalMs || Math.max(5_000, c.devices),
+    conciergeIntervalMs: c.conciergeIntervalMs || Math.max(5_000, 2 * c.devices),
   }
 }
 

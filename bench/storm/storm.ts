@@ -204,12 +204,22 @@ async function waitUntil(
   return predicate()
 }
 
-/** Worker processes and proxy shards: enough that none runs out of open files. */
+/**
+ * Worker processes and proxy shards: enough that none runs out of open files, and one per 5 000
+ * devices. Each worker carries some 30 MiB that does not grow with its devices (V8's young
+ * generation, compiled code), so fewer workers report a truer memory per device. SQLite runs
+ * take two at least: a commit's fsync blocks its worker's event loop.
+ */
 export function layout(config: StormConfig): { workers: number; proxyShards: number } {
   const limit = openFileLimit()
   const perDevice = config.store === 'sqlite' ? 6 : 2.5
   const workers =
-    config.workers || Math.max(2, Math.ceil((config.devices * perDevice) / (limit * 0.7)))
+    config.workers ||
+    Math.max(
+      config.store === 'sqlite' ? 2 : 1,
+      Math.ceil(config.devices / 5_000),
+      Math.ceil((config.devices * perDevice) / (limit * 0.7)),
+    )
   const proxyShards = Math.max(1, Math.ceil((config.devices * 2 + 500) / (limit * 0.8)))
   return { workers, proxyShards }
 }

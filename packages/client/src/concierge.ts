@@ -1,6 +1,5 @@
 import http from 'node:http'
 import https from 'node:https'
-import pRetry, { AbortError } from 'p-retry'
 import { type Clock, type RandomSource, sleep } from './clock.js'
 import type { Directive } from './directive.js'
 import type { TlsConfig } from './endpoints.js'
@@ -33,6 +32,15 @@ export const CONCIERGE_DEFAULTS = {
 const MAX_BODY_BYTES = 64 * 1024
 
 type Answer = { status: 200; body: string; etag: string | undefined } | { status: 304 }
+
+/** Refusals a retry cannot change (4xx, an oversized answer): the poll fails at once. */
+const FINAL = new WeakSet<UplinkError>()
+const final = (err: UplinkError): UplinkError => {
+  FINAL.add(err)
+  return err
+}
+/** First retry delay; doubled for each next one. */
+const RETRY_DELAY_MS = 200
 
 /** One GET with If-None-Match. 4xx is final (not retried); 5xx and network faults are retried. */
 function request(
@@ -67,7 +75,7 @@ function request(
           const err = new UplinkError('CONCIERGE_ERROR', `concierge answered HTTP ${status}`, {
             details: { status },
           })
-          return reject(status >= 500 || status === 429 ? err : new AbortError(err))
+          return reject(status >= 500 || status === 429 ? err : final(err))
         }
         const chunks: Buffer[] = []
         let size = 0
@@ -76,9 +84,7 @@ function request(
           if (size > MAX_BODY_BYTES) {
             req.destroy()
             reject(
-              new AbortError(
-                new UplinkError('DIRECTIVE_INVALID', 'concierge answer is larger than 64 KiB'),
-              ),
+              final(new UplinkError('DIRECTIVE_INVALID', 'concierge answer is larger than 64 KiB')),
             )
           } else chunks.push(chunk)
         })
@@ -176,12 +182,7 @@ export class ConciergePoller {
   private async pollOnce(): Promise<Directive | undefined> {
     const signal = this.abort.signal
     try {
-      const answer = await pRetry(() => request(this.url, this.etag, this.options, signal), {
-        retries: this.options.retries ?? CONCIERGE_DEFAULTS.retries,
-        minTimeout: 200,
-        factor: 2,
-        signal,
-      })
+      const answer = await this.requestWithRetries(signal)
       this.lastAnswerAt = this.clock.now()
       if (answer.status === 304) return undefined
       const directive = this.hooks.parse(answer.body, this.lastEpoch)
@@ -198,6 +199,22 @@ export class ConciergePoller {
       if (!signal.aborted)
         this.hooks.error(toUplinkError(err, 'CONCIERGE_ERROR', 'concierge poll failed'))
       return undefined
+    }
+  }
+
+  /**
+   * One request, and on a 5xx, 429, timeout or network fault up to `retries` more, 200 ms, 400 ms,
+   * ... apart on the device's clock (a test advances it; no real timer hides in a library).
+   */
+  private async requestWithRetries(signal: AbortSignal): Promise<Answer> {
+    const retries = this.options.retries ?? CONCIERGE_DEFAULTS.retries
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await request(this.url, this.etag, this.options, signal)
+      } catch (err) {
+        if (signal.aborted || attempt >= retries || FINAL.has(err as UplinkError)) throw err
+        await sleep(this.clock, RETRY_DELAY_MS * 2 ** attempt, signal)
+      }
     }
   }
 

@@ -394,7 +394,8 @@ export function createResolver(options: ResolverOptions): Resolver {
       if (family === 4 || family === 6) return literal(host, bare, family)
       // RFC 6761: localhost never goes to DNS, and a device must reach its own broker offline.
       if (name === 'localhost') return literal(host, '127.0.0.1', 4)
-      let last = new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
+      // Built only when needed: an Error captures a stack, and this runs on every connect.
+      let last: UplinkError | undefined
       for (let round = 0; round < options.attempts; round++) {
         for (const server of servers) {
           try {
@@ -408,6 +409,7 @@ export function createResolver(options: ResolverOptions): Resolver {
           }
         }
       }
+      last ??= new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
       if (options.systemFallback) return system(host, last, signal)
       throw last
     },

@@ -1,0 +1,90 @@
+import { startConcierge, waitFor } from '@uplink/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../src/clock.js'
+import { ConciergePoller } from '../src/concierge.js'
+import { parseDirective } from '../src/directive.js'
+import type { UplinkError } from '../src/errors.js'
+
+const cleanup: Array<() => Promise<unknown> | unknown> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function setup(retries: number) {
+  const concierge = await startConcierge({ body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 } })
+  const clock = new ManualClock(0)
+  const directives: string[] = []
+  const errors: UplinkError[] = []
+  const poller = new ConciergePoller(
+    { url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 },
+    clock,
+    () => 0.5,
+    {
+      parse: (body, lastEpoch) => parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+      directive: (d) => directives.push(d.endpoint.url),
+      error: (e) => errors.push(e),
+    },
+  )
+  cleanup.push(
+    () => poller.stop(),
+    () => concierge.stop(),
+  )
+  return { concierge, clock, poller, directives, errors }
+}
+
+describe('ConciergePoller retries', () => {
+  it('retries a failing poll 200 ms, then 400 ms later on the device clock, and takes the answer', async () => {
+    const { concierge, clock, poller, directives, errors } = await setup(3)
+    concierge.setFault('500')
+    const polled = poller.poll()
+    // The 500 came back and the retry waits on the injected clock, not on a real timer.
+    await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
+    expect(concierge.requestCount).toBe(1)
+    await clock.advance(199)
+    expect(concierge.requestCount).toBe(1)
+    await clock.advance(1)
+    await waitFor(() => concierge.requestCount === 2, 'the first retry')
+    await waitFor(() => clock.pending() === 1, 'the second retry scheduled')
+    concierge.setFault('none')
+    await clock.advance(399)
+    expect(concierge.requestCount).toBe(2)
+    await clock.advance(1)
+    await waitFor(() => concierge.requestCount === 3, 'the second retry')
+    expect((await polled)?.endpoint.url).toBe('mqtt://127.0.0.2:1883')
+    expect(directives).toEqual(['mqtt://127.0.0.2:1883'])
+    expect(errors).toEqual([])
+  })
+
+  it('gives up after `retries` and reports CONCIERGE_ERROR; a 4xx is not retried', async () => {
+    const { concierge, clock, poller, errors } = await setup(1)
+    concierge.setFault('500')
+    const polled = poller.poll()
+    await waitFor(() => clock.pending() === 1, 'the retry scheduled')
+    await clock.advance(200)
+    expect(await polled).toBeUndefined()
+    expect(concierge.requestCount).toBe(2)
+    expect(errors.map((e) => [e.code, e.details?.status])).toEqual([['CONCIERGE_ERROR', 500]])
+
+    // The testkit concierge answers 404 for an unknown path.
+    const { concierge: other, poller: wrongPath, errors: refused } = await setupAt('/nope')
+    expect(await wrongPath.poll()).toBeUndefined()
+    expect(other.requestCount).toBe(1)
+    expect(refused.map((e) => [e.code, e.details?.status])).toEqual([['CONCIERGE_ERROR', 404]])
+  })
+})
+
+async function setupAt(path: string) {
+  const concierge = await startConcierge({ body: {} })
+  const errors: UplinkError[] = []
+  const poller = new ConciergePoller(
+    { url: concierge.url.replace('/v1/endpoint', path), allowedHosts: [], retries: 3 },
+    new ManualClock(0),
+    () => 0.5,
+    { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
+  )
+  cleanup.push(
+    () => poller.stop(),
+    () => concierge.stop(),
+  )
+  return { concierge, poller, errors }
+}
