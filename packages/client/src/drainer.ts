@@ -5,13 +5,19 @@ import type { Connection } from './transport.js'
 
 /**
  * Moves messages from the outbox to the current connection: in drain order, at most `window`
- * unacknowledged at a time, each removed from the outbox only once the broker acknowledged it.
- * When the connection goes, the in-flight set is forgotten and the next connection starts again
- * from the oldest message, so nothing is lost and a message may be sent twice.
+ * unacknowledged on it at a time, each removed from the outbox only once a broker acknowledged
+ * it. A message stays out of the drain while a connection holds it unacknowledged. When that
+ * connection dies its messages are released and go again, from the oldest, on the next one: a
+ * message may be sent twice, never lost. A connection left by a planned move is still open and
+ * finishing its in-flight messages (make-before-break): those stay held until it has closed, so
+ * the move sends none of them twice.
  */
 export class Drainer {
   private connection: Connection | undefined
-  private readonly inFlight = new Set<number>()
+  /** Every message sent and not yet acknowledged or released, with the connection it is on. */
+  private readonly sent = new Map<number, Connection>()
+  /** How many of those are on the current connection: the window counts only these. */
+  private onCurrent = 0
   private scheduled = false
   private peeking = false
   private again = false
@@ -27,21 +33,28 @@ export class Drainer {
   ) {}
 
   get inFlightCount(): number {
-    return this.inFlight.size
+    return this.sent.size
   }
 
   attach(connection: Connection): void {
     this.connection = connection
-    this.inFlight.clear()
+    this.onCurrent = 0
     this.paused = false
     this.notify()
   }
 
+  /**
+   * The connection no longer takes new messages. What it holds is released once it has closed:
+   * at once for a dead link, after its acknowledgements (or its handover timeout) for a
+   * connection ended cleanly after a move.
+   */
   detach(connection: Connection): void {
-    if (this.connection !== connection) return
-    this.connection = undefined
-    this.inFlight.clear()
-    this.wakeIdle()
+    if (this.connection === connection) {
+      this.connection = undefined
+      this.onCurrent = 0
+    }
+    if (!connection.isOpen) this.release(connection)
+    else void connection.closed.then(() => this.release(connection))
   }
 
   /** Stops sending new messages (in-flight ones still complete); for a clean stop or handover. */
@@ -51,7 +64,7 @@ export class Drainer {
 
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
-    if (this.inFlight.size === 0) return Promise.resolve()
+    if (this.sent.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
@@ -82,9 +95,9 @@ export class Drainer {
   private fill(): void {
     for (;;) {
       const connection = this.connection
-      const room = this.window - this.inFlight.size
+      const room = this.window - this.onCurrent
       if (!connection?.isOpen || this.paused || room <= 0) return
-      const peeked = this.outbox.peek(room, this.inFlight, this.clock.now())
+      const peeked = this.outbox.peek(room, this.sent, this.clock.now())
       if (!Array.isArray(peeked)) {
         // An asynchronous outbox: one peek at a time; what is notified meanwhile looks again.
         this.peeking = true
@@ -115,14 +128,15 @@ export class Drainer {
   }
 
   private send(connection: Connection, entry: OutboxEntry): void {
-    this.inFlight.add(entry.id)
+    this.sent.set(entry.id, connection)
+    this.onCurrent++
     const expirySeconds =
       this.protocolVersion === 5 && entry.expiresAt !== undefined
         ? Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000))
         : undefined
     const options = { qos: entry.qos, retain: entry.retain, expirySeconds }
     connection.send(entry.topic, entry.payload, options, (err) => {
-      // A failing connection: the message stays in the outbox and is sent again.
+      // A failing connection: the message stays in the outbox and is released with it.
       if (err) return
       // Acknowledged by a broker: remove it even if that connection has since been replaced.
       const removed = this.remove(entry.id)
@@ -145,9 +159,21 @@ export class Drainer {
   }
 
   private acked(connection: Connection, id: number): void {
-    if (this.connection !== connection) return
-    this.inFlight.delete(id)
-    if (this.inFlight.size === 0) this.wakeIdle()
+    // Released meanwhile (its connection died) and perhaps sent again elsewhere: not this one's.
+    if (this.sent.get(id) !== connection) return
+    this.sent.delete(id)
+    if (connection === this.connection) this.onCurrent--
+    this.settled()
+  }
+
+  /** A closed connection's unacknowledged messages go back to the drain. */
+  private release(connection: Connection): void {
+    for (const [id, on] of this.sent) if (on === connection) this.sent.delete(id)
+    this.settled()
+  }
+
+  private settled(): void {
+    if (this.sent.size === 0) this.wakeIdle()
     this.notify()
   }
 

@@ -20,6 +20,7 @@ export {
 } from './options.js'
 export type {
   DropReason,
+  IdSet,
   Outbox,
   OutboxEntry,
   OutboxInput,

@@ -44,6 +44,12 @@ export interface OutboxListener {
   error(err: UplinkError): void
 }
 
+/** The ids `peek` leaves out: a Set, or the drainer's map of messages in flight. */
+export interface IdSet {
+  has(id: number): boolean
+  readonly size: number
+}
+
 export interface Outbox {
   /**
    * Stores a message and resolves once it is durable by this outbox's standard. Rejects with an
@@ -55,11 +61,7 @@ export interface Outbox {
    * `skip` (those already in flight). Messages whose `expiresAt` is at or before `now` are
    * removed and reported to the listener as `expired` instead of being returned.
    */
-  peek(
-    limit: number,
-    skip: ReadonlySet<number>,
-    now: number,
-  ): Promise<OutboxEntry[]> | OutboxEntry[]
+  peek(limit: number, skip: IdSet, now: number): Promise<OutboxEntry[]> | OutboxEntry[]
   /** Deletes an acknowledged message. Unknown ids are ignored. */
   remove(id: number): Promise<void> | void
   stats(): OutboxStats

@@ -46,6 +46,8 @@ function client(options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints
 }
 
 /** Runs traffic through a move and checks: on `to`, nothing lost, a clean goodbye to `from`. */
+let moves = 0
+
 async function expectCleanMove(
   uplink: Uplink,
   from: Awaited<ReturnType<typeof twoRegions>>['a'],
@@ -53,9 +55,16 @@ async function expectCleanMove(
   trigger: () => unknown,
   reason: FailoverEvent['reason'],
 ) {
-  const topic = 'telemetry/gw-planned'
+  // A topic of its own per move: a test may move back and forth between the same two brokers.
+  const topic = `telemetry/gw-planned/${++moves}`
   const traffic = startTraffic(uplink, topic)
   await waitFor(() => from.publishes.length >= 20, 'traffic on the first broker')
+  // A burst just before the move, so that the old connection has messages in flight when the
+  // new one takes over: they finish there and must not be sent again on the new one.
+  const burstTopic = `${topic}/burst`
+  const burst = Array.from({ length: 300 }, (_, n) =>
+    uplink.publish(burstTopic, JSON.stringify({ seq: n })).then(() => n),
+  )
   const moved = nextEvent(uplink, 'failover')
   await trigger()
   const event = (await moved) as FailoverEvent
@@ -66,6 +75,14 @@ async function expectCleanMove(
   await waitFor(() => uplink.stats().outbox.messages === 0, 'outbox drained')
   const delivered = [...sequences(from.publishes, topic), ...sequences(to.publishes, topic)]
   expect(missing(traffic.accepted, delivered)).toEqual([])
+  const burstDelivered = [
+    ...sequences(from.publishes, burstTopic),
+    ...sequences(to.publishes, burstTopic),
+  ]
+  expect(missing(await Promise.all(burst), burstDelivered)).toEqual([])
+  // Make-before-break sends nothing twice: each message reached exactly one broker, once.
+  const all = [...delivered, ...burstDelivered.map((n) => `burst ${n}`)]
+  expect(all.length).toBe(new Set(all).size)
   await waitFor(
     () => from.disconnects.some((d) => d.clientId === 'gw-planned'),
     'old connection closed',
