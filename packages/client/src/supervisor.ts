@@ -1,6 +1,5 @@
 import type EventEmitter from 'eventemitter3'
 import { backoffDelay } from './backoff.js'
-import { sleep } from './clock.js'
 import { parseServerReference } from './directive.js'
 import type { Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
@@ -57,7 +56,8 @@ export class Supervisor {
   /** Why the next connection is somewhere new, when it is not a plain reconnect. */
   private nextReason: FailoverReason | undefined
   /** Interrupts a backoff wait when a directive says where to go. */
-  private wake: AbortController | undefined
+  /** Ends the current backoff wait at once: a new target to try, or stop. */
+  private wake: (() => void) | undefined
   private pendingMove: { target: Endpoint; reason: FailoverReason; since: number } | undefined
   private migration: Promise<void> | undefined
   private moveFailures = 0
@@ -107,6 +107,7 @@ export class Supervisor {
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
   async stop(): Promise<void> {
     this.abort.abort(new UplinkError('STOPPED', 'the client was stopped'))
+    this.wake?.()
     this.options.clock.clearTimeout(this.moveTimer)
     this.stopWatch?.()
     this.connection?.destroy(new UplinkError('STOPPED', 'the client was stopped'))
@@ -140,7 +141,7 @@ export class Supervisor {
     if (!connection) {
       this.pool.moveTo(target)
       this.nextReason = reason
-      this.wake?.abort()
+      this.wake?.()
       return
     }
     if (target.url === connection.endpoint.url && reason !== 'dns-changed') return
@@ -185,9 +186,17 @@ export class Supervisor {
       const endpoint = this.pool.current().url
       this.events.emit('reconnecting', { attempt: failures, delayMs: lastDelay, endpoint, error })
       this.setState('backing-off')
-      this.wake = new AbortController()
-      await sleep(clock, lastDelay, AbortSignal.any([signal, this.wake.signal])).catch(() => {})
-      this.wake = undefined
+      // A plain callback cuts the wait short, not AbortSignal.any over a fresh controller: in a
+      // reconnect storm this runs once per attempt, and building those signals showed up.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clock.clearTimeout(timer)
+          this.wake = undefined
+          resolve()
+        }
+        const timer = clock.setTimeout(done, lastDelay)
+        this.wake = done
+      })
     }
     /** An MQTT 5 redirect moves the next attempt at once; a few in a row, then normal backoff. */
     const followRedirect = (error: UplinkError): boolean => {

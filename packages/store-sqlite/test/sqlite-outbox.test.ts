@@ -678,6 +678,7 @@ describe('sqliteOutbox: options and lifecycle', () => {
       ['groupCommit.maxBatch', { path: 'x', groupCommit: { maxBatch: 0 } }],
       ['groupCommit.maxDelayMs', { path: 'x', groupCommit: { maxDelayMs: -1 } }],
       ['maxPageCount', { path: 'x', maxPageCount: 'big' }],
+      ['cacheBytes', { path: 'x', cacheBytes: -1 }],
     ]
     for (const [field, options] of bad) {
       let error: UplinkError | undefined
