@@ -37,9 +37,18 @@ describe('SQLite outbox through a broker outage', () => {
     const errors: UplinkError[] = []
     uplink.on('error', (err) => errors.push(err))
     let publishedWhileDown = 0
+    // The second half waits for the primary to be dead, so it is published through the outage
+    // however fast the first half drained.
+    let primaryKilled = () => {}
+    const primaryDead = new Promise<void>((resolve) => {
+      primaryKilled = resolve
+    })
     let down = false
     uplink.on('disconnect', () => {
       down = true
+      // The only disconnect is the primary dying: the second half of the publishes starts now,
+      // before any reconnect can have happened.
+      primaryKilled()
     })
     uplink.on('connect', () => {
       down = false
@@ -51,6 +60,7 @@ describe('SQLite outbox through a broker outage', () => {
     let published = 0
     const publishing = (async () => {
       for (; published < total; published++) {
+        if (published === total / 2) await primaryDead
         // Resolves once stored: the broker being gone makes no difference to the caller.
         await uplink.publish('telemetry/gw-outage', JSON.stringify({ seq: published }), { qos: 1 })
         if (down) publishedWhileDown++
