@@ -236,24 +236,22 @@ try {
   // Round -1 warms up: the first side to publish through MQTT.js and aedes would otherwise pay
   // for their compilation. Its figures are thrown away.
   for (let r = -1; r < ROUNDS; r++) {
-    const keep =
-      <T>(list: T[]) =>
-      (x: T) => {
-        if (r >= 0) list.push(x)
-      }
+    const keep = <T>(list: T[], x: T) => {
+      if (r >= 0) list.push(x)
+    }
     // Rotate which side goes first, so neither always gets the warmer disk cache or the quieter
     // moment.
     const enqueueSides = [
-      async () => keep(rounds.full)(await enqueueRun('full')),
-      async () => keep(rounds.normal)(await enqueueRun('normal')),
-      async () => keep(rounds.raw)(rawInsertRun()),
+      async () => keep(rounds.full, await enqueueRun('full')),
+      async () => keep(rounds.normal, await enqueueRun('normal')),
+      async () => keep(rounds.raw, rawInsertRun()),
     ]
     for (const side of rotate(enqueueSides, r + 1)) await side()
     const drainSides = [
-      async () => keep(rounds.drainRaw)(await rawMqttDrain(r)),
-      async () => keep(rounds.drainUplink)(await uplinkDrain(r, 'sqlite')),
-      async () => keep(rounds.drainReopened)(await uplinkDrain(r, 'sqlite-reopened')),
-      async () => keep(rounds.drainMemory)(await uplinkDrain(r, 'memory')),
+      async () => keep(rounds.drainRaw, await rawMqttDrain(r)),
+      async () => keep(rounds.drainUplink, await uplinkDrain(r, 'sqlite')),
+      async () => keep(rounds.drainReopened, await uplinkDrain(r, 'sqlite-reopened')),
+      async () => keep(rounds.drainMemory, await uplinkDrain(r, 'memory')),
     ]
     for (const side of rotate(drainSides, r + 1)) await side()
     process.stderr.write(r < 0 ? 'warm-up done\n' : `round ${r + 1}/${ROUNDS} done\n`)

@@ -33,11 +33,15 @@ const MAX_BODY_BYTES = 64 * 1024
 
 type Answer = { status: 200; body: string; etag: string | undefined } | { status: 304 }
 
-/** Refusals a retry cannot change (4xx, an oversized answer): the poll fails at once. */
-const FINAL = new WeakSet<UplinkError>()
-const final = (err: UplinkError): UplinkError => {
-  FINAL.add(err)
-  return err
+/**
+ * Whether a failed request may succeed if asked again: a 5xx, a 429, a timeout or a network
+ * fault may; any other HTTP status, or an answer too large, will not.
+ */
+function retryable(err: unknown): boolean {
+  if (!(err instanceof UplinkError)) return true
+  if (err.code === 'DIRECTIVE_INVALID') return false
+  const status = err.details?.status
+  return typeof status !== 'number' || status >= 500 || status === 429
 }
 /** First retry delay; doubled for each next one. */
 const RETRY_DELAY_MS = 200
@@ -75,7 +79,7 @@ function request(
           const err = new UplinkError('CONCIERGE_ERROR', `concierge answered HTTP ${status}`, {
             details: { status },
           })
-          return reject(status >= 500 || status === 429 ? err : final(err))
+          return reject(err)
         }
         const chunks: Buffer[] = []
         let size = 0
@@ -83,9 +87,7 @@ function request(
           size += chunk.length
           if (size > MAX_BODY_BYTES) {
             req.destroy()
-            reject(
-              final(new UplinkError('DIRECTIVE_INVALID', 'concierge answer is larger than 64 KiB')),
-            )
+            reject(new UplinkError('DIRECTIVE_INVALID', 'concierge answer is larger than 64 KiB'))
           } else chunks.push(chunk)
         })
         res.on('end', () => {
@@ -212,7 +214,7 @@ export class ConciergePoller {
       try {
         return await request(this.url, this.etag, this.options, signal)
       } catch (err) {
-        if (signal.aborted || attempt >= retries || FINAL.has(err as UplinkError)) throw err
+        if (signal.aborted || attempt >= retries || !retryable(err)) throw err
         await sleep(this.clock, RETRY_DELAY_MS * 2 ** attempt, signal)
       }
     }

@@ -55,7 +55,6 @@ export class Supervisor {
   private previous: { endpoint: string; address: string } | undefined
   /** Why the next connection is somewhere new, when it is not a plain reconnect. */
   private nextReason: FailoverReason | undefined
-  /** Interrupts a backoff wait when a directive says where to go. */
   /** Ends the current backoff wait at once: a new target to try, or stop. */
   private wake: (() => void) | undefined
   private pendingMove: { target: Endpoint; reason: FailoverReason; since: number } | undefined

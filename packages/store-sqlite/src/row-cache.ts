@@ -37,9 +37,14 @@ export class RowCache {
     public floor: number,
   ) {}
 
+  /** With no budget nothing is kept, and the caller need not build rows to `add`. */
+  get keeps(): boolean {
+    return this.budget > 0
+  }
+
   /** Is every row after `id` here? Then `after()` answers instead of a query. */
   covers(id: number): boolean {
-    return id >= this.floor
+    return this.keeps && id >= this.floor
   }
 
   /** A committed row, newer than every row added before. */

@@ -461,8 +461,10 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
             size,
           )
           // The cache keeps its own copy: the caller may reuse its buffer once publish() resolved.
-          const copy = Buffer.from(input.payload)
-          added.push([id, priority, input.topic, copy, input.qos, retain, now, expiresAt, size])
+          if (cached[priority as 0 | 1].keeps) {
+            const copy = Buffer.from(input.payload)
+            added.push([id, priority, input.topic, copy, input.qos, retain, now, expiresAt, size])
+          }
           if (params.length === INSERT_ROWS * 9) {
             sql.insertMany.run(...params)
             params = []
