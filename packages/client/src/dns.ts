@@ -4,7 +4,8 @@ import { getServers, promises as systemDns } from 'node:dns'
 import net, { isIP } from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
 import type { RandomSource } from './clock.js'
-import { UplinkError, type UplinkErrorCode } from './errors.js'
+import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
+import { DEFAULTS } from './options.js'
 
 /**
  * The resolver. It asks DNS servers directly with dns-packet and keeps no cache, so a failover
@@ -29,6 +30,16 @@ export interface Resolution {
   server?: string | undefined
   /** Why the system's lookup was used instead of DNS (source 'system'). */
   fallbackReason?: UplinkError | undefined
+  /**
+   * One family failed while the other answered with addresses (say, a dnsmasq that answers A
+   * and REFUSED to AAAA): the addresses are used, and this says which family is missing and why.
+   */
+  partial?: PartialFailure | undefined
+}
+
+export interface PartialFailure {
+  family: 4 | 6
+  error: UplinkError
 }
 
 export interface ResolverOptions {
@@ -39,6 +50,11 @@ export interface ResolverOptions {
   attempts: number
   /** 0: A and AAAA; 4 or 6: one family. */
   family: 0 | 4 | 6
+  /**
+   * With both families asked: how long to wait for the second once the first has addresses.
+   * Default DEFAULTS.dns.resolutionDelayMs.
+   */
+  resolutionDelayMs?: number | undefined
   systemFallback: boolean
   /** Source of transaction ids; default crypto-random (ids must not be guessable off-path). */
   random?: RandomSource | undefined
@@ -293,6 +309,11 @@ function follow(
   return { addresses, ttl }
 }
 
+type Found = { family: 4 | 6; addresses: ResolvedAddress[]; ttl: number }
+type Failed = { family: 4 | 6; error: UplinkError }
+/** What one family's question to one server came to. */
+type FamilyOutcome = Found | Failed
+
 /** Answers that no other server (and no system lookup) should be asked to overrule. */
 const FINAL: ReadonlySet<UplinkErrorCode> = new Set(['DNS_NXDOMAIN', 'DNS_NO_ADDRESS'])
 
@@ -316,48 +337,104 @@ export function createResolver(options: ResolverOptions): Resolver {
   const nextId = random ? () => Math.floor(random() * 0x10000) & 0xffff : () => randomInt(0x10000)
   const types: RecordType[] =
     options.family === 4 ? ['A'] : options.family === 6 ? ['AAAA'] : ['A', 'AAAA']
+  const resolutionDelayMs = options.resolutionDelayMs ?? DEFAULTS.dns.resolutionDelayMs
 
-  /** Every asked family from one server; an error for either fails the server. */
-  const ask = async (server: Server, name: string, signal?: AbortSignal): Promise<Resolution> => {
-    // Asking for A and AAAA, a failure of either ends the other: that takes a signal of their
-    // own. Asking one, the caller's is enough, and a reconnect storm builds no signal per
-    // resolve (building one showed up in the fleet benchmark's profile).
-    const local = types.length > 1 ? new AbortController() : undefined
-    const onAbort = () => local?.abort(signal?.reason)
-    if (local) signal?.addEventListener('abort', onAbort, { once: true })
+  /** One family from one server, as an outcome: its failure is judged beside the other's. */
+  const askType = async (
+    server: Server,
+    name: string,
+    type: RecordType,
+    signal: AbortSignal | undefined,
+  ): Promise<FamilyOutcome> => {
+    const family = type === 'A' ? 4 : 6
+    const x = { server, name, type, id: nextId(), timeoutMs: options.timeoutMs, signal }
     try {
-      const results = await Promise.all(
-        types.map(async (type) => {
-          const x = {
-            server,
-            name,
-            type,
-            id: nextId(),
-            timeoutMs: options.timeoutMs,
-            signal: local ? local.signal : signal,
-          }
-          try {
-            const packet = await query(x)
-            const err = rcodeError((packet as { rcode?: string }).rcode, x)
-            if (err) throw err
-            return follow(packet.answers ?? [], name, type)
-          } catch (err) {
-            // The server has failed this round whatever the other family says: stop asking.
-            local?.abort(err)
-            throw err
-          }
-        }),
-      )
-      const addresses = results.flatMap((r) => r.addresses)
-      if (addresses.length === 0) {
-        throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
-          details: { server: server.label, name, types },
+      const packet = await query(x)
+      const err = rcodeError((packet as { rcode?: string }).rcode, x)
+      if (err) return { family, error: err }
+      return { family, ...follow(packet.answers ?? [], name, type) }
+    } catch (err) {
+      // Never a rejection, even on the caller's abort: `ask` checks the caller's signal itself,
+      // so the abort that ends a resolution delay is this family's outcome, not the whole's.
+      return { family, error: toUplinkError(err, 'DNS_TIMEOUT', `${server.label} ${name} ${type}`) }
+    }
+  }
+
+  /**
+   * Both families from one server, each judged on its own (RFC 8305 section 3): once one has
+   * answered with addresses, the other gets `resolutionDelayMs` more, not the whole query
+   * timeout, so a server that never answers AAAA costs a device 50 ms, not 2 s per connect.
+   */
+  const askBoth = (server: Server, name: string, signal?: AbortSignal): Promise<FamilyOutcome[]> =>
+    new Promise((resolve) => {
+      const local = new AbortController()
+      const onAbort = () => local.abort(signal?.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const outcomes: FamilyOutcome[] = []
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const settle = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(outcomes.sort((a, b) => a.family - b.family))
+      }
+      for (const type of types) {
+        askType(server, name, type, local.signal).then((outcome) => {
+          outcomes.push(outcome)
+          if (outcomes.length === types.length) return settle()
+          if (timer !== undefined || !('addresses' in outcome) || !outcome.addresses.length) return
+          const other = type === 'A' ? 'AAAA' : 'A'
+          // Real time, like the query timeout it cuts short: it bounds a real socket exchange.
+          timer = setTimeout(() => {
+            local.abort(
+              new UplinkError(
+                'DNS_TIMEOUT',
+                `${server.label} did not answer ${name} ${other} within ${resolutionDelayMs} ms of the ${type} answer`,
+                {
+                  details: {
+                    server: server.label,
+                    name,
+                    type: other,
+                    resolutionDelayMs: resolutionDelayMs,
+                  },
+                },
+              ),
+            )
+          }, resolutionDelayMs)
         })
       }
-      const ttl = Math.min(...results.filter((r) => r.addresses.length).map((r) => r.ttl))
-      return { host: name, addresses, ttl, source: 'dns', server: server.label }
-    } finally {
-      if (local) signal?.removeEventListener('abort', onAbort)
+    })
+
+  /**
+   * Every asked family from one server. Addresses of any family make an answer; a family that
+   * failed beside them is reported as `partial` and the server is not counted as failed. Only
+   * when no family yields an address does the server fail (or, for NXDOMAIN, the name).
+   */
+  const ask = async (server: Server, name: string, signal?: AbortSignal): Promise<Resolution> => {
+    // Asking one family, the caller's signal is enough: a reconnect storm builds no signal per
+    // resolve (building one showed up in the fleet benchmark's profile).
+    const outcomes =
+      types.length > 1
+        ? await askBoth(server, name, signal)
+        : [await askType(server, name, types[0] as RecordType, signal)]
+    if (signal?.aborted) throw signal.reason
+    const found = outcomes.filter((o): o is Found => 'addresses' in o && o.addresses.length > 0)
+    const failed = outcomes.filter((o): o is Failed => 'error' in o)
+    if (found.length === 0) {
+      // NXDOMAIN is about the name, whichever family said it: final.
+      const error = failed.find((f) => f.error.code === 'DNS_NXDOMAIN') ?? failed[0]
+      if (error) throw error.error
+      throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
+        details: { server: server.label, name, types },
+      })
+    }
+    const partial = failed[0]
+    return {
+      host: name,
+      addresses: found.flatMap((r) => r.addresses),
+      ttl: Math.min(...found.map((r) => r.ttl)),
+      source: 'dns',
+      server: server.label,
+      ...(partial ? { partial: { family: partial.family, error: partial.error } } : {}),
     }
   }
 

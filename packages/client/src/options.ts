@@ -25,8 +25,10 @@ export interface UplinkOptions {
   protocolVersion?: 4 | 5
   /** Seconds. A dead or half-open link is noticed within 1.5 x this. */
   keepalive?: number
-  /** Bound on one attempt: TCP, TLS and CONNACK together. */
+  /** Bound on one attempt: TCP, TLS and CONNACK together, over all the addresses raced. */
   connectTimeoutMs?: number
+  /** Happy Eyeballs: start connecting to the next address this long after the last one began. */
+  connectAttemptDelayMs?: number
   backoff?: {
     initialMs?: number
     maxMs?: number
@@ -42,6 +44,8 @@ export interface UplinkOptions {
     timeoutMs?: number
     attempts?: number
     family?: 0 | 4 | 6
+    /** Asking A and AAAA: once one has answered with addresses, how long the other may take. */
+    resolutionDelayMs?: number
     /** When no DNS server answers, use the operating system's lookup (reported as an event). */
     systemFallback?: boolean
     /**
@@ -94,7 +98,16 @@ export const DEFAULTS = {
   connectTimeoutMs: 10_000,
   backoff: { initialMs: 1_000, maxMs: 60_000, jitter: 'full' as JitterMode, stableMs: 30_000 },
   failoverAfter: 3,
-  dns: { timeoutMs: 2_000, attempts: 2, family: 0 as 0 | 4 | 6, systemFallback: true },
+  /** RFC 8305 section 5: the next address is tried this long after the last, if it is pending. */
+  connectAttemptDelayMs: 250,
+  dns: {
+    timeoutMs: 2_000,
+    attempts: 2,
+    family: 0 as 0 | 4 | 6,
+    systemFallback: true,
+    /** RFC 8305 section 3: once one family has addresses, the other gets this long. */
+    resolutionDelayMs: 50,
+  },
   dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
   failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
   session: { clean: false, expirySeconds: 3_600 },
@@ -115,6 +128,7 @@ export interface ResolvedOptions {
   protocolVersion: 4 | 5
   keepalive: number
   connectTimeoutMs: number
+  connectAttemptDelayMs: number
   backoff: { initialMs: number; maxMs: number; jitter: JitterMode; stableMs: number }
   failoverAfter: number
   dns: {
@@ -122,6 +136,7 @@ export interface ResolvedOptions {
     timeoutMs: number
     attempts: number
     family: 0 | 4 | 6
+    resolutionDelayMs: number
     systemFallback: boolean
     watch: { minIntervalMs: number; maxIntervalMs: number } | undefined
   }
@@ -273,6 +288,13 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       10,
       600_000,
     ),
+    connectAttemptDelayMs: int(
+      o.connectAttemptDelayMs,
+      'connectAttemptDelayMs',
+      DEFAULTS.connectAttemptDelayMs,
+      10,
+      60_000,
+    ),
     backoff: {
       initialMs,
       maxMs,
@@ -285,6 +307,13 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       timeoutMs: int(d.timeoutMs, 'dns.timeoutMs', DEFAULTS.dns.timeoutMs, 10, 60_000),
       attempts: int(d.attempts, 'dns.attempts', DEFAULTS.dns.attempts, 1, 10),
       family: d.family ?? DEFAULTS.dns.family,
+      resolutionDelayMs: int(
+        d.resolutionDelayMs,
+        'dns.resolutionDelayMs',
+        DEFAULTS.dns.resolutionDelayMs,
+        0,
+        60_000,
+      ),
       systemFallback: d.systemFallback ?? DEFAULTS.dns.systemFallback,
       watch: watch && {
         minIntervalMs: int(

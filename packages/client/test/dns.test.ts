@@ -340,3 +340,118 @@ describe('createResolver', () => {
     expect(() => parseDnsServer('127.0.0.1:99999')).toThrow(UplinkError)
   })
 })
+
+describe('createResolver, each family on its own', () => {
+  const faults = ['servfail', 'refused', 'drop', 'garbage'] as const
+  const codes = {
+    servfail: 'DNS_SERVFAIL',
+    refused: 'DNS_REFUSED',
+    drop: 'DNS_TIMEOUT',
+    garbage: 'DNS_MALFORMED',
+  }
+
+  for (const fault of faults) {
+    it(`A answered, AAAA ${fault}: resolves with the A addresses and reports the AAAA failure`, async () => {
+      const first = await server()
+      const second = await server()
+      first.set('iot.uplink.test', ['127.0.0.5', '127.0.0.6'], 30)
+      first.setFault(fault, { type: 'AAAA' })
+      second.set('iot.uplink.test', ['127.0.0.9'])
+      // A long resolution delay, so that garbage and silence both end by the query timeout and
+      // report what the server did rather than the delay running out.
+      const result = await resolver([first.server, second.server], {
+        resolutionDelayMs: 5_000,
+      }).resolve('iot.uplink.test')
+      expect(result).toMatchObject({
+        source: 'dns',
+        server: first.server,
+        ttl: 30,
+        addresses: [
+          { address: '127.0.0.5', family: 4 },
+          { address: '127.0.0.6', family: 4 },
+        ],
+        partial: { family: 6, error: { code: codes[fault] } },
+      })
+      expect(result.partial?.error).toBeInstanceOf(UplinkError)
+      // The server that answered A is not counted as failed: nobody else is asked.
+      expect(second.queryCount).toBe(0)
+    })
+  }
+
+  it('AAAA answered, A refused: resolves with the AAAA addresses and reports the A failure', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['::1'])
+    dns.setFault('refused', { type: 'A' })
+    const result = await resolver([dns.server]).resolve('iot.uplink.test')
+    expect(result.addresses).toEqual([{ address: '::1', family: 6, ttl: 60 }])
+    expect(result.partial).toMatchObject({ family: 4, error: { code: 'DNS_REFUSED' } })
+  })
+
+  it('a complete answer has no partial failure', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.1'])
+    const result = await resolver([dns.server]).resolve('iot.uplink.test')
+    expect(result.partial).toBeUndefined()
+  })
+
+  it('both families failing fail the server: the next one is asked', async () => {
+    const bad = await server()
+    const good = await server()
+    bad.set('iot.uplink.test', ['127.0.0.1'])
+    bad.setFault('refused')
+    good.set('iot.uplink.test', ['127.0.0.2'])
+    const result = await resolver([bad.server, good.server]).resolve('iot.uplink.test')
+    expect(result).toMatchObject({ server: good.server, addresses: [{ address: '127.0.0.2' }] })
+    expect(result.partial).toBeUndefined()
+    expect(bad.queries.map((q) => q.type).sort()).toEqual(['A', 'AAAA'])
+  })
+
+  it('one family empty and the other failing is no answer: the next server is asked', async () => {
+    const bad = await server()
+    const good = await server()
+    // A is empty and AAAA fails: nothing to connect to, so this server has not answered.
+    bad.set('iot.uplink.test', ['::1'])
+    bad.setFault('servfail', { type: 'AAAA' })
+    good.set('iot.uplink.test', ['127.0.0.2'])
+    const r = resolver([bad.server, good.server])
+    expect((await r.resolve('iot.uplink.test')).server).toBe(good.server)
+  })
+
+  it('both families failing on every server: the error of the last one, by code', async () => {
+    const first = await server()
+    const second = await server()
+    first.setFault('servfail')
+    second.setFault('refused')
+    await expect(
+      resolver([first.server, second.server]).resolve('iot.uplink.test'),
+    ).rejects.toMatchObject({ code: 'DNS_REFUSED' })
+    expect(first.queryCount + second.queryCount).toBe(4)
+  })
+
+  it('NXDOMAIN stays final with both families asked', async () => {
+    const first = await server()
+    const second = await server()
+    second.set('nope.uplink.test', ['127.0.0.1'])
+    await expect(
+      resolver([first.server, second.server], { systemFallback: true }).resolve('nope.uplink.test'),
+    ).rejects.toMatchObject({ code: 'DNS_NXDOMAIN' })
+    expect(second.queryCount).toBe(0)
+  })
+
+  it('waits for a silent family only the resolution delay, not the query timeout', async () => {
+    const dns = await server()
+    dns.set('iot.uplink.test', ['127.0.0.5'])
+    dns.setFault('drop', { type: 'AAAA' })
+    const r = resolver([dns.server], { timeoutMs: 10_000, resolutionDelayMs: 50 })
+    const t0 = performance.now()
+    const result = await r.resolve('iot.uplink.test')
+    const took = performance.now() - t0
+    expect(result.addresses.map((a) => a.address)).toEqual(['127.0.0.5'])
+    expect(result.partial).toMatchObject({
+      family: 6,
+      error: { code: 'DNS_TIMEOUT', details: { resolutionDelayMs: 50, type: 'AAAA' } },
+    })
+    // Far below the 10 s query timeout, with room for a loaded machine.
+    expect(took).toBeLessThan(5_000)
+  })
+})

@@ -36,8 +36,11 @@ export interface TestDnsServer {
   /** `name` is an alias of `target` (CNAME); chains are followed in the answer. */
   setCname(name: string, target: string, ttl?: number): void
   remove(name: string): void
-  /** Faults for every query, or only for `name`, for the next `times` queries (default: until reset). */
-  setFault(mode: DnsFault, options?: { name?: string; times?: number }): void
+  /**
+   * Faults for every query, or only for `name` and/or one record `type` ('AAAA': a server that
+   * answers A but fails AAAA), for the next `times` matching queries (default: until reset).
+   */
+  setFault(mode: DnsFault, options?: { name?: string; type?: string; times?: number }): void
   queries: DnsQueryRecord[]
   readonly queryCount: number
   stop(): Promise<void>
@@ -98,18 +101,24 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
   assertLoopback(host)
   const zone: Zone = new Map()
   const queries: DnsQueryRecord[] = []
-  let fault: { mode: DnsFault; name?: string | undefined; times: number } = {
+  let fault: {
+    mode: DnsFault
+    name?: string | undefined
+    type?: string | undefined
+    times: number
+  } = {
     mode: 'none',
     times: Number.POSITIVE_INFINITY,
   }
 
   /** The fault that applies to this query, counting it down. */
-  const faultFor = (name: string, transport: 'udp' | 'tcp'): DnsFault => {
+  const faultFor = (name: string, type: string, transport: 'udp' | 'tcp'): DnsFault => {
     if (fault.mode === 'none') return 'none'
     // The retry over TCP that a truncation provokes is the normal answer, so it must neither be
     // faulted nor use up one of the `times`.
     if (fault.mode === 'truncate' && transport === 'tcp') return 'none'
     if (fault.name !== undefined && norm(fault.name) !== norm(name)) return 'none'
+    if (fault.type !== undefined && fault.type.toUpperCase() !== type.toUpperCase()) return 'none'
     const mode = fault.mode
     if (--fault.times <= 0) fault = { mode: 'none', times: Number.POSITIVE_INFINITY }
     return mode
@@ -136,7 +145,7 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
     const question = query.questions?.[0]
     if (!question || query.type !== 'query') return undefined
     queries.push({ name: norm(question.name), type: question.type, transport, at: Date.now() })
-    const mode = faultFor(question.name, transport)
+    const mode = faultFor(question.name, question.type, transport)
     if (mode === 'drop') return undefined
     if (mode === 'garbage') {
       const junk = randomBytes(24)
@@ -240,6 +249,7 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
         fault = {
           mode,
           name: faultOptions.name,
+          type: faultOptions.type,
           times: faultOptions.times ?? Number.POSITIVE_INFINITY,
         }
       },

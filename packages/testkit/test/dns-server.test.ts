@@ -208,6 +208,16 @@ describe('startDnsServer', () => {
     expect(await resolver.resolve4('a.uplink.test')).toEqual(['127.0.0.1'])
   })
 
+  it('a fault can target one record type: A answered, AAAA refused', async () => {
+    const dns = await started()
+    dns.set('iot.uplink.test', ['127.0.0.1', '::1'])
+    dns.setFault('refused', { type: 'AAAA' })
+    const resolver = nodeResolver(dns)
+    expect(await resolver.resolve4('iot.uplink.test')).toEqual(['127.0.0.1'])
+    await expect(resolver.resolve6('iot.uplink.test')).rejects.toMatchObject({ code: 'EREFUSED' })
+    expect(await resolver.resolve4('iot.uplink.test')).toEqual(['127.0.0.1'])
+  })
+
   it('survives malformed queries over UDP and TCP', async () => {
     const dns = await started()
     dns.set('iot.uplink.test', ['127.0.0.1'])
