@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { type Clock, sleep } from './clock.js'
 import type { Resolution, Resolver } from './dns.js'
 import { toUplinkError, type UplinkError } from './errors.js'
@@ -51,6 +52,9 @@ export function watchDns(o: DnsWatchOptions): { stop(): void } {
       // serve a stale cache (nscd, systemd-resolved) or a hosts-file entry that differs from the
       // failover record, and moving on that would flap between the two views.
       if (resolution.source !== 'dns' || resolution.addresses.length === 0) continue
+      // A family that failed says nothing about its addresses: its absence from the answer is
+      // not the connected address leaving the record (a server refusing AAAA is no failover).
+      if (resolution.partial?.family === isIP(o.address)) continue
       if (!resolution.addresses.some((a) => a.address === o.address)) {
         abort.abort()
         o.onMoved(resolution)

@@ -30,6 +30,17 @@ export interface FailoverEvent {
   durationMs: number
 }
 
+/** A DNS answer had addresses of one family while the other failed; the addresses were used. */
+export interface DnsPartialEvent {
+  host: string
+  /** The DNS server that answered. */
+  server: string | undefined
+  /** The family that is missing from the answer. */
+  family: 4 | 6
+  /** Why it is missing: DNS_REFUSED, DNS_SERVFAIL, DNS_TIMEOUT, DNS_MALFORMED, … */
+  error: UplinkError
+}
+
 /** Events, typed. Listening is optional: errors are reported, never thrown at the host process. */
 export interface UplinkEvents {
   state: (e: { state: ConnectionState; previous: ConnectionState }) => void
@@ -45,5 +56,6 @@ export interface UplinkEvents {
   message: (topic: string, payload: Buffer, message: InboundMessage) => void
   drop: (e: { id: number; topic: string; priority: Priority; reason: DropReason }) => void
   'dns-fallback': (e: { host: string; error: UplinkError }) => void
+  'dns-partial': (e: DnsPartialEvent) => void
   error: (err: UplinkError) => void
 }

@@ -3,6 +3,7 @@ export { createUplink, Uplink, type UplinkStats } from './client.js'
 export { type Clock, ManualClock, type RandomSource, systemClock } from './clock.js'
 export {
   createResolver,
+  type PartialFailure,
   type Resolution,
   type ResolvedAddress,
   type Resolver,
@@ -10,7 +11,13 @@ export {
 } from './dns.js'
 export { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 export { isUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
-export type { ConnectionState, FailoverEvent, FailoverReason, UplinkEvents } from './events.js'
+export type {
+  ConnectionState,
+  DnsPartialEvent,
+  FailoverEvent,
+  FailoverReason,
+  UplinkEvents,
+} from './events.js'
 export { entrySize, type MemoryOutboxOptions, memoryOutbox } from './memory-outbox.js'
 export {
   DEFAULTS,

@@ -1,11 +1,11 @@
 import type EventEmitter from 'eventemitter3'
 import { backoffDelay } from './backoff.js'
 import { parseServerReference } from './directive.js'
-import type { Resolver } from './dns.js'
+import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
-import type { ConnectionState, FailoverReason, UplinkEvents } from './events.js'
+import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
 import type { ResolvedOptions } from './options.js'
 import { type Connection, openConnection } from './transport.js'
 
@@ -27,6 +27,8 @@ export interface SupervisorStats {
   attempts: number
   failovers: number
   lastError: UplinkError | undefined
+  /** The latest resolution's missing family (undefined once an answer is whole again). */
+  dnsPartial: DnsPartialEvent | undefined
 }
 
 /**
@@ -62,6 +64,7 @@ export class Supervisor {
   private moveFailures = 0
   private moveTimer: unknown
   private stopWatch: (() => void) | undefined
+  private dnsPartial: DnsPartialEvent | undefined
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -124,6 +127,7 @@ export class Supervisor {
       attempts: this.attempts,
       failovers: this.failovers,
       lastError: this.lastError,
+      dnsPartial: this.dnsPartial,
     }
   }
 
@@ -318,7 +322,7 @@ export class Supervisor {
     const watcher = watchDns({
       host: connection.endpoint.host,
       address: connection.address,
-      resolver: this.resolver,
+      resolver: { resolve: (host, signal) => this.resolve(host, signal) },
       clock: this.options.clock,
       minIntervalMs: w.minIntervalMs,
       maxIntervalMs: w.maxIntervalMs,
@@ -375,14 +379,18 @@ export class Supervisor {
     await old.end(this.options.failover.handoverTimeoutMs, clock)
   }
 
-  /** One attempt: resolve afresh, then try each address in turn until one accepts. */
+  /**
+   * One attempt: resolve afresh, then race the addresses (Happy Eyeballs) and speak MQTT over
+   * the first to connect. If that one fails before its CONNACK (a port that accepts and drops),
+   * the rest are raced again; a CONNACK refusal is the broker's answer, not the network's.
+   */
   private async attempt(
     endpoint: Endpoint,
     signal: AbortSignal,
     report: boolean,
   ): Promise<Connection> {
     if (report) this.setState('resolving')
-    const resolution = await this.resolver.resolve(endpoint.host, signal)
+    const resolution = await this.resolve(endpoint.host, signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
     }
@@ -390,25 +398,46 @@ export class Supervisor {
       throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
     if (report) this.setState('connecting')
-    let lastError: unknown
-    for (const { address } of resolution.addresses) {
+    let remaining = resolution.addresses.map((a) => a.address)
+    for (;;) {
       this.attempts++
       try {
-        return await openConnection(this.connectParams(endpoint, address), signal)
+        return await openConnection(this.connectParams(endpoint, remaining), signal)
       } catch (err) {
-        lastError = err
-        // A CONNACK refusal is the broker's answer, not the network's: another address won't differ.
-        if (signal.aborted || (err instanceof UplinkError && err.code === 'CONNECT_REFUSED')) break
+        // No `details.address`: no address connected at all, and every one has been tried.
+        const failed = err instanceof UplinkError ? err.details?.address : undefined
+        const rest = remaining.filter((a) => a !== failed)
+        if (
+          signal.aborted ||
+          typeof failed !== 'string' ||
+          rest.length === 0 ||
+          (err instanceof UplinkError && err.code === 'CONNECT_REFUSED')
+        ) {
+          throw err
+        }
+        remaining = rest
       }
     }
-    throw lastError
   }
 
-  private connectParams(endpoint: Endpoint, address: string) {
+  /**
+   * Every resolution goes through here, the DNS watch's too, so that a family missing from an
+   * answer is reported wherever it was seen.
+   */
+  private async resolve(host: string, signal: AbortSignal | undefined): Promise<Resolution> {
+    const resolution = await this.resolver.resolve(host, signal)
+    const partial = resolution.partial
+    this.dnsPartial = partial && { host, server: resolution.server, ...partial }
+    if (this.dnsPartial) this.events.emit('dns-partial', this.dnsPartial)
+    return resolution
+  }
+
+  private connectParams(endpoint: Endpoint, addresses: string[]) {
     const o = this.options
     return {
       endpoint,
-      address,
+      addresses,
+      attemptDelayMs: o.connectAttemptDelayMs,
       clientId: o.clientId,
       username: o.username,
       password: o.password,

@@ -15,6 +15,7 @@ import {
 import type { Clock } from './clock.js'
 import type { Endpoint } from './endpoints.js'
 import { UplinkError } from './errors.js'
+import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
 
@@ -27,8 +28,13 @@ export interface WillMessage {
 
 export interface ConnectParams {
   endpoint: Endpoint
-  /** The address resolved for this attempt; the TLS name stays `endpoint.host`. */
-  address: string
+  /**
+   * The addresses resolved for this attempt, raced (Happy Eyeballs); the TLS name stays
+   * `endpoint.host` whichever wins.
+   */
+  addresses: string[]
+  /** How long an attempt to one address runs alone before the next address is tried too. */
+  attemptDelayMs: number
   clientId: string
   username?: string | undefined
   password?: string | Buffer | undefined
@@ -210,8 +216,10 @@ export class Connection {
   }
 }
 
-function openSocket(params: ConnectParams): net.Socket {
-  const { endpoint, address } = params
+function openSocket(endpoint: Endpoint, address: string): net.Socket {
+  // A literal address, so no lookup and no `autoSelectFamily`: Node's own Happy Eyeballs races
+  // the addresses of its own lookup (the OS resolver, which may serve a stale cache), not the
+  // list our resolver just read from the DNS servers, and it ends at TCP, not at TLS.
   if (!endpoint.secure) return net.connect({ host: address, port: endpoint.port })
   const t = endpoint.tls ?? {}
   return tls.connect({
@@ -230,139 +238,249 @@ function openSocket(params: ConnectParams): net.Socket {
   })
 }
 
-function classify(err: unknown, endpoint: Endpoint, address: string, secure: boolean): UplinkError {
+/**
+ * One racer: resolves with the socket once TCP (and, for mqtts, TLS) is up, so that a TLS
+ * listener that accepts TCP and then stalls loses to one that completes. Aborted, the socket is
+ * destroyed: a loser leaves no connection behind on either side.
+ */
+function connectSocket(
+  endpoint: Endpoint,
+  address: string,
+  signal: AbortSignal,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = openSocket(endpoint, address)
+    let pending = true
+    const end = (err: unknown) => {
+      if (!pending) return
+      pending = false
+      signal.removeEventListener('abort', onAbort)
+      socket.destroy()
+      reject(err)
+    }
+    const onAbort = () => end(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    // Stays attached: MQTT.js adds its own on the winner, and until then an error is not thrown.
+    socket.on('error', (err) => end(err))
+    socket.once('close', () => end(undefined))
+    socket.once(endpoint.secure ? 'secureConnect' : 'connect', () => {
+      if (!pending) return
+      pending = false
+      signal.removeEventListener('abort', onAbort)
+      resolve(socket)
+    })
+  })
+}
+
+function classify(
+  err: unknown,
+  endpoint: Endpoint,
+  address: string,
+  details?: Record<string, unknown>,
+): UplinkError {
   const where = `${endpoint.url} (${address})`
   if (err instanceof UplinkError) return err
   const e = err as (Error & { code?: string | number }) | undefined
-  if (!e) return new UplinkError('CONNECT_FAILED', `connection to ${where} closed before CONNACK`)
-  if (typeof e.code === 'string' && TCP_ERROR_CODES.has(e.code)) {
-    return new UplinkError('CONNECT_FAILED', `cannot connect to ${where}: ${e.code}`, { cause: e })
+  if (!e) {
+    return new UplinkError('CONNECT_FAILED', `connection to ${where} closed before CONNACK`, {
+      details,
+    })
   }
-  if (secure && typeof e.code === 'string') {
+  if (typeof e.code === 'string' && TCP_ERROR_CODES.has(e.code)) {
+    return new UplinkError('CONNECT_FAILED', `cannot connect to ${where}: ${e.code}`, {
+      cause: e,
+      details,
+    })
+  }
+  if (endpoint.secure && typeof e.code === 'string') {
     return new UplinkError('TLS_ERROR', `TLS to ${where} failed: ${e.message}`, {
       cause: e,
-      details: { tlsCode: e.code },
+      details: { ...details, tlsCode: e.code },
     })
   }
   return new UplinkError('CONNECT_FAILED', `connection to ${where} failed: ${e.message}`, {
     cause: e,
+    details,
   })
 }
 
 /**
- * Opens one connection and resolves once the broker accepted it. Rejects with an UplinkError:
- * CONNECT_TIMEOUT (no CONNACK within connectTimeoutMs), CONNECT_REFUSED (CONNACK with an error;
- * `details.reasonCode`, and `details.serverReference` for an MQTT 5 redirect), TLS_ERROR or
- * CONNECT_FAILED.
+ * Opens one connection and resolves once the broker accepted it. The addresses are raced
+ * (Happy Eyeballs, see happy-eyeballs.ts) up to a connected socket; MQTT's CONNECT then goes
+ * over the winner only, as a broker must not see the same client id connect twice. Rejects with
+ * an UplinkError: CONNECT_TIMEOUT (nothing connected, or no CONNACK, within connectTimeoutMs for
+ * the whole), CONNECT_REFUSED (CONNACK with an error; `details.reasonCode`, and
+ * `details.serverReference` for an MQTT 5 redirect), TLS_ERROR or CONNECT_FAILED. An error after
+ * an address won carries it as `details.address`; one without had every address fail.
  */
 export function openConnection(params: ConnectParams, signal?: AbortSignal): Promise<Connection> {
-  const { endpoint, address, clock } = params
+  const { endpoint, addresses, clock } = params
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason)
-    let connection: Connection | undefined
-    let lastError: unknown
-    let lastConnack: IConnackPacket | undefined
-    let keepaliveExpired = false
-    let serverDisconnect: Packet | undefined
-
-    const options: IClientOptions = {
-      clientId: params.clientId,
-      username: params.username,
-      password: params.password as IClientOptions['password'],
-      protocolVersion: params.protocolVersion,
-      keepalive: params.keepalive,
-      clean: params.clean,
-      reconnectPeriod: 0,
-      // Uplink's own timer bounds the attempt; MQTT.js's is a backstop only.
-      connectTimeout: params.connectTimeoutMs * 2,
-      resubscribe: false,
-      queueQoSZero: false,
-      timerVariant: keepaliveTimer(clock) as unknown as IClientOptions['timerVariant'],
-      will: params.will && { ...params.will, payload: Buffer.from(params.will.payload) },
-      properties:
-        params.protocolVersion === 5
-          ? { sessionExpiryInterval: params.sessionExpirySeconds }
-          : undefined,
-    }
-    let socket: net.Socket | undefined
-    const client = new MqttClient(() => {
-      socket = openSocket(params)
-      socket.on('error', (err) => {
-        lastError ??= err
-      })
-      return socket
-    }, options)
-
-    const original = client.onKeepaliveTimeout.bind(client)
-    client.onKeepaliveTimeout = () => {
-      keepaliveExpired = true
-      original()
-    }
+    const racing = new AbortController()
+    let done = false
+    let winner: { address: string; socket: net.Socket; client: MqttClient } | undefined
 
     const settle = (fn: () => void) => {
+      if (done) return
+      done = true
       clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       fn()
     }
     const fail = (reason: UplinkError) => {
       settle(() => reject(reason))
-      client.end(true)
-      socket?.destroy()
+      racing.abort(reason)
+      winner?.client.end(true)
+      winner?.socket.destroy()
     }
     const timer = clock.setTimeout(() => {
+      const ms = params.connectTimeoutMs
       fail(
-        new UplinkError(
-          'CONNECT_TIMEOUT',
-          `no CONNACK from ${endpoint.url} (${address}) within ${params.connectTimeoutMs} ms`,
-        ),
+        winner
+          ? new UplinkError(
+              'CONNECT_TIMEOUT',
+              `no CONNACK from ${endpoint.url} (${winner.address}) within ${ms} ms`,
+              { details: { address: winner.address } },
+            )
+          : new UplinkError(
+              'CONNECT_TIMEOUT',
+              `no connection to ${endpoint.url} at ${addresses.join(', ')} within ${ms} ms`,
+              { details: { addresses } },
+            ),
       )
     }, params.connectTimeoutMs)
     const onAbort = () => fail(signal?.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
 
-    client.on('error', (err) => {
-      lastError ??= err
-    })
-    // Only the CONNACK matters, and only until connected: not a listener call per PUBACK after.
-    const onPacket = (packet: Packet) => {
-      if (packet.cmd === 'connack') lastConnack = packet
-    }
-    client.on('packetreceive', onPacket)
-    client.on('disconnect', (packet) => {
-      serverDisconnect = packet
-    })
-    client.on('message', (topic, payload, packet) => {
-      connection?.deliver({ topic, payload, qos: packet.qos, retain: packet.retain })
-    })
-    client.on('connect', (connack) => {
-      client.removeListener('packetreceive', onPacket)
-      connection = new Connection(client, connack, endpoint, address)
-      lastError = undefined
-      const c = connection
-      settle(() => resolve(c))
-    })
-    client.on('close', () => {
-      if (connection) {
-        connection.markClosed(closeReason(lastError, keepaliveExpired, serverDisconnect, params))
-        return
-      }
-      const rc = lastConnack && (lastConnack.reasonCode ?? lastConnack.returnCode)
-      if (lastConnack && rc) {
-        const serverReference = lastConnack.properties?.serverReference
+    race(
+      addresses,
+      (address, s) => connectSocket(endpoint, address, s),
+      (socket) => socket.destroy(),
+      { clock, attemptDelayMs: params.attemptDelayMs, signal: racing.signal },
+    ).then(
+      ({ address, value: socket }) => {
+        if (done) return socket.destroy()
+        winner = { address, socket, client: speak(params, address, socket, resolve, fail) }
+      },
+      (err) => {
+        if (done) return
+        const failures = err instanceof RaceError ? err.failures : []
+        const last = failures[failures.length - 1]
+        const error = classify(last?.error, endpoint, last?.address ?? addresses.join(', '))
         fail(
-          new UplinkError(
-            'CONNECT_REFUSED',
-            `${endpoint.url} refused the connection (reason code ${rc})`,
-            {
-              details: { reasonCode: rc, address, ...(serverReference ? { serverReference } : {}) },
-            },
-          ),
+          failures.length > 1
+            ? new UplinkError(error.code, `${error.message} (and ${failures.length - 1} more)`, {
+                cause: error.cause,
+                details: {
+                  ...error.details,
+                  failures: failures.map((f) => ({
+                    address: f.address,
+                    code: (f.error as { code?: unknown } | undefined)?.code,
+                  })),
+                },
+              })
+            : error,
         )
-        return
-      }
-      fail(classify(lastError, endpoint, address, endpoint.secure))
-    })
+      },
+    )
   })
+}
+
+/** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
+function speak(
+  params: ConnectParams,
+  address: string,
+  socket: net.Socket,
+  resolve: (connection: Connection) => void,
+  fail: (reason: UplinkError) => void,
+): MqttClient {
+  const { endpoint, clock } = params
+  let connection: Connection | undefined
+  let lastError: unknown
+  let lastConnack: IConnackPacket | undefined
+  let keepaliveExpired = false
+  let serverDisconnect: Packet | undefined
+
+  const options: IClientOptions = {
+    clientId: params.clientId,
+    username: params.username,
+    password: params.password as IClientOptions['password'],
+    protocolVersion: params.protocolVersion,
+    keepalive: params.keepalive,
+    clean: params.clean,
+    reconnectPeriod: 0,
+    // Uplink's own timer bounds the attempt; MQTT.js's is a backstop only.
+    connectTimeout: params.connectTimeoutMs * 2,
+    resubscribe: false,
+    queueQoSZero: false,
+    timerVariant: keepaliveTimer(clock) as unknown as IClientOptions['timerVariant'],
+    will: params.will && { ...params.will, payload: Buffer.from(params.will.payload) },
+    properties:
+      params.protocolVersion === 5
+        ? { sessionExpiryInterval: params.sessionExpirySeconds }
+        : undefined,
+  }
+  socket.on('error', (err) => {
+    lastError ??= err
+  })
+  // The socket is already connected: MQTT.js takes it as its stream (reconnect is off, so it
+  // never asks for a second one).
+  const client = new MqttClient(() => socket, options)
+  // Closed between winning and now: MQTT.js saw no 'close' to report.
+  if (socket.destroyed) {
+    queueMicrotask(() => fail(classify(lastError, endpoint, address, { address })))
+  }
+
+  const original = client.onKeepaliveTimeout.bind(client)
+  client.onKeepaliveTimeout = () => {
+    keepaliveExpired = true
+    original()
+  }
+  client.on('error', (err) => {
+    lastError ??= err
+  })
+  // Only the CONNACK matters, and only until connected: not a listener call per PUBACK after.
+  const onPacket = (packet: Packet) => {
+    if (packet.cmd === 'connack') lastConnack = packet
+  }
+  client.on('packetreceive', onPacket)
+  client.on('disconnect', (packet) => {
+    serverDisconnect = packet
+  })
+  client.on('message', (topic, payload, packet) => {
+    connection?.deliver({ topic, payload, qos: packet.qos, retain: packet.retain })
+  })
+  client.on('connect', (connack) => {
+    client.removeListener('packetreceive', onPacket)
+    connection = new Connection(client, connack, endpoint, address)
+    lastError = undefined
+    resolve(connection)
+  })
+  client.on('close', () => {
+    if (connection) {
+      connection.markClosed(
+        closeReason(lastError, keepaliveExpired, serverDisconnect, params, address),
+      )
+      return
+    }
+    const rc = lastConnack && (lastConnack.reasonCode ?? lastConnack.returnCode)
+    if (lastConnack && rc) {
+      const serverReference = lastConnack.properties?.serverReference
+      fail(
+        new UplinkError(
+          'CONNECT_REFUSED',
+          `${endpoint.url} refused the connection (reason code ${rc})`,
+          {
+            details: { reasonCode: rc, address, ...(serverReference ? { serverReference } : {}) },
+          },
+        ),
+      )
+      return
+    }
+    fail(classify(lastError, endpoint, address, { address }))
+  })
+  return client
 }
 
 function closeReason(
@@ -370,8 +488,9 @@ function closeReason(
   keepaliveExpired: boolean,
   serverDisconnect: Packet | undefined,
   params: ConnectParams,
+  address: string,
 ): UplinkError {
-  const where = `${params.endpoint.url} (${params.address})`
+  const where = `${params.endpoint.url} (${address})`
   if (keepaliveExpired) {
     return new UplinkError(
       'KEEPALIVE_TIMEOUT',
@@ -387,7 +506,7 @@ function closeReason(
       {
         details: {
           reasonCode: rc,
-          address: params.address,
+          address,
           ...(serverReference ? { serverReference } : {}),
         },
       },
