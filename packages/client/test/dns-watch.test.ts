@@ -190,3 +190,72 @@ describe('watchDns and the system fallback', () => {
     expect(moved).toHaveLength(1)
   })
 })
+
+describe('watchDns with one family failing', () => {
+  /** Watches `address` with both families asked of a real DNS server, looking every 10 s. */
+  async function watchBoth(address: string) {
+    const dns = await startDnsServer()
+    cleanup.push(() => dns.stop())
+    dns.set('iot.uplink.test', ['127.0.0.1', '::1'], 1)
+    const clock = new ManualClock(0)
+    const resolutions: Resolution[] = []
+    const real = createResolver({
+      servers: [dns.server],
+      timeoutMs: 200,
+      attempts: 1,
+      family: 0,
+      systemFallback: false,
+    })
+    const moved: Resolution[] = []
+    const watcher = watchDns({
+      host: 'iot.uplink.test',
+      address,
+      resolver: {
+        resolve: async (host, signal) => {
+          const r = await real.resolve(host, signal)
+          resolutions.push(r)
+          return r
+        },
+      },
+      clock,
+      minIntervalMs: 10_000,
+      onMoved: (r) => moved.push(r),
+    })
+    cleanup.push(() => watcher.stop())
+    /** One more look, and its answer seen. */
+    const look = async () => {
+      const before = resolutions.length
+      await clock.advance(10_000)
+      await waitFor(() => resolutions.length > before, 'the next resolution')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return { dns, moved, resolutions, look }
+  }
+
+  it('AAAA failing never moves a device connected over IPv6, however often it looks', async () => {
+    const { dns, moved, resolutions, look } = await watchBoth('::1')
+    for (const fault of ['refused', 'servfail', 'drop', 'garbage'] as const) {
+      dns.setFault(fault, { type: 'AAAA' })
+      await look()
+      expect(resolutions.at(-1)?.partial).toMatchObject({ family: 6 })
+      // The connected ::1 is missing from the addresses, but only because AAAA failed.
+      expect(resolutions.at(-1)?.addresses.map((a) => a.address)).toEqual(['127.0.0.1'])
+    }
+    expect(moved).toEqual([])
+    // A whole answer without ::1 is a real move.
+    dns.setFault('none')
+    dns.set('iot.uplink.test', ['127.0.0.1', '::2'], 1)
+    await look()
+    expect(moved).toHaveLength(1)
+  })
+
+  it('AAAA failing does not hide an IPv4 move: the A answer is whole', async () => {
+    const { dns, moved, look } = await watchBoth('127.0.0.1')
+    dns.setFault('refused', { type: 'AAAA' })
+    await look()
+    expect(moved).toEqual([])
+    dns.set('iot.uplink.test', ['127.0.0.2', '::1'], 1)
+    await look()
+    expect(moved.map((r) => r.addresses.map((a) => a.address))).toEqual([['127.0.0.2']])
+  })
+})
