@@ -10,6 +10,8 @@ describe('options', () => {
     expect(o.keepalive).toBe(DEFAULTS.keepalive)
     expect(o.backoff).toEqual(DEFAULTS.backoff)
     expect(o.failoverAfter).toBe(3)
+    expect(o.connectAttemptDelayMs).toBe(250)
+    expect(o.dns.resolutionDelayMs).toBe(50)
     expect(o.endpoints[0]?.url).toBe('mqtt://broker.example.com:1883')
   })
 
@@ -27,6 +29,8 @@ describe('options', () => {
     ['presence.topic', { presence: { topic: 'status/#' } }],
     ['outbox', { outbox: {} }],
     ['failoverAfter', { failoverAfter: 0 }],
+    ['connectAttemptDelayMs', { connectAttemptDelayMs: 5 }],
+    ['dns.resolutionDelayMs', { dns: { resolutionDelayMs: -1 } }],
   ])('a bad %s throws INVALID_OPTIONS naming it', (field, patch) => {
     expect(() => createUplink({ ...base, ...patch } as UplinkOptions)).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringContaining(field) }),
