@@ -18,6 +18,9 @@ export interface DaemonSpec {
   args: string[]
   env?: NodeJS.ProcessEnv
   cwd?: string
+  /** Signal the whole process group: for servers started by a shell script that forks the
+   * real server (RabbitMQ's script and Erlang's VM). */
+  group?: boolean
   /** Resolves true once the server serves; polled until `readyTimeoutMs`. */
   ready: () => Promise<boolean>
   readyTimeoutMs?: number
@@ -37,7 +40,14 @@ export async function spawnDaemon(spec: DaemonSpec): Promise<Daemon> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: spec.env ?? process.env,
     cwd: spec.cwd,
+    detached: spec.group ?? false,
   })
+  const kill = (signal: NodeJS.Signals) => {
+    try {
+      if (spec.group && child.pid) process.kill(-child.pid, signal)
+      else child.kill(signal)
+    } catch {}
+  }
   let output = ''
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-OUTPUT_BYTES)
@@ -65,12 +75,12 @@ export async function spawnDaemon(spec: DaemonSpec): Promise<Daemon> {
     },
     output: () => output,
     signal(signal) {
-      if (!exited) child.kill(signal)
+      if (!exited) kill(signal)
     },
     async stop(signal = 'SIGTERM') {
       if (exited) return
-      child.kill(signal)
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
+      kill(signal)
+      const timer = setTimeout(() => kill('SIGKILL'), STOP_GRACE_MS)
       await exit
       clearTimeout(timer)
     },
