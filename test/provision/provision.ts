@@ -33,7 +33,9 @@ export function provision(suite: string, needed: ServerName[]): void {
   })
   const still = missing.filter((name) => !locate(name))
   if (still.length) {
-    throw new Error(`apt-get installed ${packages.join(' ')} but ${still.join(', ')} is still missing`)
+    throw new Error(
+      `apt-get installed ${packages.join(' ')} but ${still.join(', ')} is still missing`,
+    )
   }
   console.log(`[provision] installed ${packages.join(' ')}\n`)
 }

@@ -78,7 +78,10 @@ export interface Accounting {
   perBroker: number[]
 }
 
-export function account(accepted: number[], collectors: Array<Pick<Collector, 'seqs'>>): Accounting {
+export function account(
+  accepted: number[],
+  collectors: Array<Pick<Collector, 'seqs'>>,
+): Accounting {
   const seen = new Set<number>()
   let deliveries = 0
   let reordered = 0

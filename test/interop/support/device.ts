@@ -17,9 +17,7 @@ export function onCleanup<T extends { stop(): Promise<unknown> }>(thing: T): T {
  * 50-500 ms, one failure before the next endpoint, no flap damping. `dns.family: 4` unless a
  * test is about the families (dnsmasq REFUSEs AAAA for its local names).
  */
-export function device(
-  options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints'>,
-): Uplink {
+export function device(options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints'>): Uplink {
   const uplink = createUplink({
     clientId: `gw-${Math.random().toString(16).slice(2, 10)}`,
     keepalive: 1,
