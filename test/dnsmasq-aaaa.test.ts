@@ -1,11 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import dgram from 'node:dgram'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
 import { createResolver, createUplink, type DnsPartialEvent } from '@uplink/client'
-import { startBroker, waitFor } from '@uplink/testkit'
+import { startBroker, startDnsmasq, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
 /**
@@ -22,95 +16,16 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
-function dnsmasqPath(): string {
-  for (const path of ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq', '/sbin/dnsmasq']) {
-    if (spawnSync(path, ['--version']).status === 0) return path
-  }
-  throw new Error('dnsmasq is not installed: apt-get install -y dnsmasq-base')
-}
-
-/** A port free for both UDP and TCP on HOST, as dnsmasq binds both and cannot pick its own. */
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const server = net.createServer()
-    const port = await new Promise<number>((r) =>
-      server.listen(0, HOST, () => r((server.address() as net.AddressInfo).port)),
-    )
-    const udp = dgram.createSocket('udp4')
-    const ok = await new Promise<boolean>((r) => {
-      udp.once('error', () => r(false))
-      udp.bind(port, HOST, () => r(true))
-    })
-    await new Promise<void>((r) => udp.close(() => r()))
-    await new Promise<void>((r) => server.close(() => r()))
-    if (ok) return port
-  }
-  throw new Error('no port free for both UDP and TCP')
-}
-
-/** dnsmasq on HOST with its own configuration: only a hosts file, no upstream, no system files. */
-async function startDnsmasq(hostsLine: string): Promise<string> {
-  const binary = dnsmasqPath()
-  const dir = mkdtempSync(join(tmpdir(), 'uplink-dnsmasq-'))
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
-  const hosts = join(dir, 'hosts')
-  writeFileSync(hosts, `${hostsLine}\n`)
-  const port = await freePort()
-  const conf = join(dir, 'dnsmasq.conf')
-  writeFileSync(
-    conf,
-    [
-      'no-resolv',
-      'no-hosts',
-      `addn-hosts=${hosts}`,
-      `listen-address=${HOST}`,
-      'bind-interfaces',
-      `port=${port}`,
-      // Stay the user that runs the test (root would otherwise drop to nobody) and write nothing
-      // outside the test's directory.
-      `user=${userInfo().username}`,
-      'pid-file=',
-      'log-facility=-',
-    ].join('\n'),
-  )
-  const child: ChildProcess = spawn(binary, ['--keep-in-foreground', `--conf-file=${conf}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let log = ''
-  child.stderr?.on('data', (chunk) => {
-    log += chunk
-  })
-  const exited = new Promise<void>((r) => child.once('exit', () => r()))
-  cleanup.push(async () => {
-    child.kill('SIGTERM')
-    await exited
-  })
-  const server = `${HOST}:${port}`
-  // Ready once it answers the A record (bounded by waitFor's timeout).
-  const probe = createResolver({
-    servers: [server],
-    timeoutMs: 200,
-    attempts: 1,
-    family: 4,
-    systemFallback: false,
-  })
-  let ready = false
-  await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${log}`)
-    probe.resolve(NAME).then(
-      () => {
-        ready = true
-      },
-      () => {},
-    )
-    return ready
-  }, `dnsmasq answering on ${server} (${log})`)
-  return server
+/** dnsmasq from Debian with its own configuration: one IPv4 local record, no upstream. */
+async function dnsmasq() {
+  const dns = await startDnsmasq({ host: HOST, records: { [NAME]: [HOST] } })
+  cleanup.push(() => dns.stop())
+  return dns
 }
 
 describe('dnsmasq with an IPv4 record only, no upstream', () => {
   it('answers the A record and REFUSED to AAAA', async () => {
-    const server = await startDnsmasq(`${HOST} ${NAME}`)
+    const { server } = await dnsmasq()
     const ask = (family: 4 | 6) =>
       createResolver({
         servers: [server],
@@ -126,7 +41,7 @@ describe('dnsmasq with an IPv4 record only, no upstream', () => {
   })
 
   it('a device with default options connects through it, reports the refused AAAA and delivers', async () => {
-    const server = await startDnsmasq(`${HOST} ${NAME}`)
+    const { server } = await dnsmasq()
     const broker = await startBroker({ host: HOST })
     cleanup.push(() => broker.stop())
     const uplink = createUplink({

@@ -1,5 +1,5 @@
 import type { Socket as UdpSocket } from 'node:dgram'
-import type { AddressInfo, Server } from 'node:net'
+import { type AddressInfo, connect, createServer, type Server } from 'node:net'
 
 /** Test servers bind only loopback addresses: 127.0.0.0/8 or ::1. */
 export function assertLoopback(host: string): void {
@@ -42,4 +42,26 @@ export async function waitFor(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
   }
+}
+
+/**
+ * A port the OS picks on `host`, freed again for a child process to take. Another process may
+ * take it first: callers retry on a lost race (see `withFreePorts`).
+ */
+export async function freePort(host: string): Promise<number> {
+  const server = createServer()
+  const port = await listen(server, host)
+  await new Promise((r) => server.close(r))
+  return port
+}
+
+/** Whether something accepts TCP connections on host:port right now. */
+export function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port }, () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.on('error', () => resolve(false))
+  })
 }

@@ -1,0 +1,140 @@
+import { spawnSync } from 'node:child_process'
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { spawnDaemon, withFreePorts } from './daemon.js'
+import { accepts, assertLoopback } from './loopback.js'
+import { binaryOf } from './servers.js'
+
+/**
+ * nginx (from Debian) serving static files over HTTPS: what an operator is likely to deploy as a
+ * concierge. ETag and If-None-Match are nginx's own (for static files, the ETag is the file's
+ * mtime in seconds and its size).
+ */
+export interface TestNginx {
+  host: string
+  port: number
+  version: string
+  /** `https://host:port<path>`. */
+  url(path: string): string
+  /** Writes a file under the document root atomically (a temporary file, then rename), as an
+   * operator's deploy would; its mtime is moved past the previous one so the ETag changes. */
+  writeFile(path: string, content: string): void
+  /** Status codes of the requests served so far, in order (from nginx's access log). */
+  statuses(): number[]
+  stop(): Promise<void>
+}
+
+export function nginxVersion(): string {
+  // `nginx -v` prints "nginx version: nginx/1.22.1" on stderr.
+  const result = spawnSync(binaryOf('nginx'), ['-v'], { encoding: 'utf8' })
+  return /nginx\/(\S+)/.exec(`${result.stderr}`)?.[1] ?? 'unknown'
+}
+
+export async function startNginx(options: {
+  tls: { cert: string; key: string }
+  host?: string
+  files?: Record<string, string>
+}): Promise<TestNginx> {
+  const host = options.host ?? '127.0.0.1'
+  assertLoopback(host)
+  const binary = binaryOf('nginx')
+  const dir = mkdtempSync(join(tmpdir(), 'uplink-nginx-'))
+  chmodSync(dir, 0o755)
+  const root = join(dir, 'www')
+  mkdirSync(root)
+  writeFileSync(join(dir, 'server.pem'), options.tls.cert)
+  writeFileSync(join(dir, 'server.key'), options.tls.key)
+  const accessLog = join(dir, 'access.log')
+  let lastMtime = 0
+  const writeFile = (path: string, content: string) => {
+    const target = join(root, path)
+    mkdirSync(dirname(target), { recursive: true })
+    writeFileSync(`${target}.tmp`, content)
+    // nginx's ETag is mtime (seconds) and size: two rewrites of equal length within a second
+    // would keep the ETag, and clients with If-None-Match would get 304 for the new content.
+    lastMtime = Math.max(Math.floor(Date.now() / 1000), lastMtime + 1)
+    utimesSync(`${target}.tmp`, lastMtime, lastMtime)
+    renameSync(`${target}.tmp`, target)
+  }
+  for (const [path, content] of Object.entries(options.files ?? {})) writeFile(path, content)
+  try {
+    const { daemon, port } = await withFreePorts(host, 1, async ([p]) => {
+      const port = p as number
+      const config = join(dir, 'nginx.conf')
+      writeFileSync(
+        config,
+        [
+          // One process as the invoking user: no workers that drop privileges.
+          'master_process off;',
+          `pid ${dir}/nginx.pid;`,
+          `error_log ${dir}/error.log warn;`,
+          'events { worker_connections 64; }',
+          'http {',
+          '  log_format status "$status";',
+          `  access_log ${accessLog} status;`,
+          `  client_body_temp_path ${dir}/client_body;`,
+          `  proxy_temp_path ${dir}/proxy;`,
+          `  fastcgi_temp_path ${dir}/fastcgi;`,
+          `  uwsgi_temp_path ${dir}/uwsgi;`,
+          `  scgi_temp_path ${dir}/scgi;`,
+          '  types { application/json json; }',
+          '  default_type application/json;',
+          '  server {',
+          `    listen ${host.includes(':') ? `[${host}]` : host}:${port} ssl;`,
+          `    ssl_certificate ${dir}/server.pem;`,
+          `    ssl_certificate_key ${dir}/server.key;`,
+          `    root ${root};`,
+          '  }',
+          '}',
+        ].join('\n'),
+      )
+      const daemon = await spawnDaemon({
+        name: 'nginx',
+        binary,
+        args: ['-p', dir, '-c', config, '-e', `${dir}/error.log`, '-g', 'daemon off;'],
+        ready: () => accepts(host, port),
+      }).catch((err) => {
+        throw new Error(`${err}: ${readSafe(join(dir, 'error.log'))}`)
+      })
+      return { daemon, port }
+    })
+    const urlHost = host.includes(':') ? `[${host}]` : host
+    return {
+      host,
+      port,
+      version: nginxVersion(),
+      url: (path) => `https://${urlHost}:${port}${path}`,
+      writeFile,
+      statuses: () =>
+        readSafe(accessLog)
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => Number(line)),
+      async stop() {
+        await daemon.stop('SIGQUIT')
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
+}

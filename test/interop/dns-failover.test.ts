@@ -1,0 +1,92 @@
+import { createUplink, DEFAULTS } from '@uplink/client'
+import { startDnsmasq, startUnbound, waitFor } from '@uplink/testkit'
+import { describe, expect, it } from 'vitest'
+import { account, collect, publishNumbered } from './support/accounting.js'
+import { device, onCleanup, twoRegions } from './support/device.js'
+import { connected, drained, nextEvent } from './support/events.js'
+
+const NAME = 'broker.site.test'
+
+/** Each DNS server a gateway meets, started with `NAME` pointing at 127.0.0.1. */
+const servers = {
+  dnsmasq: () => startDnsmasq({ records: { [NAME]: ['127.0.0.1'] } }),
+  unbound: () => startUnbound({ records: { [NAME]: ['127.0.0.1'] } }),
+}
+
+describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s', (kind) => {
+  async function setUp(watch: boolean) {
+    const [a, b] = await twoRegions()
+    const dns = onCleanup(await servers[kind]())
+    const topic = `telemetry/${kind}/${watch ? 'watch' : 'crash'}`
+    const atA = onCleanup(await collect(a.url, topic))
+    const atB = onCleanup(await collect(b.url, topic))
+    const uplink = device({
+      endpoints: [`mqtt://${NAME}:${a.port}`],
+      dns: {
+        servers: [dns.server],
+        ...(watch ? { watch: { minIntervalMs: 200, maxIntervalMs: 1_000 } } : {}),
+      },
+    })
+    await uplink.start()
+    await connected(uplink)
+    const traffic = publishNumbered(uplink, topic)
+    await waitFor(() => atA.seqs.length >= 20, 'traffic on the primary')
+    return { a, b, dns, uplink, traffic, atA, atB }
+  }
+
+  it('after the primary Mosquitto crashes, follows the record flipped on the DNS server to the secondary and loses nothing', async () => {
+    const { a, dns, uplink, traffic, atA, atB } = await setUp(false)
+    const moved = nextEvent(uplink, 'connect', (e) => e.address === '127.0.0.2')
+    await a.kill()
+    await dns.set(NAME, ['127.0.0.2'])
+    await moved
+    await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
+    traffic.stop()
+    await drained(uplink)
+    const result = account(traffic.accepted, [atA, atB])
+    expect(result.lost).toEqual([])
+    expect(result.reordered).toBe(0)
+    // A crash may cost the acknowledgements in flight: those go again (at least once), no more.
+    expect(result.duplicates).toBeLessThanOrEqual(DEFAULTS.inflightWindow)
+  })
+
+  it('the DNS watch moves a healthy connection when the record changes, make-before-break: nothing lost, nothing sent twice', async () => {
+    const { b, dns, uplink, traffic, atA, atB } = await setUp(true)
+    const moved = nextEvent(uplink, 'failover')
+    await traffic.burst(200)
+    await dns.set(NAME, ['127.0.0.2'])
+    const event = await moved
+    expect(event.reason).toBe('dns-changed')
+    expect(event.toAddress).toBe('127.0.0.2')
+    await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
+    traffic.stop()
+    await drained(uplink)
+    const result = account(traffic.accepted, [atA, atB])
+    expect(result).toMatchObject({ lost: [], duplicates: 0, reordered: 0 })
+    expect(uplink.stats().endpoint).toContain(String(b.port))
+  })
+})
+
+describe('a device with default options', () => {
+  it('connects through dnsmasq, which answers A and REFUSEs AAAA for its local name', async () => {
+    const [a] = await twoRegions()
+    const dns = onCleanup(await startDnsmasq({ records: { [NAME]: ['127.0.0.1'] } }))
+    const uplink = onCleanup(
+      createUplink({
+        clientId: 'gw-defaults',
+        endpoints: [`mqtt://${NAME}:${a.port}`],
+        dns: { servers: [dns.server] },
+      }),
+    )
+    const topic = 'telemetry/defaults'
+    const atA = onCleanup(await collect(a.url, topic))
+    await uplink.start()
+    const traffic = publishNumbered(uplink, topic)
+    await traffic.burst(50)
+    traffic.stop()
+    await connected(uplink)
+    await drained(uplink)
+    expect(account(traffic.accepted, [atA])).toMatchObject({ lost: [], duplicates: 0 })
+    expect(uplink.stats().address).toBe('127.0.0.1')
+  })
+})

@@ -1,0 +1,6 @@
+import { provision } from './provision.js'
+
+/** vitest globalSetup of `pnpm test`: Mosquitto for the MQTT 5 tests, openssl for the test PKI. */
+export default function setup(): void {
+  provision('pnpm test', ['mosquitto', 'openssl'])
+}
