@@ -328,12 +328,16 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
       signal?.removeEventListener('abort', onAbort)
       fn()
     }
+    // Once settled the connection belongs to the caller: a late timer, abort or close must not
+    // end it (the attempt timer used to close every healthy link after connectTimeoutMs).
     const fail = (reason: UplinkError) => {
+      if (done) return
       settle(() => reject(reason))
       racing.abort(reason)
       winner?.client.end(true)
       winner?.socket.destroy()
     }
+    const succeed = (connection: Connection) => settle(() => resolve(connection))
     const timer = clock.setTimeout(() => {
       const ms = params.connectTimeoutMs
       fail(
@@ -361,7 +365,7 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
     ).then(
       ({ address, value: socket }) => {
         if (done) return socket.destroy()
-        winner = { address, socket, client: speak(params, address, socket, resolve, fail) }
+        winner = { address, socket, client: speak(params, address, socket, succeed, fail) }
       },
       (err) => {
         if (done) return

@@ -7,7 +7,11 @@ import {
   waitFor,
 } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../src/clock.js'
+import { parseEndpoint } from '../src/endpoints.js'
+import { UplinkError } from '../src/errors.js'
 import { createUplink } from '../src/index.js'
+import { openConnection } from '../src/transport.js'
 import { nextEvent } from './support/events.js'
 
 /**
@@ -160,5 +164,32 @@ describe('Happy Eyeballs', () => {
     await uplink.start()
     expect((await nextEvent(uplink, 'connect')).address).toBe('127.0.0.1')
     expect(impostor.connects).toHaveLength(0)
+  })
+})
+
+describe('the attempt timer', () => {
+  it('ends with the CONNACK: a connection outlives connectTimeoutMs', async () => {
+    const broker = await startBroker({ host: '127.0.0.1' })
+    cleanup.push(() => broker.stop())
+    const clock = new ManualClock(Date.now())
+    const connection = await openConnection({
+      endpoint: parseEndpoint(`mqtt://127.0.0.1:${broker.port}`, 'endpoints[0]'),
+      addresses: ['127.0.0.1'],
+      attemptDelayMs: 250,
+      clientId: 'gw-attempt-timer',
+      protocolVersion: 4,
+      keepalive: 60,
+      clean: true,
+      sessionExpirySeconds: 0,
+      connectTimeoutMs: 1_000,
+      clock,
+    })
+    cleanup.push(() => connection.destroy(new UplinkError('CONNECTION_LOST', 'test over')))
+    // Past the attempt's bound (and short of keepalive): the attempt is over, the link stays.
+    await clock.advance(5_000)
+    // A PUBACK proves the link is still there (a client ended by the timer refuses to publish).
+    await connection.publish('telemetry/attempt-timer', Buffer.from('x'), { qos: 1, retain: false })
+    expect(connection.isOpen).toBe(true)
+    expect(broker.disconnects).toEqual([])
   })
 })
