@@ -19,6 +19,7 @@ export {
   type UplinkOptions,
 } from './options.js'
 export type {
+  DeliveryDropReason,
   DropReason,
   IdSet,
   Outbox,

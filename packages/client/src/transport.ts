@@ -16,6 +16,7 @@ import type { Clock } from './clock.js'
 import type { Endpoint } from './endpoints.js'
 import { UplinkError } from './errors.js'
 import { keepaliveTimer } from './keepalive-timer.js'
+import { isFailureCode, reasonName } from './reason-codes.js'
 import type { Qos } from './outbox.js'
 
 export interface WillMessage {
@@ -95,6 +96,11 @@ export class Connection {
     return this.closeReason === undefined
   }
 
+  /** Why it closed; undefined while open. */
+  get closedBy(): UplinkError | undefined {
+    return this.closeReason
+  }
+
   onMessage(handler: (message: InboundMessage) => void): void {
     this.messageHandler = handler
   }
@@ -145,6 +151,18 @@ export class Connection {
           }
     this.client.publish(topic, buffer, opts, (err) => {
       if (!err) return done()
+      // A PUBACK, PUBREC or PUBCOMP with a failure reason code: the broker's answer for this
+      // message, not a fault of the link. MQTT.js puts the reason code in `code`.
+      const rc = (err as { code?: unknown }).code
+      if (isFailureCode(rc)) {
+        const name = reasonName(rc)
+        return done(
+          new UplinkError('PUBLISH_REFUSED', `broker refused a publish to ${topic}: ${name}`, {
+            cause: err,
+            details: { reasonCode: rc, reasonName: name },
+          }),
+        )
+      }
       done(
         new UplinkError('PUBLISH_FAILED', `publish to ${topic} failed: ${err.message}`, {
           cause: err,
@@ -190,14 +208,18 @@ export class Connection {
    */
   end(graceMs: number, clock: Clock): Promise<void> {
     if (!this.isOpen) return Promise.resolve()
+    const ended = () =>
+      this.markClosed(
+        new UplinkError('CONNECTION_LOST', 'closed by the client', { details: { byClient: true } }),
+      )
     return new Promise((resolve) => {
       const timer = clock.setTimeout(() => {
-        this.markClosed(new UplinkError('CONNECTION_LOST', 'closed by the client'))
+        ended()
         resolve()
       }, graceMs)
       this.client.end(false, {}, () => {
         clock.clearTimeout(timer)
-        this.markClosed(new UplinkError('CONNECTION_LOST', 'closed by the client'))
+        ended()
         resolve()
       })
     })
