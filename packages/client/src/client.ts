@@ -24,7 +24,9 @@ import type { Connection } from './transport.js'
 
 export interface UplinkStats extends SupervisorStats {
   /** The outbox's figures; `dropped` also counts what the drainer set aside. */
-  outbox: Omit<OutboxStats, 'dropped'> & { dropped: Record<DropReason | DeliveryDropReason, number> }
+  outbox: Omit<OutboxStats, 'dropped'> & {
+    dropped: Record<DropReason | DeliveryDropReason, number>
+  }
   inFlight: number
   subscriptions: number
 }
@@ -199,7 +201,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       )
     }
     const retain = options.retain ?? DEFAULTS.publish.retain
-    if (typeof retain !== 'boolean') throw new UplinkError('INVALID_ARGUMENT', 'retain must be a boolean')
+    if (typeof retain !== 'boolean')
+      throw new UplinkError('INVALID_ARGUMENT', 'retain must be a boolean')
     const now = this.#options.clock.now()
     await this.outbox.enqueue(
       {

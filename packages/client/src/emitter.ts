@@ -86,7 +86,10 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
 
   private add(event: keyof E, fn: Fn, context: unknown, once: boolean): this {
     if (typeof fn !== 'function') {
-      throw new UplinkError('INVALID_ARGUMENT', `the listener for '${String(event)}' must be a function`)
+      throw new UplinkError(
+        'INVALID_ARGUMENT',
+        `the listener for '${String(event)}' must be a function`,
+      )
     }
     const list = this.#listeners.get(event)
     const r = { fn, context, once }
@@ -97,10 +100,14 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
 
   private listenerThrew(event: keyof E, err: unknown): void {
     const text = err instanceof Error ? err.message : String(err)
-    const error = new UplinkError('LISTENER_ERROR', `a '${String(event)}' listener threw: ${text}`, {
-      cause: err,
-      details: { event: String(event) },
-    })
+    const error = new UplinkError(
+      'LISTENER_ERROR',
+      `a '${String(event)}' listener threw: ${text}`,
+      {
+        cause: err,
+        details: { event: String(event) },
+      },
+    )
     if (event !== 'error' && this.listenerCount('error') > 0) {
       ;(this.emit as unknown as (e: 'error', err: UplinkError) => boolean)('error', error)
       return

@@ -52,20 +52,25 @@ export const OPTION_KEYS: KeyTree = {
 
 export const ENDPOINT_KEYS: KeyTree = { url: true, tls: TLS }
 
-/** Edit distance, case-insensitive: how far a typo is from a real name. */
+/** Edit distance with transpositions, case-insensitive: how far a typo is from a real name. */
 function distance(a: string, b: string): number {
   const x = a.toLowerCase()
   const y = b.toLowerCase()
-  let row = Array.from({ length: y.length + 1 }, (_, j) => j)
+  const d: number[][] = Array.from({ length: x.length + 1 }, (_, i) =>
+    Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
+  const at = (i: number, j: number) => (d[i] as number[])[j] as number
   for (let i = 1; i <= x.length; i++) {
-    const next = [i]
     for (let j = 1; j <= y.length; j++) {
       const cost = x[i - 1] === y[j - 1] ? 0 : 1
-      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + cost)
+      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost)
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) {
+        best = Math.min(best, at(i - 2, j - 2) + 1)
+      }
+      ;(d[i] as number[])[j] = best
     }
-    row = next
   }
-  return row[y.length] as number
+  return at(x.length, y.length)
 }
 
 /** The valid name closest to `key`, if it is close enough to be what was meant. */

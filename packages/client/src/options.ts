@@ -4,8 +4,8 @@ import { type Clock, type RandomSource, systemClock } from './clock.js'
 import type { ConciergeOptions } from './concierge.js'
 import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 import { UplinkError } from './errors.js'
-import type { Outbox, Priority, Qos } from './outbox.js'
 import { checkKeys, ENDPOINT_KEYS, OPTION_KEYS } from './option-keys.js'
+import type { Outbox, Priority, Qos } from './outbox.js'
 import { validateFilter, validateTopic } from './topics.js'
 
 export interface PresenceOptions {

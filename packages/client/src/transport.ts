@@ -16,8 +16,8 @@ import type { Clock } from './clock.js'
 import type { Endpoint } from './endpoints.js'
 import { UplinkError } from './errors.js'
 import { keepaliveTimer } from './keepalive-timer.js'
-import { isFailureCode, reasonName } from './reason-codes.js'
 import type { Qos } from './outbox.js'
+import { isFailureCode, reasonName } from './reason-codes.js'
 
 export interface WillMessage {
   topic: string

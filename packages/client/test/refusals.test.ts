@@ -55,7 +55,9 @@ describe('broker refusals do not stall delivery', () => {
     expect(seen).toEqual(['yes0', 'yes1', 'yes2', 'yes3', 'yes4'])
     await waitFor(() => drops.length === 43, '43 refusals reported')
     expect(drops.every((d) => d.reason === 'refused' && d.topic === 'denied/gw-acl')).toBe(true)
-    expect(drops.every((d) => d.reasonCode === 0x87 && d.reasonName === 'not authorized')).toBe(true)
+    expect(drops.every((d) => d.reasonCode === 0x87 && d.reasonName === 'not authorized')).toBe(
+      true,
+    )
     expect(drops[0]?.error?.code).toBe('PUBLISH_REFUSED')
     await waitFor(() => uplink.stats().outbox.messages === 0, 'outbox empty')
     expect(uplink.stats().outbox.dropped.refused).toBe(43)
@@ -67,7 +69,15 @@ describe('poison messages do not block the queue', () => {
   it('refuses at publish() what no broker would take: NUL, control characters, lone surrogates, $SYS, a TTL MQTT 5 cannot carry', async () => {
     const uplink = createUplink({ clientId: 'gw-poison', endpoints: ['mqtt://127.0.0.1:1'] })
     cleanup.push(() => uplink.stop())
-    for (const topic of ['a/\u0000', 'a/\u0001', 'a/\u007f', 'a/\u0085', 'a/\ud800', 'a/\udc00b', '$SYS/x']) {
+    for (const topic of [
+      'a/\u0000',
+      'a/\u0001',
+      'a/\u007f',
+      'a/\u0085',
+      'a/\ud800',
+      'a/\udc00b',
+      '$SYS/x',
+    ]) {
       await expect(uplink.publish(topic, 'x')).rejects.toMatchObject({ code: 'INVALID_TOPIC' })
     }
     // A surrogate pair is one character (U+1F600) and fine; `$aws/...` topics are published to.
