@@ -1,6 +1,5 @@
 import { UplinkError } from './errors.js'
 
-// biome-ignore lint/suspicious/noExplicitAny: listener signatures come from the event map
 type Fn = (...args: any[]) => void
 type Args<E, K extends keyof E> = E[K] extends Fn ? Parameters<E[K]> : never
 

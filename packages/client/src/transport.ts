@@ -70,12 +70,20 @@ const TCP_ERROR_CODES = new Set([
   'ECONNABORTED',
 ])
 
+/** Bound on messages held for a handler not yet set (a session's backlog is bounded too). */
+const MAX_EARLY_MESSAGES = 10_000
+
 export class Connection {
   /** The reason the connection ended; resolves exactly once. */
   readonly closed: Promise<UplinkError>
   private closeReason: UplinkError | undefined
   private resolveClosed!: (reason: UplinkError) => void
-  private messageHandler: (message: InboundMessage) => void = () => {}
+  private messageHandler: ((message: InboundMessage) => void) | undefined
+  /**
+   * Messages that came before anyone listened: a broker resuming a session sends what it queued
+   * right behind the CONNACK, in the same read, before the client has set its handler.
+   */
+  private early: InboundMessage[] = []
 
   constructor(
     private readonly client: MqttClient,
@@ -103,11 +111,15 @@ export class Connection {
 
   onMessage(handler: (message: InboundMessage) => void): void {
     this.messageHandler = handler
+    const early = this.early
+    this.early = []
+    for (const message of early) handler(message)
   }
 
   /** @internal called by the transport's event wiring */
   deliver(message: InboundMessage): void {
-    this.messageHandler(message)
+    if (this.messageHandler) this.messageHandler(message)
+    else if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
   }
 
   /** @internal */
