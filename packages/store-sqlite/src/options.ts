@@ -36,6 +36,12 @@ export interface SqliteOutboxOptions {
    * after a restart, or past this budget, messages come from disk.
    */
   cacheBytes?: number
+  /**
+   * Space held aside in `<path>-reserve` while there is room, given up when deleting
+   * acknowledged messages meets a full disk, so that those deletes (which make the room) can
+   * always commit. Default 64 KiB; 0 holds none.
+   */
+  reserveBytes?: number
 }
 
 export const SQLITE_DEFAULTS = {
@@ -45,6 +51,7 @@ export const SQLITE_DEFAULTS = {
   durability: 'full' as const,
   groupCommit: { maxBatch: 2_000, maxDelayMs: 0 },
   cacheBytes: 16 * 2 ** 20,
+  reserveBytes: 64 * 1024,
 }
 
 export interface ResolvedSqliteOptions {
@@ -57,6 +64,7 @@ export interface ResolvedSqliteOptions {
   maxDelayMs: number
   maxPageCount: number | undefined
   cacheBytes: number
+  reserveBytes: number
 }
 
 function fail(field: string, why: string): never {
@@ -77,6 +85,8 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
   if (input.path === ':memory:' || input.path.startsWith('file:')) {
     fail('path', 'must be a plain file path: an in-memory database survives nothing')
   }
+  // SQLite would stop at the NUL and open a file with a shorter name than the one asked for.
+  if (input.path.includes('\u0000')) fail('path', 'must not contain NUL')
   const overflow = input.overflow ?? SQLITE_DEFAULTS.overflow
   if (overflow !== 'drop-oldest' && overflow !== 'reject') {
     fail('overflow', "must be 'drop-oldest' or 'reject'")
@@ -101,5 +111,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
         ? undefined
         : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
     cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
+    reserveBytes: int(input.reserveBytes, 'reserveBytes', SQLITE_DEFAULTS.reserveBytes, 0, 2 ** 30),
   }
 }
