@@ -122,6 +122,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
     'a directive pollIntervalSeconds of %d polls again after %d ms, not sooner',
     async (seconds, ms) => {
       const { concierge, clock } = await polling(seconds)
+      expect(clock.nextDelay()).toBe(ms)
       await clock.advance(ms - 1)
       expect(concierge.requestCount).toBe(1)
       await clock.advance(1)
@@ -152,12 +153,14 @@ describe('the concierge cannot make a fleet hammer it', () => {
     concierge.setFault('500')
     const polled = poller.poll()
     await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
+    expect(clock.nextDelay()).toBe(280)
     await clock.advance(279)
     expect(concierge.requestCount).toBe(1)
     await clock.advance(1)
     await waitFor(() => concierge.requestCount === 2, 'the first retry, spread')
     concierge.setFault('none')
     await waitFor(() => clock.pending() === 1, 'the second retry scheduled')
+    expect(clock.nextDelay()).toBe(560)
     await clock.advance(559)
     expect(concierge.requestCount).toBe(2)
     await clock.advance(1)
