@@ -50,8 +50,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   /** Filters removed while offline, to unsubscribe if the broker kept the session. */
   private readonly unsubscribedOffline = new Set<string>()
   private readonly drainer: Drainer
-  private readonly supervisor: Supervisor
-  private readonly concierge: ConciergePoller | undefined
+  readonly #supervisor: Supervisor
+  readonly #concierge: ConciergePoller | undefined
   private started = false
   private stopped = false
 
@@ -88,16 +88,16 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
         },
       },
     )
-    this.concierge =
+    this.#concierge =
       o.concierge &&
       new ConciergePoller(o.concierge, o.clock, o.random, {
         parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
         directive: (d) => this.follow(d, 'concierge'),
         error: (err) => this.emit('error', err),
       })
-    const concierge = this.concierge
+    const concierge = this.#concierge
     const conciergeTimeout = (o.concierge?.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs) * 2
-    this.supervisor = new Supervisor(
+    this.#supervisor = new Supervisor(
       o,
       resolver ?? createResolver({ ...o.dns, random: o.random }),
       {
@@ -129,16 +129,16 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const o = this.#options
     const target =
       url === undefined
-        ? this.supervisor.nextConfigured()
+        ? this.#supervisor.nextConfigured()
         : parseEndpoint(url, 'failover(url)', o.tls)
-    this.supervisor.requestMove(target, 'manual')
+    this.#supervisor.requestMove(target, 'manual')
   }
 
   private onControl(payload: Buffer): void {
     try {
-      const directive = this.parseDirective(payload, this.concierge?.epoch ?? this.controlEpoch)
+      const directive = this.parseDirective(payload, this.#concierge?.epoch ?? this.controlEpoch)
       this.controlEpoch = Math.max(this.controlEpoch ?? 0, directive.epoch)
-      this.concierge?.noteEpoch(directive.epoch)
+      this.#concierge?.noteEpoch(directive.epoch)
       this.follow(directive, 'control')
     } catch (err) {
       this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))
@@ -153,7 +153,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   }
 
   private follow(directive: Directive, reason: 'concierge' | 'control'): void {
-    this.supervisor.requestMove(directive.endpoint, reason)
+    this.#supervisor.requestMove(directive.endpoint, reason)
   }
 
   /** Starts connecting in the background; resolves at once. Publishing works before and during. */
@@ -164,8 +164,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const early = this.#early ?? []
     this.#early = undefined
     for (const err of early) this.emit('error', err)
-    this.supervisor.start()
-    this.concierge?.start()
+    this.#supervisor.start()
+    this.#concierge?.start()
   }
 
   /**
@@ -240,7 +240,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.unsubscribedOffline.delete(filter)
     if (!this.subscriptions.add(filter, qos, handler)) return
     this.unsent.add(filter)
-    const connection = this.supervisor.current
+    const connection = this.#supervisor.current
     if (connection) await this.sendSubscriptions(connection, [filter])
   }
 
@@ -249,7 +249,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
     this.unsent.delete(filter)
-    const connection = this.supervisor.current
+    const connection = this.#supervisor.current
     if (!connection) {
       this.unsubscribedOffline.add(filter)
       return
@@ -266,15 +266,15 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.stopped = true
     const { clock } = this.#options
     const timeoutMs = options.timeoutMs ?? 2_000
-    const connection = this.supervisor.current
-    this.concierge?.stop()
+    const connection = this.#supervisor.current
+    this.#concierge?.stop()
     this.drainer.pause()
     if (connection) {
       await within(clock, timeoutMs, this.drainer.idle())
       await this.sayOffline(connection, timeoutMs)
       await connection.end(timeoutMs, clock)
     }
-    await this.supervisor.stop()
+    await this.#supervisor.stop()
     await this.outbox
       .close()
       .catch((err) => this.emit('error', toUplinkError(err, 'OUTBOX_ERROR', 'closing the outbox')))
@@ -307,7 +307,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   }
 
   toJSON(): { clientId: string; state: string; endpoint: string } {
-    const { state, endpoint } = this.supervisor.stats()
+    const { state, endpoint } = this.#supervisor.stats()
     return { clientId: this.#options.clientId, state, endpoint }
   }
 
@@ -318,7 +318,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   stats(): UplinkStats {
     const outbox = this.outbox.stats()
     return {
-      ...this.supervisor.stats(),
+      ...this.#supervisor.stats(),
       outbox: { ...outbox, dropped: { ...outbox.dropped, ...this.drainer.dropped } },
       inFlight: this.drainer.inFlightCount,
       subscriptions: this.subscriptions.size,

@@ -29,9 +29,10 @@ interface InFlight {
 }
 
 export class Drainer {
-  private connection: Connection | undefined
+  // Private fields: a connection holds MQTT.js's client, and that the credentials.
+  #connection: Connection | undefined
   /** Every message sent and not yet acknowledged or released, in the order sent. */
-  private readonly sent = new Map<number, InFlight>()
+  readonly #sent = new Map<number, InFlight>()
   /** Links closed in a row under a message while it was the oldest unacknowledged on them. */
   private readonly strikes = new Map<number, number>()
   readonly dropped: Record<DeliveryDropReason, number> = { refused: 0, undeliverable: 0 }
@@ -57,11 +58,11 @@ export class Drainer {
   }
 
   get inFlightCount(): number {
-    return this.sent.size
+    return this.#sent.size
   }
 
   attach(connection: Connection): void {
-    this.connection = connection
+    this.#connection = connection
     this.onCurrent = 0
     this.paused = false
     this.notify()
@@ -73,8 +74,8 @@ export class Drainer {
    * connection ended cleanly after a move.
    */
   detach(connection: Connection): void {
-    if (this.connection === connection) {
-      this.connection = undefined
+    if (this.#connection === connection) {
+      this.#connection = undefined
       this.onCurrent = 0
     }
     // A connection left open by a planned move is ended by the client: no message is to blame.
@@ -89,7 +90,7 @@ export class Drainer {
 
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
-    if (this.sent.size === 0) return Promise.resolve()
+    if (this.#sent.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
@@ -119,17 +120,17 @@ export class Drainer {
 
   private fill(): void {
     for (;;) {
-      const connection = this.connection
+      const connection = this.#connection
       const room = this.window - this.onCurrent
       if (!connection?.isOpen || this.paused || room <= 0) return
-      const peeked = this.outbox.peek(room, this.sent, this.clock.now())
+      const peeked = this.outbox.peek(room, this.#sent, this.clock.now())
       if (!Array.isArray(peeked)) {
         // An asynchronous outbox: one peek at a time; what is notified meanwhile looks again.
         this.peeking = true
         peeked.then(
           (batch) => {
             this.peeking = false
-            if (this.connection === connection) this.sendAll(connection, batch)
+            if (this.#connection === connection) this.sendAll(connection, batch)
             if (batch.length > 0 || this.again) {
               this.again = false
               this.notify()
@@ -153,7 +154,7 @@ export class Drainer {
   }
 
   private send(connection: Connection, entry: OutboxEntry): void {
-    this.sent.set(entry.id, { connection, entry })
+    this.#sent.set(entry.id, { connection, entry })
     this.onCurrent++
     const expirySeconds =
       this.protocolVersion === 5 && entry.expiresAt !== undefined
@@ -203,9 +204,9 @@ export class Drainer {
 
   private acked(connection: Connection, id: number): void {
     // Released meanwhile (its connection died) and perhaps sent again elsewhere: not this one's.
-    if (this.sent.get(id)?.connection !== connection) return
-    this.sent.delete(id)
-    if (connection === this.connection) this.onCurrent--
+    if (this.#sent.get(id)?.connection !== connection) return
+    this.#sent.delete(id)
+    if (connection === this.#connection) this.onCurrent--
     this.settled()
   }
 
@@ -217,9 +218,9 @@ export class Drainer {
   private release(connection: Connection, blame: boolean): void {
     const by = connection.closedBy
     let suspect = blame && by?.code === 'CONNECTION_LOST' && !by.details?.byClient
-    for (const [id, { connection: on, entry }] of this.sent) {
+    for (const [id, { connection: on, entry }] of this.#sent) {
       if (on !== connection) continue
-      this.sent.delete(id)
+      this.#sent.delete(id)
       if (!suspect) {
         this.strikes.delete(id)
         continue
@@ -240,7 +241,7 @@ export class Drainer {
   }
 
   private settled(): void {
-    if (this.sent.size === 0) this.wakeIdle()
+    if (this.#sent.size === 0) this.wakeIdle()
     this.notify()
   }
 

@@ -43,6 +43,8 @@ describe('credentials never appear', () => {
     const views = [uplink, uplink.stats()].flatMap((o) => [
       inspect(o, { depth: 10 }),
       inspect(o, { depth: 10, showHidden: true }),
+      // Without the custom view too: the fields underneath hold nothing in the clear.
+      inspect(o, { depth: 10, showHidden: true, customInspect: false }),
       JSON.stringify(o) ?? '',
       String(o),
     ])
