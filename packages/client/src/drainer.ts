@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { DeliveryDropReason, Outbox, OutboxEntry } from './outbox.js'
+import { MAX_TTL_SECONDS } from './topics.js'
 import type { Connection } from './transport.js'
 
 /**
@@ -158,7 +159,12 @@ export class Drainer {
     this.onCurrent++
     const expirySeconds =
       this.protocolVersion === 5 && entry.expiresAt !== undefined
-        ? Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000))
+        ? // Bounded as publish() bounds a TTL, for entries stored before it did: MQTT.js refuses
+          // a packet whose expiry does not fit 32 bits, on every connection.
+          Math.min(
+            MAX_TTL_SECONDS,
+            Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000)),
+          )
         : undefined
     const options = { qos: entry.qos, retain: entry.retain, expirySeconds }
     connection.send(entry.topic, entry.payload, options, (err) => {

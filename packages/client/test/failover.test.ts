@@ -142,6 +142,13 @@ describe('sessions on MQTT 5 (Mosquitto)', () => {
     // Retained: it reaches the device whether its SUBSCRIBE is in before or after.
     await cloud.publishAsync('cmd/gw-v5-session', 'retained', { qos: 1, retain: true })
     await waitFor(() => got.includes('retained'), 'command on the secondary')
+    // A publish from the device after it: once b forwards that, b has the PUBACK for the command
+    // (one stream, in order), so b will not send the command again when the session resumes.
+    const synced: string[] = []
+    cloud.on('message', (_t, p) => synced.push(p.toString()))
+    await cloud.subscribeAsync('up/gw-v5-session', { qos: 1 })
+    await uplink.publish('up/gw-v5-session', 'sync')
+    await waitFor(() => synced.includes('sync'), 'the device caught up with b')
     const before = got.length
 
     // The link to b is cut; b keeps the session and queues a command meanwhile.

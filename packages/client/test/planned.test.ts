@@ -301,7 +301,7 @@ describe('refusals leave the connection alone', () => {
     const concierge = await startConcierge({ body: { endpoint: b.url, epoch: 1 } })
     cleanup.push(() => concierge.stop())
     concierge.setFault('500')
-    const minStayMs = 4_000
+    const minStayMs = 5_000
     const uplink = client({
       endpoints: [a.url],
       concierge: {
