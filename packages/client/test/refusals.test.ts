@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startBroker, startMosquitto, waitFor } from '@uplink/testkit'
+import { startBroker, startMosquitto, startRedirector, waitFor } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink, type UplinkEvents } from '../src/index.js'
@@ -62,6 +62,37 @@ describe('broker refusals do not stall delivery', () => {
     await waitFor(() => uplink.stats().outbox.messages === 0, 'outbox empty')
     expect(uplink.stats().outbox.dropped.refused).toBe(43)
     expect(uplink.stats()).toMatchObject({ state: 'connected', inFlight: 0 })
+  })
+})
+
+describe('QoS 2 refusals', () => {
+  it('drops QoS 2 messages whose PUBCOMP carries a failure (0x92 packet identifier not found) and sends the rest', async () => {
+    // No broker here can be made to fail a PUBCOMP: the testkit's MQTT 5 responder does.
+    const server = await startRedirector({
+      mode: 'disconnect',
+      serverReference: 'unused',
+      pubcompReasonCode: 0x92,
+    })
+    cleanup.push(() => server.stop())
+    const uplink = createUplink({
+      clientId: 'gw-pubcomp',
+      endpoints: [server.url],
+      protocolVersion: 5,
+    })
+    cleanup.push(() => uplink.stop({ timeoutMs: 100 }))
+    const drops: Drop[] = []
+    uplink.on('drop', (e) => drops.push(e))
+    await uplink.publish('t/q2', 'a', { qos: 2 })
+    await uplink.publish('t/q2', 'b', { qos: 2 })
+    await uplink.publish('t/q1', 'c', { qos: 1 })
+    await uplink.start()
+    await waitFor(() => drops.length === 2 && uplink.stats().outbox.messages === 0, 'all settled')
+    expect(drops.map((d) => [d.topic, d.reason, d.reasonCode, d.reasonName])).toEqual([
+      ['t/q2', 'refused', 0x92, 'packet identifier not found'],
+      ['t/q2', 'refused', 0x92, 'packet identifier not found'],
+    ])
+    expect(server.publishes.map((p) => p.payload.toString())).toEqual(['a', 'b', 'c'])
+    expect(uplink.stats().inFlight).toBe(0)
   })
 })
 
