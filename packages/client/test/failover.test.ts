@@ -160,6 +160,10 @@ describe('sessions on MQTT 5 (Mosquitto)', () => {
     toB.setMode('pass')
     expect((await back).sessionPresent).toBe(true)
     await waitFor(() => got.includes('queued'), 'the command queued by the session')
+    // A round trip from the device: anything it sent on connecting (a SUBSCRIBE would be) has
+    // been handled by b before this reaches the cloud, and what b sent back comes before marker.
+    await uplink.publish('up/gw-v5-session', 'sync-2')
+    await waitFor(() => synced.includes('sync-2'), 'the device caught up with b again')
     await cloud.publishAsync('cmd/gw-v5-session', 'marker', { qos: 1 })
     await waitFor(() => got.includes('marker'), 'a live command after the reconnect')
     // No SUBSCRIBE went on the kept session: a new one would have brought the retained command
