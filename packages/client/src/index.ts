@@ -12,6 +12,8 @@ export { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from
 export { isUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
 export type { ConnectionState, FailoverEvent, FailoverReason, UplinkEvents } from './events.js'
 export { entrySize, type MemoryOutboxOptions, memoryOutbox } from './memory-outbox.js'
+/** For outbox implementations: refuse unknown option keys the way createUplink does. */
+export { checkKeys, type KeyTree } from './option-keys.js'
 export {
   DEFAULTS,
   type PresenceOptions,

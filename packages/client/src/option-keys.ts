@@ -6,7 +6,7 @@ import { UplinkError } from './errors.js'
  * leaving the default in force. `true` marks a leaf; an object, a nested group; `endpoint` the
  * shape of one endpoint object.
  */
-type KeyTree = { readonly [key: string]: true | KeyTree }
+export type KeyTree = { readonly [key: string]: true | KeyTree }
 
 const TLS: KeyTree = { ca: true, cert: true, key: true, passphrase: true, alpnProtocols: true }
 

@@ -1,4 +1,4 @@
-import { UplinkError } from '@uplink/client'
+import { checkKeys, type KeyTree, UplinkError } from '@uplink/client'
 
 export interface SqliteOutboxOptions {
   /** The database file; created if absent. One outbox per file at a time (OUTBOX_LOCKED). */
@@ -79,8 +79,22 @@ function int(value: unknown, field: string, fallback: number, min: number, max: 
   return value
 }
 
+/** Every option name: a misspelt one is refused with the name meant, not ignored. */
+const KEYS: KeyTree = {
+  path: true,
+  maxMessages: true,
+  maxBytes: true,
+  overflow: true,
+  durability: true,
+  groupCommit: { maxBatch: true, maxDelayMs: true },
+  maxPageCount: true,
+  cacheBytes: true,
+  reserveBytes: true,
+}
+
 export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqliteOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'must be an object')
+  checkKeys(input, KEYS, 'sqliteOutbox')
   if (typeof input.path !== 'string' || input.path.length === 0) fail('path', 'must be a file path')
   if (input.path === ':memory:' || input.path.startsWith('file:')) {
     fail('path', 'must be a plain file path: an in-memory database survives nothing')

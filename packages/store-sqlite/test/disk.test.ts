@@ -75,6 +75,21 @@ describe('start-up errors reach the application', () => {
   })
 })
 
+describe('options', () => {
+  it('an unknown option is refused naming the one meant', () => {
+    const path = join(tempDir(), 'outbox.db')
+    expect(() => sqliteOutbox({ path, maxMessage: 10 } as never)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTIONS',
+        message: 'sqliteOutbox.maxMessage is not an option; did you mean sqliteOutbox.maxMessages?',
+      }),
+    )
+    expect(() => sqliteOutbox({ path, groupCommit: { maxDelay: 1 } } as never)).toThrow(
+      /sqliteOutbox\.groupCommit\.maxDelay is not an option; did you mean sqliteOutbox\.groupCommit\.maxDelayMs\?/,
+    )
+  })
+})
+
 describe('paths', () => {
   it('a path with NUL is refused with INVALID_OPTIONS, not cut short', () => {
     const dir = tempDir()
