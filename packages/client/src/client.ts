@@ -1,9 +1,10 @@
-import EventEmitter from 'eventemitter3'
+import { inspect } from 'node:util'
 import { within } from './clock.js'
 import { CONCIERGE_DEFAULTS, ConciergePoller } from './concierge.js'
 import { type Directive, parseDirective } from './directive.js'
 import { createResolver, type Resolver } from './dns.js'
 import { Drainer } from './drainer.js'
+import { GuardedEmitter } from './emitter.js'
 import { parseEndpoint } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { UplinkEvents } from './events.js'
@@ -15,14 +16,17 @@ import {
   resolveOptions,
   type UplinkOptions,
 } from './options.js'
-import type { Outbox, OutboxStats, Qos } from './outbox.js'
+import type { DeliveryDropReason, DropReason, Outbox, OutboxStats, Qos } from './outbox.js'
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
 import { Supervisor, type SupervisorStats } from './supervisor.js'
-import { toPayload, validateFilter, validateTopic } from './topics.js'
+import { MAX_TTL_SECONDS, toPayload, validateFilter, validateTopic } from './topics.js'
 import type { Connection } from './transport.js'
 
 export interface UplinkStats extends SupervisorStats {
-  outbox: OutboxStats
+  /** The outbox's figures; `dropped` also counts what the drainer set aside. */
+  outbox: Omit<OutboxStats, 'dropped'> & {
+    dropped: Record<DropReason | DeliveryDropReason, number>
+  }
   inFlight: number
   subscriptions: number
 }
@@ -33,8 +37,12 @@ const QOS: readonly Qos[] = [0, 1, 2]
  * The public facade. It validates input, owns the outbox, the subscriptions and the drainer, and
  * leaves every decision about connecting to the Supervisor.
  */
-export class Uplink extends EventEmitter<UplinkEvents> {
-  private readonly options: ResolvedOptions
+export class Uplink extends GuardedEmitter<UplinkEvents> {
+  // Private fields (#), not TypeScript's `private`: they hold credentials and keys, and nothing
+  // that util.inspect, JSON.stringify or a debugger's object view walks may show them.
+  readonly #options: ResolvedOptions
+  /** Errors found before the application could listen (a corrupt outbox moved aside). */
+  #early: UplinkError[] | undefined = []
   private readonly outbox: Outbox
   private readonly subscriptions = new Subscriptions()
   /** Filters the broker has not acknowledged on the current session. */
@@ -42,39 +50,60 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   /** Filters removed while offline, to unsubscribe if the broker kept the session. */
   private readonly unsubscribedOffline = new Set<string>()
   private readonly drainer: Drainer
-  private readonly supervisor: Supervisor
-  private readonly concierge: ConciergePoller | undefined
+  readonly #supervisor: Supervisor
+  readonly #concierge: ConciergePoller | undefined
   private started = false
   private stopped = false
 
   constructor(input: UplinkOptions, resolver?: Resolver) {
     super()
-    this.options = resolveOptions(input)
-    const o = this.options
+    this.#options = resolveOptions(input)
+    const o = this.#options
     this.outbox = o.outbox ?? memoryOutbox(DEFAULTS.memoryOutbox)
     this.outbox.setListener({
       drop: (entry, reason) =>
         this.emit('drop', { id: entry.id, topic: entry.topic, priority: entry.priority, reason }),
-      error: (err) => this.emit('error', err),
+      error: (err) => this.report(err),
     })
-    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.protocolVersion, (err) =>
-      this.emit('error', err),
+    this.drainer = new Drainer(
+      this.outbox,
+      o.clock,
+      o.inflightWindow,
+      o.protocolVersion,
+      o.poisonAfter,
+      {
+        error: (err) => this.emit('error', err),
+        drop: (entry, reason, error) => {
+          const { id, topic, priority } = entry
+          const rc = error.details?.reasonCode
+          const name = error.details?.reasonName
+          this.emit('drop', {
+            id,
+            topic,
+            priority,
+            reason,
+            error,
+            ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
+          })
+        },
+      },
     )
-    this.concierge =
+    this.#concierge =
       o.concierge &&
       new ConciergePoller(o.concierge, o.clock, o.random, {
         parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
         directive: (d) => this.follow(d, 'concierge'),
         error: (err) => this.emit('error', err),
       })
-    const concierge = this.concierge
+    const concierge = this.#concierge
     const conciergeTimeout = (o.concierge?.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs) * 2
-    this.supervisor = new Supervisor(
+    this.#supervisor = new Supervisor(
       o,
       resolver ?? createResolver({ ...o.dns, random: o.random }),
       {
         established: (c) => this.established(c),
         lost: (c) => this.drainer.detach(c),
+        leaving: (c) => this.sayOffline(c, o.failover.handoverTimeoutMs),
         // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
         // have been failed over while the device was away. Unreachable: keep the current plan.
         beforeReconnect: concierge
@@ -97,19 +126,19 @@ export class Uplink extends EventEmitter<UplinkEvents> {
    */
   async failover(url?: string): Promise<void> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
-    const o = this.options
+    const o = this.#options
     const target =
       url === undefined
-        ? this.supervisor.nextConfigured()
+        ? this.#supervisor.nextConfigured()
         : parseEndpoint(url, 'failover(url)', o.tls)
-    this.supervisor.requestMove(target, 'manual')
+    this.#supervisor.requestMove(target, 'manual')
   }
 
   private onControl(payload: Buffer): void {
     try {
-      const directive = this.parseDirective(payload, this.concierge?.epoch ?? this.controlEpoch)
+      const directive = this.parseDirective(payload, this.#concierge?.epoch ?? this.controlEpoch)
       this.controlEpoch = Math.max(this.controlEpoch ?? 0, directive.epoch)
-      this.concierge?.noteEpoch(directive.epoch)
+      this.#concierge?.noteEpoch(directive.epoch)
       this.follow(directive, 'control')
     } catch (err) {
       this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))
@@ -119,20 +148,24 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private controlEpoch: number | undefined
 
   private parseDirective(raw: string | Uint8Array, lastEpoch: number | undefined): Directive {
-    const { failover, tls } = this.options
+    const { failover, tls } = this.#options
     return parseDirective(raw, { allowedHosts: failover.allowedHosts, lastEpoch, tls })
   }
 
   private follow(directive: Directive, reason: 'concierge' | 'control'): void {
-    this.supervisor.requestMove(directive.endpoint, reason)
+    this.#supervisor.requestMove(directive.endpoint, reason)
   }
 
   /** Starts connecting in the background; resolves at once. Publishing works before and during. */
   async start(): Promise<void> {
     if (this.stopped) throw new UplinkError('STOPPED', 'a stopped client cannot be started again')
     this.started = true
-    this.supervisor.start()
-    this.concierge?.start()
+    // What went wrong before the caller could listen is told now, when it can.
+    const early = this.#early ?? []
+    this.#early = undefined
+    for (const err of early) this.emit('error', err)
+    this.#supervisor.start()
+    this.#concierge?.start()
   }
 
   /**
@@ -146,7 +179,10 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   ): Promise<void> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateTopic(topic)
-    const bytes = toPayload(payload, this.options.maxPayloadBytes)
+    const bytes = toPayload(payload, this.#options.maxPayloadBytes)
+    if (typeof options !== 'object' || options === null) {
+      throw new UplinkError('INVALID_ARGUMENT', 'publish options must be an object')
+    }
     const qos = options.qos ?? DEFAULTS.publish.qos
     if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
     const priority = options.priority ?? DEFAULTS.publish.priority
@@ -154,16 +190,26 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       throw new UplinkError('INVALID_ARGUMENT', "priority must be 'alarm' or 'telemetry'")
     }
     const ttl = options.ttlSeconds
-    if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0))) {
-      throw new UplinkError('INVALID_ARGUMENT', 'ttlSeconds must be a positive number')
+    // MQTT 5 carries the expiry in 32 bits of seconds: a longer one could never be sent.
+    if (
+      ttl !== undefined &&
+      (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
+    ) {
+      throw new UplinkError(
+        'INVALID_ARGUMENT',
+        `ttlSeconds must be a number above 0 and at most ${MAX_TTL_SECONDS}`,
+      )
     }
-    const now = this.options.clock.now()
+    const retain = options.retain ?? DEFAULTS.publish.retain
+    if (typeof retain !== 'boolean')
+      throw new UplinkError('INVALID_ARGUMENT', 'retain must be a boolean')
+    const now = this.#options.clock.now()
     await this.outbox.enqueue(
       {
         topic,
         payload: bytes,
         qos,
-        retain: options.retain ?? DEFAULTS.publish.retain,
+        retain,
         priority,
         expiresAt: ttl === undefined ? undefined : now + ttl * 1000,
       },
@@ -183,20 +229,27 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   ): Promise<void> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
+    if (handler !== undefined && typeof handler !== 'function') {
+      throw new UplinkError('INVALID_ARGUMENT', 'the message handler must be a function')
+    }
+    if (typeof options !== 'object' || options === null) {
+      throw new UplinkError('INVALID_ARGUMENT', 'subscribe options must be an object')
+    }
     const qos = options.qos ?? 1
     if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
     this.unsubscribedOffline.delete(filter)
     if (!this.subscriptions.add(filter, qos, handler)) return
     this.unsent.add(filter)
-    const connection = this.supervisor.current
+    const connection = this.#supervisor.current
     if (connection) await this.sendSubscriptions(connection, [filter])
   }
 
   async unsubscribe(filter: string, handler?: MessageHandler): Promise<void> {
+    if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
     this.unsent.delete(filter)
-    const connection = this.supervisor.current
+    const connection = this.#supervisor.current
     if (!connection) {
       this.unsubscribedOffline.add(filter)
       return
@@ -211,32 +264,62 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    const { clock, presence } = this.options
+    const { clock } = this.#options
     const timeoutMs = options.timeoutMs ?? 2_000
-    const connection = this.supervisor.current
-    this.concierge?.stop()
+    const connection = this.#supervisor.current
+    this.#concierge?.stop()
     this.drainer.pause()
     if (connection) {
       await within(clock, timeoutMs, this.drainer.idle())
-      if (presence) {
-        const offline = connection.publish(presence.topic, Buffer.from(presence.offline), {
-          qos: presence.qos,
-          retain: true,
-        })
-        await within(clock, timeoutMs, offline)
-      }
+      await this.sayOffline(connection, timeoutMs)
       await connection.end(timeoutMs, clock)
     }
-    await this.supervisor.stop()
+    await this.#supervisor.stop()
     await this.outbox
       .close()
       .catch((err) => this.emit('error', toUplinkError(err, 'OUTBOX_ERROR', 'closing the outbox')))
   }
 
+  /**
+   * Retained presence `offline` on a connection about to close cleanly (which discards the will):
+   * at stop, and on the old broker after a planned move, so it does not keep saying `online` for
+   * a device that is elsewhere. Bounded by `timeoutMs`; a failure only leaves it unsaid.
+   */
+  private async sayOffline(connection: Connection, timeoutMs: number): Promise<void> {
+    const { clock, presence } = this.#options
+    if (!presence || !connection.isOpen) return
+    const offline = connection.publish(presence.topic, Buffer.from(presence.offline), {
+      qos: presence.qos,
+      retain: true,
+    })
+    await within(clock, timeoutMs, offline).catch(() => {})
+  }
+
+  /** An error from the outbox: held until start() while the application cannot listen yet. */
+  private report(err: UplinkError): void {
+    if (this.#early) this.#early.push(err)
+    else this.emit('error', err)
+  }
+
+  /** What util.inspect, JSON.stringify and String() show: never options, keys or passwords. */
+  [inspect.custom](): string {
+    return `Uplink ${JSON.stringify(this.toJSON())}`
+  }
+
+  toJSON(): { clientId: string; state: string; endpoint: string } {
+    const { state, endpoint } = this.#supervisor.stats()
+    return { clientId: this.#options.clientId, state, endpoint }
+  }
+
+  override toString(): string {
+    return `[Uplink ${this.#options.clientId}]`
+  }
+
   stats(): UplinkStats {
+    const outbox = this.outbox.stats()
     return {
-      ...this.supervisor.stats(),
-      outbox: this.outbox.stats(),
+      ...this.#supervisor.stats(),
+      outbox: { ...outbox, dropped: { ...outbox.dropped, ...this.drainer.dropped } },
       inFlight: this.drainer.inFlightCount,
       subscriptions: this.subscriptions.size,
     }
@@ -252,7 +335,10 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.subscriptions.dispatch(message, (err) =>
         this.emit(
           'error',
-          toUplinkError(err, 'INVALID_ARGUMENT', `message handler for ${message.topic} threw`),
+          new UplinkError('LISTENER_ERROR', `message handler for ${message.topic} threw`, {
+            cause: err,
+            details: { event: 'message' },
+          }),
         ),
       )
     })
@@ -267,7 +353,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       pending.push(connection.unsubscribe(gone))
     }
     if (this.unsent.size > 0) pending.push(this.sendSubscriptions(connection, [...this.unsent]))
-    const presence = this.options.presence
+    const presence = this.#options.presence
     if (presence) {
       pending.push(
         connection.publish(presence.topic, Buffer.from(presence.online), {

@@ -27,6 +27,13 @@ export const CONCIERGE_DEFAULTS = {
   jitter: 0.2,
   timeoutMs: 10_000,
   retries: 3,
+  /**
+   * Bounds on a directive's pollIntervalSeconds: a concierge (or one answer gone wrong) cannot
+   * make a fleet poll it many times a second, nor set a wait past what a timer can hold (2^31 ms;
+   * beyond it Node fires at once).
+   */
+  minPollSeconds: 5,
+  maxPollSeconds: 86_400,
 } as const
 
 const MAX_BODY_BYTES = 64 * 1024
@@ -43,8 +50,14 @@ function retryable(err: unknown): boolean {
   const status = err.details?.status
   return typeof status !== 'number' || status >= 500 || status === 429
 }
-/** First retry delay; doubled for each next one. */
+/** First retry delay; doubled for each next one, and spread from half to one and a half times. */
 const RETRY_DELAY_MS = 200
+
+/** A directive's poll interval within the bounds, in ms. */
+export function pollIntervalMs(seconds: number): number {
+  const { minPollSeconds, maxPollSeconds } = CONCIERGE_DEFAULTS
+  return Math.min(maxPollSeconds, Math.max(minPollSeconds, seconds)) * 1000
+}
 
 /** One GET with If-None-Match. 4xx is final (not retried); 5xx and network faults are retried. */
 function request(
@@ -189,7 +202,8 @@ export class ConciergePoller {
       if (answer.status === 304) return undefined
       const directive = this.hooks.parse(answer.body, this.lastEpoch)
       this.etag = answer.etag
-      if (directive.pollIntervalSeconds) this.intervalMs = directive.pollIntervalSeconds * 1000
+      if (directive.pollIntervalSeconds)
+        this.intervalMs = pollIntervalMs(directive.pollIntervalSeconds)
       const changed =
         directive.endpoint.url !== this.lastEndpoint || directive.epoch !== this.lastEpoch
       this.lastEpoch = directive.epoch
@@ -205,8 +219,10 @@ export class ConciergePoller {
   }
 
   /**
-   * One request, and on a 5xx, 429, timeout or network fault up to `retries` more, 200 ms, 400 ms,
-   * ... apart on the device's clock (a test advances it; no real timer hides in a library).
+   * One request, and on a 5xx, 429, timeout or network fault up to `retries` more, about 200 ms,
+   * 400 ms, ... apart on the device's clock (a test advances it; no real timer hides in a
+   * library). Each delay is spread over half to one and a half times itself, so that a fleet
+   * whose concierge failed at one moment does not retry in lockstep.
    */
   private async requestWithRetries(signal: AbortSignal): Promise<Answer> {
     const retries = this.options.retries ?? CONCIERGE_DEFAULTS.retries
@@ -215,7 +231,8 @@ export class ConciergePoller {
         return await request(this.url, this.etag, this.options, signal)
       } catch (err) {
         if (signal.aborted || attempt >= retries || !retryable(err)) throw err
-        await sleep(this.clock, RETRY_DELAY_MS * 2 ** attempt, signal)
+        const spread = 0.5 + this.random()
+        await sleep(this.clock, RETRY_DELAY_MS * 2 ** attempt * spread, signal)
       }
     }
   }

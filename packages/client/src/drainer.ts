@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js'
-import { toUplinkError, type UplinkError } from './errors.js'
-import type { Outbox, OutboxEntry } from './outbox.js'
+import { toUplinkError, UplinkError } from './errors.js'
+import type { DeliveryDropReason, Outbox, OutboxEntry } from './outbox.js'
+import { MAX_TTL_SECONDS } from './topics.js'
 import type { Connection } from './transport.js'
 
 /**
@@ -11,11 +12,31 @@ import type { Connection } from './transport.js'
  * message may be sent twice, never lost. A connection left by a planned move is still open and
  * finishing its in-flight messages (make-before-break): those stay held until it has closed, so
  * the move sends none of them twice.
+ *
+ * A message that can never be delivered must not block the rest: one the broker refuses (an
+ * MQTT 5 failure reason code) is set aside at once; one that was the oldest unacknowledged on its
+ * link each time the link was closed under it, `poisonAfter` times in a row, is set aside too (a
+ * broker that drops the link on a topic it will not take, a packet MQTT.js cannot encode).
+ * Both are removed from the outbox, counted and reported as `drop`.
  */
+export interface DrainerHooks {
+  error(err: UplinkError): void
+  drop(entry: OutboxEntry, reason: DeliveryDropReason, error: UplinkError): void
+}
+
+interface InFlight {
+  connection: Connection
+  entry: OutboxEntry
+}
+
 export class Drainer {
-  private connection: Connection | undefined
-  /** Every message sent and not yet acknowledged or released, with the connection it is on. */
-  private readonly sent = new Map<number, Connection>()
+  // Private fields: a connection holds MQTT.js's client, and that the credentials.
+  #connection: Connection | undefined
+  /** Every message sent and not yet acknowledged or released, in the order sent. */
+  readonly #sent = new Map<number, InFlight>()
+  /** Links closed in a row under a message while it was the oldest unacknowledged on them. */
+  private readonly strikes = new Map<number, number>()
+  readonly dropped: Record<DeliveryDropReason, number> = { refused: 0, undeliverable: 0 }
   /** How many of those are on the current connection: the window counts only these. */
   private onCurrent = 0
   private scheduled = false
@@ -29,15 +50,20 @@ export class Drainer {
     private readonly clock: Clock,
     private readonly window: number,
     private readonly protocolVersion: 4 | 5,
-    private readonly onError: (err: UplinkError) => void,
+    private readonly poisonAfter: number,
+    private readonly hooks: DrainerHooks,
   ) {}
 
+  private onError(err: UplinkError): void {
+    this.hooks.error(err)
+  }
+
   get inFlightCount(): number {
-    return this.sent.size
+    return this.#sent.size
   }
 
   attach(connection: Connection): void {
-    this.connection = connection
+    this.#connection = connection
     this.onCurrent = 0
     this.paused = false
     this.notify()
@@ -49,12 +75,13 @@ export class Drainer {
    * connection ended cleanly after a move.
    */
   detach(connection: Connection): void {
-    if (this.connection === connection) {
-      this.connection = undefined
+    if (this.#connection === connection) {
+      this.#connection = undefined
       this.onCurrent = 0
     }
-    if (!connection.isOpen) this.release(connection)
-    else void connection.closed.then(() => this.release(connection))
+    // A connection left open by a planned move is ended by the client: no message is to blame.
+    if (!connection.isOpen) this.release(connection, true)
+    else void connection.closed.then(() => this.release(connection, false))
   }
 
   /** Stops sending new messages (in-flight ones still complete); for a clean stop or handover. */
@@ -64,7 +91,7 @@ export class Drainer {
 
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
-    if (this.sent.size === 0) return Promise.resolve()
+    if (this.#sent.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
@@ -94,17 +121,17 @@ export class Drainer {
 
   private fill(): void {
     for (;;) {
-      const connection = this.connection
+      const connection = this.#connection
       const room = this.window - this.onCurrent
       if (!connection?.isOpen || this.paused || room <= 0) return
-      const peeked = this.outbox.peek(room, this.sent, this.clock.now())
+      const peeked = this.outbox.peek(room, this.#sent, this.clock.now())
       if (!Array.isArray(peeked)) {
         // An asynchronous outbox: one peek at a time; what is notified meanwhile looks again.
         this.peeking = true
         peeked.then(
           (batch) => {
             this.peeking = false
-            if (this.connection === connection) this.sendAll(connection, batch)
+            if (this.#connection === connection) this.sendAll(connection, batch)
             if (batch.length > 0 || this.again) {
               this.again = false
               this.notify()
@@ -128,21 +155,44 @@ export class Drainer {
   }
 
   private send(connection: Connection, entry: OutboxEntry): void {
-    this.sent.set(entry.id, connection)
+    this.#sent.set(entry.id, { connection, entry })
     this.onCurrent++
     const expirySeconds =
       this.protocolVersion === 5 && entry.expiresAt !== undefined
-        ? Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000))
+        ? // Bounded as publish() bounds a TTL, for entries stored before it did: MQTT.js refuses
+          // a packet whose expiry does not fit 32 bits, on every connection.
+          Math.min(
+            MAX_TTL_SECONDS,
+            Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000)),
+          )
         : undefined
     const options = { qos: entry.qos, retain: entry.retain, expirySeconds }
     connection.send(entry.topic, entry.payload, options, (err) => {
+      if (err?.code === 'PUBLISH_REFUSED') return this.setAside(connection, entry, 'refused', err)
       // A failing connection: the message stays in the outbox and is released with it.
       if (err) return
       // Acknowledged by a broker: remove it even if that connection has since been replaced.
+      this.strikes.delete(entry.id)
       const removed = this.remove(entry.id)
       if (removed) removed.then(() => this.acked(connection, entry.id))
       else this.acked(connection, entry.id)
     })
+  }
+
+  /** Removes a message that will never be delivered, so that the rest are. */
+  private setAside(
+    connection: Connection | undefined,
+    entry: OutboxEntry,
+    reason: DeliveryDropReason,
+    error: UplinkError,
+  ): void {
+    this.strikes.delete(entry.id)
+    this.dropped[reason]++
+    this.hooks.drop(entry, reason, error)
+    const removed = this.remove(entry.id)
+    if (!connection) return
+    if (removed) removed.then(() => this.acked(connection, entry.id))
+    else this.acked(connection, entry.id)
   }
 
   /** Removes an acknowledged message; a promise only when the outbox's remove is async. */
@@ -160,20 +210,44 @@ export class Drainer {
 
   private acked(connection: Connection, id: number): void {
     // Released meanwhile (its connection died) and perhaps sent again elsewhere: not this one's.
-    if (this.sent.get(id) !== connection) return
-    this.sent.delete(id)
-    if (connection === this.connection) this.onCurrent--
+    if (this.#sent.get(id)?.connection !== connection) return
+    this.#sent.delete(id)
+    if (connection === this.#connection) this.onCurrent--
     this.settled()
   }
 
-  /** A closed connection's unacknowledged messages go back to the drain. */
-  private release(connection: Connection): void {
-    for (const [id, on] of this.sent) if (on === connection) this.sent.delete(id)
+  /**
+   * A closed connection's unacknowledged messages go back to the drain. When the other side
+   * closed it, the oldest of them takes a strike (a broker acknowledges in order, so a message it
+   * will not take is the first one left unanswered) and the others start over.
+   */
+  private release(connection: Connection, blame: boolean): void {
+    const by = connection.closedBy
+    let suspect = blame && by?.code === 'CONNECTION_LOST' && !by.details?.byClient
+    for (const [id, { connection: on, entry }] of this.#sent) {
+      if (on !== connection) continue
+      this.#sent.delete(id)
+      if (!suspect) {
+        this.strikes.delete(id)
+        continue
+      }
+      suspect = false
+      const strikes = (this.strikes.get(id) ?? 0) + 1
+      this.strikes.set(id, strikes)
+      if (strikes >= this.poisonAfter) {
+        const error = new UplinkError(
+          'PUBLISH_FAILED',
+          `the link closed under the message to ${entry.topic} ${strikes} times in a row; set aside`,
+          { cause: by, details: { strikes } },
+        )
+        this.setAside(undefined, entry, 'undeliverable', error)
+      }
+    }
     this.settled()
   }
 
   private settled(): void {
-    if (this.sent.size === 0) this.wakeIdle()
+    if (this.#sent.size === 0) this.wakeIdle()
     this.notify()
   }
 

@@ -70,6 +70,7 @@ export function parseEndpoint(
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
   if (!host) throw new UplinkError('INVALID_OPTIONS', `${field} has no host`)
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol]
+  if (port < 1) throw new UplinkError('INVALID_OPTIONS', `${field} has port 0; name a port from 1`)
   const secure = url.protocol === 'mqtts:'
   const own = typeof input === 'string' ? undefined : input.tls
   return {

@@ -11,6 +11,7 @@ export type UplinkErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_STARTED'
   | 'STOPPED'
+  | 'LISTENER_ERROR'
   // name resolution
   | 'DNS_TIMEOUT'
   | 'DNS_NXDOMAIN'
@@ -27,6 +28,7 @@ export type UplinkErrorCode =
   | 'KEEPALIVE_TIMEOUT'
   | 'CONNECTION_LOST'
   | 'PUBLISH_FAILED'
+  | 'PUBLISH_REFUSED'
   | 'SUBSCRIBE_FAILED'
   // outbox
   | 'OUTBOX_FULL'

@@ -1,5 +1,5 @@
 import type { UplinkError } from './errors.js'
-import type { DropReason, Priority } from './outbox.js'
+import type { DeliveryDropReason, DropReason, Priority } from './outbox.js'
 import type { InboundMessage } from './transport.js'
 
 export type ConnectionState =
@@ -54,7 +54,20 @@ export interface UplinkEvents {
   }) => void
   failover: (e: FailoverEvent) => void
   message: (topic: string, payload: Buffer, message: InboundMessage) => void
-  drop: (e: { id: number; topic: string; priority: Priority; reason: DropReason }) => void
+  /**
+   * A stored message discarded, never to be sent: `overflow` or `expired` (the outbox), `refused`
+   * (the broker answered with an MQTT 5 failure reason code, given with its name) or
+   * `undeliverable` (its link was closed under it `poisonAfter` times in a row).
+   */
+  drop: (e: {
+    id: number
+    topic: string
+    priority: Priority
+    reason: DropReason | DeliveryDropReason
+    reasonCode?: number
+    reasonName?: string
+    error?: UplinkError
+  }) => void
   'dns-fallback': (e: { host: string; error: UplinkError }) => void
   'dns-partial': (e: DnsPartialEvent) => void
   error: (err: UplinkError) => void

@@ -19,6 +19,8 @@ export type {
   UplinkEvents,
 } from './events.js'
 export { entrySize, type MemoryOutboxOptions, memoryOutbox } from './memory-outbox.js'
+/** For outbox implementations: refuse unknown option keys the way createUplink does. */
+export { checkKeys, type KeyTree } from './option-keys.js'
 export {
   DEFAULTS,
   type PresenceOptions,
@@ -26,6 +28,7 @@ export {
   type UplinkOptions,
 } from './options.js'
 export type {
+  DeliveryDropReason,
   DropReason,
   IdSet,
   Outbox,

@@ -1,10 +1,12 @@
+import { createSecureContext } from 'node:tls'
 import type { JitterMode } from './backoff.js'
 import { type Clock, type RandomSource, systemClock } from './clock.js'
 import type { ConciergeOptions } from './concierge.js'
 import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 import { UplinkError } from './errors.js'
+import { checkKeys, ENDPOINT_KEYS, OPTION_KEYS } from './option-keys.js'
 import type { Outbox, Priority, Qos } from './outbox.js'
-import { validateFilter } from './topics.js'
+import { validateFilter, validateTopic } from './topics.js'
 
 export interface PresenceOptions {
   /** Retained topic that says whether the device is online. */
@@ -76,6 +78,12 @@ export interface UplinkOptions {
   outbox?: Outbox
   /** QoS 1/2 messages in flight at once while draining the outbox. */
   inflightWindow?: number
+  /**
+   * A stored message that was the oldest unacknowledged one each time its link was closed by the
+   * other side, this many times in a row, is set aside (`drop`, reason `undeliverable`) so that
+   * it cannot block the queue: a broker that drops the link on a topic it will not take.
+   */
+  poisonAfter?: number
   maxPayloadBytes?: number
   presence?: PresenceOptions
   /** Test seams: time and randomness. */
@@ -112,6 +120,7 @@ export const DEFAULTS = {
   failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
   session: { clean: false, expirySeconds: 3_600 },
   inflightWindow: 32,
+  poisonAfter: 5,
   maxPayloadBytes: 256 * 1024,
   memoryOutbox: { maxMessages: 10_000, maxBytes: 64 * 2 ** 20 },
   presence: { online: 'online', offline: 'offline', qos: 1 as Qos },
@@ -146,6 +155,7 @@ export interface ResolvedOptions {
   session: { clean: boolean; expirySeconds: number }
   outbox?: Outbox | undefined
   inflightWindow: number
+  poisonAfter: number
   maxPayloadBytes: number
   presence?: Required<PresenceOptions> | undefined
   clock: Clock
@@ -174,6 +184,43 @@ function int(value: unknown, field: string, fallback: number, min: number, max: 
   return value
 }
 
+function bool(value: unknown, field: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(field, `must be true or false, not ${JSON.stringify(value)}`)
+  return value
+}
+
+function str(value: unknown, field: string, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string') fail(field, 'must be a string')
+  return value
+}
+
+const OUTBOX_METHODS = ['enqueue', 'peek', 'remove', 'stats', 'setListener', 'close'] as const
+
+/**
+ * TLS settings must be an object, and a key must open with its passphrase and match its
+ * certificate now: found at the first connect instead, it would be retried for ever although
+ * no retry can help.
+ */
+function checkTls(value: unknown, field: string): TlsConfig | undefined {
+  if (value === undefined) return undefined
+  const t = object(value as TlsConfig, field)
+  try {
+    createSecureContext({ ca: t.ca, cert: t.cert, key: t.key, passphrase: t.passphrase })
+  } catch (err) {
+    const text = err instanceof Error ? err.message : String(err)
+    const why = /bad decrypt|bad password|passphrase/i.test(text)
+      ? 'the private key cannot be decrypted with the passphrase'
+      : 'the certificate, key or CA cannot be used'
+    throw new UplinkError('TLS_ERROR', `${field}: ${why} (${text}); retrying will not help`, {
+      cause: err,
+      details: { field, retryable: false },
+    })
+  }
+  return value as TlsConfig
+}
+
 function object<T>(value: T | undefined, field: string): Partial<NonNullable<T>> {
   if (value === undefined) return {}
   if (typeof value !== 'object' || value === null || Array.isArray(value))
@@ -184,17 +231,24 @@ function object<T>(value: T | undefined, field: string): Partial<NonNullable<T>>
 /** Validates options once, at `createUplink`, and fills in the defaults. */
 export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   const o = object(input, 'options') as Partial<UplinkOptions>
-  if (
-    typeof o.clientId !== 'string' ||
-    o.clientId.length === 0 ||
-    Buffer.byteLength(o.clientId) > 65_535
-  ) {
+  checkKeys(o, OPTION_KEYS, '')
+  if (typeof o.clientId !== 'string' || o.clientId.length === 0) {
     fail('clientId', 'must be a non-empty string')
   }
+  if (Buffer.byteLength(o.clientId) > 65_535) fail('clientId', 'is longer than 65535 bytes')
+  if (o.clientId.includes('\u0000')) fail('clientId', 'must not contain NUL')
   if (!Array.isArray(o.endpoints) || o.endpoints.length === 0) {
     fail('endpoints', 'must be a non-empty array of mqtt:// or mqtts:// URLs')
   }
-  const endpoints = o.endpoints.map((e, i) => parseEndpoint(e, `endpoints[${i}]`, o.tls))
+  const tls = checkTls(o.tls, 'tls')
+  const endpoints = o.endpoints.map((e, i) => {
+    const field = `endpoints[${i}]`
+    if (typeof e === 'object' && e !== null) {
+      checkKeys(e, ENDPOINT_KEYS, field)
+      checkTls(e.tls, `${field}.tls`)
+    }
+    return parseEndpoint(e, field, tls)
+  })
   if (o.username !== undefined && typeof o.username !== 'string')
     fail('username', 'must be a string')
   if (o.password !== undefined && typeof o.password !== 'string' && !Buffer.isBuffer(o.password)) {
@@ -245,8 +299,9 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
     int(concierge.timeoutMs, 'concierge.timeoutMs', 0, 10, 600_000)
     int(concierge.retries, 'concierge.retries', 0, 0, 20)
     const j = concierge.jitter
-    if (j !== undefined && (typeof j !== 'number' || j < 0 || j > 1))
-      fail('concierge.jitter', 'must be from 0 to 1')
+    if (j !== undefined && (typeof j !== 'number' || !Number.isFinite(j) || j < 0 || j > 1))
+      fail('concierge.jitter', 'must be a number from 0 to 1')
+    checkTls(concierge.tls, 'concierge.tls')
   }
   const control = o.control === undefined ? undefined : object(o.control, 'control')
   if (control && (typeof control.topic !== 'string' || control.topic.length === 0))
@@ -261,14 +316,20 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   ]
   const s = object(o.session, 'session')
   const p = o.presence === undefined ? undefined : object(o.presence, 'presence')
-  if (p && (typeof p.topic !== 'string' || p.topic.length === 0 || /[+#]/.test(p.topic))) {
-    fail('presence.topic', 'must be a topic without wildcards')
+  if (p) {
+    try {
+      validateTopic(p.topic)
+    } catch (err) {
+      fail('presence.topic', `must be a topic to publish to (${(err as Error).message})`)
+    }
+    if (p.qos !== undefined && p.qos !== 0 && p.qos !== 1 && p.qos !== 2)
+      fail('presence.qos', 'must be 0, 1 or 2')
   }
-  if (
-    o.outbox !== undefined &&
-    (typeof o.outbox !== 'object' || typeof o.outbox?.enqueue !== 'function')
-  ) {
-    fail('outbox', 'must implement the Outbox interface')
+  if (o.outbox !== undefined) {
+    const box = o.outbox as unknown as Record<string, unknown> | null
+    const missing = OUTBOX_METHODS.filter((m) => typeof box?.[m] !== 'function')
+    if (typeof box !== 'object' || box === null || missing.length > 0)
+      fail('outbox', `must implement the Outbox interface (missing ${missing.join(', ')})`)
   }
   if (o.clock !== undefined && typeof o.clock?.setTimeout !== 'function')
     fail('clock', 'must be a Clock')
@@ -276,7 +337,7 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   return {
     clientId: o.clientId,
     endpoints,
-    tls: o.tls,
+    tls,
     username: o.username,
     password: o.password,
     protocolVersion: o.protocolVersion ?? DEFAULTS.protocolVersion,
@@ -314,23 +375,8 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
         0,
         60_000,
       ),
-      systemFallback: d.systemFallback ?? DEFAULTS.dns.systemFallback,
-      watch: watch && {
-        minIntervalMs: int(
-          watch.minIntervalMs,
-          'dns.watch.minIntervalMs',
-          DEFAULTS.dnsWatch.minIntervalMs,
-          100,
-          86_400_000,
-        ),
-        maxIntervalMs: int(
-          watch.maxIntervalMs,
-          'dns.watch.maxIntervalMs',
-          DEFAULTS.dnsWatch.maxIntervalMs,
-          100,
-          86_400_000,
-        ),
-      },
+      systemFallback: bool(d.systemFallback, 'dns.systemFallback', DEFAULTS.dns.systemFallback),
+      watch: watch && watchIntervals(watch),
     },
     concierge: concierge && ({ ...concierge, allowedHosts } as ConciergeOptions),
     control: control && { topic: validateFilterLike(control.topic as string) },
@@ -346,7 +392,7 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       ),
     },
     session: {
-      clean: s.clean ?? DEFAULTS.session.clean,
+      clean: bool(s.clean, 'session.clean', DEFAULTS.session.clean),
       expirySeconds: int(
         s.expirySeconds,
         'session.expirySeconds',
@@ -357,6 +403,7 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
     },
     outbox: o.outbox,
     inflightWindow: int(o.inflightWindow, 'inflightWindow', DEFAULTS.inflightWindow, 1, 65_535),
+    poisonAfter: int(o.poisonAfter, 'poisonAfter', DEFAULTS.poisonAfter, 1, 1_000),
     maxPayloadBytes: int(
       o.maxPayloadBytes,
       'maxPayloadBytes',
@@ -366,11 +413,19 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
     ),
     presence: p && {
       topic: p.topic as string,
-      online: p.online ?? DEFAULTS.presence.online,
-      offline: p.offline ?? DEFAULTS.presence.offline,
+      online: str(p.online, 'presence.online', DEFAULTS.presence.online),
+      offline: str(p.offline, 'presence.offline', DEFAULTS.presence.offline),
       qos: p.qos ?? DEFAULTS.presence.qos,
     },
     clock: o.clock ?? systemClock,
     random: o.random ?? Math.random,
   }
+}
+
+function watchIntervals(watch: { minIntervalMs?: number; maxIntervalMs?: number }) {
+  const { minIntervalMs, maxIntervalMs } = DEFAULTS.dnsWatch
+  const min = int(watch.minIntervalMs, 'dns.watch.minIntervalMs', minIntervalMs, 100, 86_400_000)
+  const max = int(watch.maxIntervalMs, 'dns.watch.maxIntervalMs', maxIntervalMs, 100, 86_400_000)
+  if (max < min) fail('dns.watch.maxIntervalMs', 'must not be below dns.watch.minIntervalMs')
+  return { minIntervalMs: min, maxIntervalMs: max }
 }

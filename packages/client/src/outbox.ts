@@ -14,6 +14,12 @@ export type Priority = 'alarm' | 'telemetry'
 
 export type DropReason = 'overflow' | 'expired'
 
+/**
+ * Why the drainer set a stored message aside: the broker refused it (an MQTT 5 reason code of
+ * 0x80 or more on PUBACK, PUBREC or PUBCOMP), or its link was closed each time it went out.
+ */
+export type DeliveryDropReason = 'refused' | 'undeliverable'
+
 export interface OutboxInput {
   topic: string
   payload: Uint8Array

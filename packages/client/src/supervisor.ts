@@ -1,8 +1,8 @@
-import type EventEmitter from 'eventemitter3'
 import { backoffDelay } from './backoff.js'
 import { parseServerReference } from './directive.js'
 import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
+import type { GuardedEmitter } from './emitter.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
@@ -15,6 +15,8 @@ export interface SessionHooks {
   established(connection: Connection): Promise<void>
   /** The connection is gone (or is being replaced); stop using it. */
   lost(connection: Connection): void
+  /** A planned move is leaving this still-open connection: last words (presence) before it ends. */
+  leaving?(connection: Connection): Promise<void>
   /** Before an attempt to reconnect: a chance to refresh where to go (a stale concierge). */
   beforeReconnect?(): Promise<void>
 }
@@ -70,7 +72,7 @@ export class Supervisor {
     private readonly options: ResolvedOptions,
     private readonly resolver: Resolver,
     private readonly hooks: SessionHooks,
-    private readonly events: EventEmitter<UplinkEvents>,
+    private readonly events: GuardedEmitter<UplinkEvents>,
   ) {
     this.pool = new EndpointPool(options.endpoints, options.failoverAfter)
   }
@@ -327,6 +329,7 @@ export class Supervisor {
       minIntervalMs: w.minIntervalMs,
       maxIntervalMs: w.maxIntervalMs,
       onMoved: () => this.requestMove(connection.endpoint, 'dns-changed'),
+      onError: (error) => this.events.emit('error', error),
     })
     this.stopWatch = () => watcher.stop()
   }
@@ -373,6 +376,8 @@ export class Supervisor {
     this.moveFailures = 0
     this.pool.moveTo(move.target)
     this.hooks.lost(old)
+    // Before the new connection says `online`: where both are one cluster, that has the last word.
+    await this.hooks.leaving?.(old)
     await this.adopt(next, move.reason, move.since)
     // Only now does the old connection go: in-flight messages get their acks (bounded), then a
     // clean DISCONNECT, so the old broker does not publish the will.

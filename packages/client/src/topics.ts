@@ -2,13 +2,43 @@ import { UplinkError } from './errors.js'
 
 const MAX_TOPIC_BYTES = 65_535
 
-/** A topic a message is published to: no wildcards, no NUL, 1 to 65 535 bytes of UTF-8. */
+/** The longest message expiry MQTT 5 can carry (a 32-bit count of seconds). */
+export const MAX_TTL_SECONDS = 2 ** 32 - 1
+
+/**
+ * Characters no topic may hold. NUL and lone surrogates are not UTF-8 the spec allows (MQTT
+ * 1.5.4); the C0 and C1 control characters (U+0001-U+001F, U+007F-U+009F) are ones it says
+ * SHOULD NOT appear, and Mosquitto closes the link on them, so a message with one would block the
+ * queue: refused here instead. With the `u` flag a surrogate pair is one code point, so only a
+ * lone half matches.
+ */
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udfff]/u
+
+function checkCharacters(topic: string, what: string): void {
+  const bad = FORBIDDEN.exec(topic)
+  if (!bad) return
+  const code = (bad[0].codePointAt(0) as number).toString(16).padStart(4, '0')
+  throw new UplinkError(
+    'INVALID_TOPIC',
+    `${what} must not contain U+${code.toUpperCase()} (NUL, control characters and lone surrogates are refused)`,
+  )
+}
+
+/**
+ * A topic a message is published to: no wildcards, no NUL, control characters or lone
+ * surrogates, 1 to 65 535 bytes of UTF-8, and not under `$SYS/` (the broker's own). Other `$`
+ * topics are allowed: AWS IoT's `$aws/...` are published to by devices.
+ */
 export function validateTopic(topic: unknown): string {
   if (typeof topic !== 'string' || topic.length === 0) {
     throw new UplinkError('INVALID_TOPIC', 'topic must be a non-empty string')
   }
-  if (topic.includes('+') || topic.includes('#') || topic.includes('\u0000')) {
-    throw new UplinkError('INVALID_TOPIC', `topic "${topic}" must not contain +, # or NUL`)
+  checkCharacters(topic, 'topic')
+  if (topic.includes('+') || topic.includes('#')) {
+    throw new UplinkError('INVALID_TOPIC', `topic "${topic}" must not contain + or #`)
+  }
+  if (topic.startsWith('$SYS/') || topic === '$SYS') {
+    throw new UplinkError('INVALID_TOPIC', `topic "${topic}": $SYS is the broker's own`)
   }
   if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
     throw new UplinkError('INVALID_TOPIC', 'topic is longer than 65535 bytes')
@@ -21,8 +51,9 @@ export function validateFilter(filter: unknown): string {
   if (typeof filter !== 'string' || filter.length === 0) {
     throw new UplinkError('INVALID_TOPIC', 'topic filter must be a non-empty string')
   }
-  if (filter.includes('\u0000') || Buffer.byteLength(filter) > MAX_TOPIC_BYTES) {
-    throw new UplinkError('INVALID_TOPIC', 'topic filter has NUL or is longer than 65535 bytes')
+  checkCharacters(filter, 'topic filter')
+  if (Buffer.byteLength(filter) > MAX_TOPIC_BYTES) {
+    throw new UplinkError('INVALID_TOPIC', 'topic filter is longer than 65535 bytes')
   }
   const levels = filter.split('/')
   levels.forEach((level, i) => {

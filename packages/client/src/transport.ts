@@ -18,6 +18,7 @@ import { UplinkError } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
+import { isFailureCode, reasonName } from './reason-codes.js'
 
 export interface WillMessage {
   topic: string
@@ -75,12 +76,20 @@ const TCP_ERROR_CODES = new Set([
   'ECONNABORTED',
 ])
 
+/** Bound on messages held for a handler not yet set (a session's backlog is bounded too). */
+const MAX_EARLY_MESSAGES = 10_000
+
 export class Connection {
   /** The reason the connection ended; resolves exactly once. */
   readonly closed: Promise<UplinkError>
   private closeReason: UplinkError | undefined
   private resolveClosed!: (reason: UplinkError) => void
-  private messageHandler: (message: InboundMessage) => void = () => {}
+  private messageHandler: ((message: InboundMessage) => void) | undefined
+  /**
+   * Messages that came before anyone listened: a broker resuming a session sends what it queued
+   * right behind the CONNACK, in the same read, before the client has set its handler.
+   */
+  private early: InboundMessage[] = []
 
   constructor(
     private readonly client: MqttClient,
@@ -101,13 +110,22 @@ export class Connection {
     return this.closeReason === undefined
   }
 
+  /** Why it closed; undefined while open. */
+  get closedBy(): UplinkError | undefined {
+    return this.closeReason
+  }
+
   onMessage(handler: (message: InboundMessage) => void): void {
     this.messageHandler = handler
+    const early = this.early
+    this.early = []
+    for (const message of early) handler(message)
   }
 
   /** @internal called by the transport's event wiring */
   deliver(message: InboundMessage): void {
-    this.messageHandler(message)
+    if (this.messageHandler) this.messageHandler(message)
+    else if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
   }
 
   /** @internal */
@@ -151,6 +169,18 @@ export class Connection {
           }
     this.client.publish(topic, buffer, opts, (err) => {
       if (!err) return done()
+      // A PUBACK, PUBREC or PUBCOMP with a failure reason code: the broker's answer for this
+      // message, not a fault of the link. MQTT.js puts the reason code in `code`.
+      const rc = (err as { code?: unknown }).code
+      if (isFailureCode(rc)) {
+        const name = reasonName(rc)
+        return done(
+          new UplinkError('PUBLISH_REFUSED', `broker refused a publish to ${topic}: ${name}`, {
+            cause: err,
+            details: { reasonCode: rc, reasonName: name },
+          }),
+        )
+      }
       done(
         new UplinkError('PUBLISH_FAILED', `publish to ${topic} failed: ${err.message}`, {
           cause: err,
@@ -196,14 +226,18 @@ export class Connection {
    */
   end(graceMs: number, clock: Clock): Promise<void> {
     if (!this.isOpen) return Promise.resolve()
+    const ended = () =>
+      this.markClosed(
+        new UplinkError('CONNECTION_LOST', 'closed by the client', { details: { byClient: true } }),
+      )
     return new Promise((resolve) => {
       const timer = clock.setTimeout(() => {
-        this.markClosed(new UplinkError('CONNECTION_LOST', 'closed by the client'))
+        ended()
         resolve()
       }, graceMs)
       this.client.end(false, {}, () => {
         clock.clearTimeout(timer)
-        this.markClosed(new UplinkError('CONNECTION_LOST', 'closed by the client'))
+        ended()
         resolve()
       })
     })

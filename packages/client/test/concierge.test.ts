@@ -88,3 +88,83 @@ async function setupAt(path: string) {
   )
   return { concierge, poller, errors }
 }
+
+describe('the concierge cannot make a fleet hammer it', () => {
+  async function polling(pollIntervalSeconds: number) {
+    const concierge = await startConcierge({
+      body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1, pollIntervalSeconds },
+    })
+    const clock = new ManualClock(0)
+    const poller = new ConciergePoller(
+      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 },
+      clock,
+      () => 0.5,
+      {
+        parse: (body, lastEpoch) =>
+          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+        directive: () => {},
+        error: () => {},
+      },
+    )
+    cleanup.push(
+      () => poller.stop(),
+      () => concierge.stop(),
+    )
+    poller.start()
+    await waitFor(() => concierge.requestCount === 1 && clock.pending() === 1, 'first poll done')
+    return { concierge, clock }
+  }
+
+  it.each([
+    [0.001, 5_000],
+    [1e7, 86_400_000],
+  ])(
+    'a directive pollIntervalSeconds of %d polls again after %d ms, not sooner',
+    async (seconds, ms) => {
+      const { concierge, clock } = await polling(seconds)
+      expect(clock.nextDelay()).toBe(ms)
+      await clock.advance(ms - 1)
+      expect(concierge.requestCount).toBe(1)
+      await clock.advance(1)
+      await waitFor(() => concierge.requestCount === 2, 'the next poll at the bound')
+    },
+  )
+
+  it('spreads its retries: with random 0.9 the first retry waits 280 ms, not 200', async () => {
+    const concierge = await startConcierge({
+      body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 },
+    })
+    const clock = new ManualClock(0)
+    const poller = new ConciergePoller(
+      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 },
+      clock,
+      () => 0.9,
+      {
+        parse: (body, lastEpoch) =>
+          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+        directive: () => {},
+        error: () => {},
+      },
+    )
+    cleanup.push(
+      () => poller.stop(),
+      () => concierge.stop(),
+    )
+    concierge.setFault('500')
+    const polled = poller.poll()
+    await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
+    expect(clock.nextDelay()).toBe(280)
+    await clock.advance(279)
+    expect(concierge.requestCount).toBe(1)
+    await clock.advance(1)
+    await waitFor(() => concierge.requestCount === 2, 'the first retry, spread')
+    concierge.setFault('none')
+    await waitFor(() => clock.pending() === 1, 'the second retry scheduled')
+    expect(clock.nextDelay()).toBe(560)
+    await clock.advance(559)
+    expect(concierge.requestCount).toBe(2)
+    await clock.advance(1)
+    await polled
+    expect(concierge.requestCount).toBe(3)
+  })
+})

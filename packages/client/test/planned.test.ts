@@ -38,8 +38,9 @@ function client(options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints
   const uplink = createUplink({
     clientId: 'gw-planned',
     backoff: { initialMs: 50, maxMs: 500 },
-    failover: { minStayMs: 0, allowedHosts: ['127.0.0.2'], ...options.failover },
     ...options,
+    // After `...options`, so that a test's own `failover` adds to these instead of replacing them.
+    failover: { minStayMs: 0, allowedHosts: ['127.0.0.2'], ...options.failover },
   } as UplinkOptions)
   cleanup.push(() => uplink.stop())
   return uplink
@@ -300,6 +301,7 @@ describe('refusals leave the connection alone', () => {
     const concierge = await startConcierge({ body: { endpoint: b.url, epoch: 1 } })
     cleanup.push(() => concierge.stop())
     concierge.setFault('500')
+    const minStayMs = 5_000
     const uplink = client({
       endpoints: [a.url],
       concierge: {
@@ -309,24 +311,90 @@ describe('refusals leave the connection alone', () => {
         jitter: 0,
         retries: 0,
       },
-      failover: { minStayMs: 600_000 },
+      failover: { minStayMs },
     })
     const errors: UplinkError[] = []
     uplink.on('error', (e) => errors.push(e))
     await uplink.start()
     // Start-up with the concierge failing: the configured endpoint is used.
     await nextEvent(uplink, 'connect')
+    const connectedAt = Date.now()
     expect(uplink.stats().endpoint).toBe(a.url)
     expect(errors.some((e) => e.code === 'CONCIERGE_ERROR')).toBe(true)
 
     concierge.setFault('none')
     const served = concierge.requestCount
+    const moved = nextEvent(uplink, 'failover', () => true, 15_000)
     await waitFor(
       () => concierge.requests.slice(served).some((r) => r.status === 200),
       'the directive served',
     )
-    await waitFor(() => concierge.requestCount > served + 1, 'another poll after the directive')
+    const servedAt = Date.now()
+    // The directive came well inside the stay: it is held, not followed, and not dropped.
+    expect(servedAt - connectedAt).toBeLessThan(minStayMs - 1_000)
     expect(uplink.stats().endpoint).toBe(a.url)
     expect(b.connectCount).toBe(0)
+    const event = await moved
+    const movedAt = Date.now()
+    expect(event).toMatchObject({ reason: 'concierge', from: a.url, to: b.url })
+    expect(movedAt - connectedAt).toBeGreaterThanOrEqual(minStayMs)
+    expect(uplink.stats().endpoint).toBe(b.url)
+  })
+
+  it('after a planned move the old broker keeps retained presence offline, the new one online', async () => {
+    const { a, b } = await twoRegions()
+    const uplink = client({
+      clientId: 'gw-presence-move',
+      endpoints: [a.url, b.url],
+      presence: { topic: 'status/gw-presence-move' },
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(
+      () => a.publishes.some((p) => p.topic === 'status/gw-presence-move'),
+      'online on the first broker',
+    )
+    const moved = nextEvent(uplink, 'failover')
+    await uplink.failover(b.url)
+    await moved
+    await waitFor(
+      () => a.disconnects.some((d) => d.clientId === 'gw-presence-move' && d.clean),
+      'old connection closed cleanly',
+    )
+    const retained = async (broker: typeof a) => {
+      const reader = await mqtt.connectAsync(broker.url, { clientId: `reader-${broker.host}` })
+      cleanup.push(() => reader.endAsync())
+      const got = new Promise<string>((r) => reader.once('message', (_t, p) => r(p.toString())))
+      await reader.subscribeAsync('status/gw-presence-move', { qos: 1 })
+      return got
+    }
+    expect(await retained(a)).toBe('offline')
+    expect(await retained(b)).toBe('online')
+  })
+
+  it('a DNS watch that cannot resolve says so with an error event', async () => {
+    const broker = await startBroker({ host: '127.0.0.1' })
+    const dns = await startDnsServer()
+    cleanup.push(
+      () => broker.stop(),
+      () => dns.stop(),
+    )
+    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+    const uplink = client({
+      endpoints: [`mqtt://iot.uplink.test:${broker.port}`],
+      dns: {
+        servers: [dns.server],
+        timeoutMs: 200,
+        systemFallback: false,
+        watch: { minIntervalMs: 100 },
+      },
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const failed = nextEvent(uplink, 'error', (e) => e.code.startsWith('DNS_'))
+    dns.setFault('servfail')
+    const error = await failed
+    expect(error.code).toBe('DNS_SERVFAIL')
+    expect(uplink.stats()).toMatchObject({ state: 'connected', address: '127.0.0.1' })
   })
 })

@@ -1,4 +1,4 @@
-import { UplinkError } from '@uplink/client'
+import { checkKeys, type KeyTree, UplinkError } from '@uplink/client'
 
 export interface SqliteOutboxOptions {
   /** The database file; created if absent. One outbox per file at a time (OUTBOX_LOCKED). */
@@ -36,6 +36,12 @@ export interface SqliteOutboxOptions {
    * after a restart, or past this budget, messages come from disk.
    */
   cacheBytes?: number
+  /**
+   * Space held aside in `<path>-reserve` while there is room, given up when deleting
+   * acknowledged messages meets a full disk, so that those deletes (which make the room) can
+   * always commit. Default 64 KiB; 0 holds none.
+   */
+  reserveBytes?: number
 }
 
 export const SQLITE_DEFAULTS = {
@@ -45,6 +51,7 @@ export const SQLITE_DEFAULTS = {
   durability: 'full' as const,
   groupCommit: { maxBatch: 2_000, maxDelayMs: 0 },
   cacheBytes: 16 * 2 ** 20,
+  reserveBytes: 64 * 1024,
 }
 
 export interface ResolvedSqliteOptions {
@@ -57,6 +64,7 @@ export interface ResolvedSqliteOptions {
   maxDelayMs: number
   maxPageCount: number | undefined
   cacheBytes: number
+  reserveBytes: number
 }
 
 function fail(field: string, why: string): never {
@@ -71,12 +79,28 @@ function int(value: unknown, field: string, fallback: number, min: number, max: 
   return value
 }
 
+/** Every option name: a misspelt one is refused with the name meant, not ignored. */
+const KEYS: KeyTree = {
+  path: true,
+  maxMessages: true,
+  maxBytes: true,
+  overflow: true,
+  durability: true,
+  groupCommit: { maxBatch: true, maxDelayMs: true },
+  maxPageCount: true,
+  cacheBytes: true,
+  reserveBytes: true,
+}
+
 export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqliteOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'must be an object')
+  checkKeys(input, KEYS, 'sqliteOutbox')
   if (typeof input.path !== 'string' || input.path.length === 0) fail('path', 'must be a file path')
   if (input.path === ':memory:' || input.path.startsWith('file:')) {
     fail('path', 'must be a plain file path: an in-memory database survives nothing')
   }
+  // SQLite would stop at the NUL and open a file with a shorter name than the one asked for.
+  if (input.path.includes('\u0000')) fail('path', 'must not contain NUL')
   const overflow = input.overflow ?? SQLITE_DEFAULTS.overflow
   if (overflow !== 'drop-oldest' && overflow !== 'reject') {
     fail('overflow', "must be 'drop-oldest' or 'reject'")
@@ -101,5 +125,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
         ? undefined
         : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
     cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
+    reserveBytes: int(input.reserveBytes, 'reserveBytes', SQLITE_DEFAULTS.reserveBytes, 0, 2 ** 30),
   }
 }

@@ -20,6 +20,7 @@ import {
 } from './options.js'
 import { type Row, RowCache } from './row-cache.js'
 import { inspect, migrate } from './schema.js'
+import { autocheckpointPages, Space } from './space.js'
 
 export interface SqliteOutboxInfo {
   /** Transactions committed since open: group commit shows as far fewer than messages. */
@@ -100,6 +101,9 @@ function moveAside(path: string): string {
   return aside
 }
 
+/** The WAL file is cut back to this after a checkpoint: a big group commit does not stay claimed. */
+const JOURNAL_SIZE_LIMIT = 4 * 2 ** 20
+
 function configure(db: Database, o: ResolvedSqliteOptions): void {
   // EXCLUSIVE locking: the first transaction takes the file's lock and keeps it until close, so a
   // second process (or a second outbox in this one) gets SQLITE_BUSY at once, and the OS drops
@@ -112,6 +116,9 @@ function configure(db: Database, o: ResolvedSqliteOptions): void {
     throw new UplinkError('OUTBOX_ERROR', 'SQLite refused WAL journal mode')
   }
   db.exec(`PRAGMA synchronous = ${o.durability === 'full' ? 'FULL' : 'NORMAL'}`)
+  db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`)
+  const pageSize = Number(db.pragma('page_size'))
+  db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpointPages(o.path, pageSize)}`)
   if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`)
   // Reads the whole file once: corruption found now is moved aside, not met mid-drain.
   const check = String(db.pragma('quick_check'))
@@ -119,6 +126,8 @@ function configure(db: Database, o: ResolvedSqliteOptions): void {
   const state = inspect(db)
   if (state === 'foreign') throw new NotOurs('not an Uplink outbox')
   if (state === 'newer') throw new NotOurs('written by a newer Uplink (schema version too high)')
+  // Only possible before the first table: pages freed by deletes can then go back to the volume.
+  if (state === 'fresh') db.exec('PRAGMA auto_vacuum = INCREMENTAL')
   migrate(db)
 }
 
@@ -167,8 +176,22 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
         code === 'SQLITE_CORRUPT' ||
         (err instanceof UplinkError && err.code === 'OUTBOX_CORRUPT')
       // Never a crash loop: keep the bad file for a person to look at, and start afresh. Moved
-      // before closing, because closing would delete a WAL that SQLite could not make sense of.
-      const aside = corrupt && !movedAside ? moveAside(o.path) : undefined
+      // before closing, because closing would delete a WAL that SQLite could not make sense of;
+      // closed whatever happens, so that a failed open leaves no handle on the volume.
+      let aside: string | undefined
+      try {
+        if (corrupt && !movedAside) aside = moveAside(o.path)
+      } catch (moveError) {
+        try {
+          db?.close()
+        } catch {}
+        const why = moveError instanceof Error ? moveError.message : String(moveError)
+        throw new UplinkError(
+          'OUTBOX_CORRUPT',
+          `${o.path} is not a usable outbox (${(err as Error).message}) and cannot be moved aside (${why}); move or delete it`,
+          { cause: moveError, details: { path: o.path } },
+        )
+      }
       try {
         db?.close()
       } catch {}
@@ -191,6 +214,11 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   }
 
   const db = open()
+  const isFull = (err: unknown) => sqliteCode(err) === 'SQLITE_FULL'
+  const space = new Space(db, o.path, o.reserveBytes)
+  // After a restart: hand back the WAL the last run left, then take the reserve if there is room.
+  space.reclaim()
+  space.ensureReserve()
   const sql = {
     insert: db.prepare(`${INSERT} ${ROW}`),
     insertMany: db.prepare(`${INSERT} ${Array(INSERT_ROWS).fill(ROW).join(', ')}`),
@@ -391,11 +419,13 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     removalTimer = undefined
     if (removals.size === 0 || closed) return
     try {
-      settleRemovals(transaction(deleteRemovals, false))
+      settleRemovals(space.withRoom(() => transaction(deleteRemovals, false), isFull, true))
     } catch (err) {
       // The rows stay, to be deleted with the next commit; at worst sent again after a restart.
       report(translate(err, o.path, 'deleting acknowledged messages'))
+      return
     }
+    if (messages === 0) space.drained()
   }
 
   /** The oldest row overflow may drop to make room for `arriving`, or none. */
@@ -410,8 +440,12 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     const drops: Row[] = []
     const added: Row[] = []
     let removed: number[] = []
-    try {
+    const write = () =>
       transaction(() => {
+        // A second try after a full disk starts from nothing.
+        outcomes.length = 0
+        drops.length = 0
+        added.length = 0
         // Acknowledged rows go first, in the same commit: they free room before the bounds below.
         removed = deleteRemovals()
         // Parameters of accepted rows not yet inserted, INSERT_ROWS at a time.
@@ -489,6 +523,8 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
         }
         insertHeld()
       }, true)
+    try {
+      space.withRoom(write, isFull, false)
     } catch (err) {
       const error = translate(err, o.path, 'storing messages')
       for (const p of batch) p.reject(error)
@@ -534,7 +570,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   }
 
   const expire = (rows: Row[]) => {
-    try {
+    const write = () =>
       transaction(() => {
         for (const row of rows) {
           if (sql.remove.get(row[0])) {
@@ -543,6 +579,8 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
           }
         }
       }, false)
+    try {
+      space.withRoom(write, isFull, true)
     } catch (err) {
       // They stay, behind the cursor: start from the head next time, so they expire again.
       rewind()

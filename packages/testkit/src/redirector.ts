@@ -6,7 +6,9 @@ import { listen } from './loopback.js'
  * A small MQTT 5 responder for what no broker here can produce: a server redirect. In `connack`
  * mode it refuses every CONNECT with reason 0x9C "use another server" (or 0x9D "server moved")
  * and a Server Reference. In `disconnect` mode it accepts, answers pings, PUBACKs and SUBACKs,
- * and sends DISCONNECT with the redirect when `redirectAll()` is called.
+ * and sends DISCONNECT with the redirect when `redirectAll()` is called. It takes QoS 2 too
+ * (PUBREC, then PUBCOMP), and `pubcompReasonCode` makes every PUBCOMP a failure, which no broker
+ * here can be made to send.
  */
 export interface TestRedirector {
   url: string
@@ -26,6 +28,8 @@ export async function startRedirector(options: {
   mode: 'connack' | 'disconnect'
   serverReference: string
   reasonCode?: 0x9c | 0x9d
+  /** Reason code of every PUBCOMP (disconnect mode); default 0, success. */
+  pubcompReasonCode?: number
   host?: string
 }): Promise<TestRedirector> {
   const host = options.host ?? '127.0.0.1'
@@ -73,6 +77,15 @@ export async function startRedirector(options: {
           state.publishes.push({ topic: packet.topic, payload: Buffer.from(packet.payload) })
           if (packet.qos === 1)
             send(socket, { cmd: 'puback', messageId: packet.messageId as number, reasonCode: 0 })
+          if (packet.qos === 2)
+            send(socket, { cmd: 'pubrec', messageId: packet.messageId as number, reasonCode: 0 })
+          break
+        case 'pubrel':
+          send(socket, {
+            cmd: 'pubcomp',
+            messageId: packet.messageId,
+            reasonCode: options.pubcompReasonCode ?? 0,
+          })
           break
         case 'subscribe':
           send(socket, {
