@@ -49,8 +49,12 @@ const BRAND: unique symbol = Symbol.for('uplink.error') as never
 
 export class UplinkError extends Error {
   /** `instanceof UplinkError` holds for an UplinkError from another copy too (it checks the brand). */
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { [BRAND]?: unknown })[BRAND] === true
+    )
   }
 
   override readonly name = 'UplinkError'

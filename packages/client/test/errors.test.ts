@@ -4,7 +4,8 @@ import { isUplinkError, toUplinkError, UplinkError } from '../src/errors.js'
 
 // A second, separately evaluated copy of the module: what npm's nested install or loading both
 // the ESM and the CommonJS build gives a process.
-const second = (await import('../src/errors.js?second-copy')) as typeof import('../src/errors.js')
+const specifier = '../src/errors.js?second-copy'
+const second: typeof import('../src/errors.js') = await import(specifier)
 
 describe('UplinkError identity', () => {
   it('is a separate class in the second copy (the premise of the tests below)', () => {
