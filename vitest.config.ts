@@ -2,13 +2,30 @@ import { defineConfig } from 'vitest/config'
 
 // Tests import the workspace packages from source through the `uplink-source` export
 // condition, so `pnpm test` needs no build first.
+const OUTBOX_SUITES = ['packages/store-sqlite/test/sqlite-outbox.test.ts', 'test/store-*.test.ts']
+
 export default defineConfig({
   resolve: { conditions: ['uplink-source'] },
   ssr: { resolve: { conditions: ['uplink-source'] } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        // Everything, with the SQLite driver `auto` picks: better-sqlite3 on Node, bun:sqlite on Bun.
+        test: { name: 'default', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        // The outbox suites again on Node's built-in SQLite (child processes inherit the env).
+        test: {
+          name: 'node-sqlite',
+          include: OUTBOX_SUITES,
+          env: { UPLINK_TEST_DRIVER: 'node:sqlite' },
+        },
+      },
+    ],
   },
 })

@@ -1,4 +1,5 @@
 import { UplinkError } from '@uplink/client'
+import { DRIVERS, type SqliteDriver } from './driver.js'
 
 export interface SqliteOutboxOptions {
   /** The database file; created if absent. One outbox per file at a time (OUTBOX_LOCKED). */
@@ -36,9 +37,15 @@ export interface SqliteOutboxOptions {
    * after a restart, or past this budget, messages come from disk.
    */
   cacheBytes?: number
+  /**
+   * The SQLite binding. auto (default): bun:sqlite on Bun; on Node better-sqlite3 if it is
+   * installed and loads, else Node's built-in node:sqlite (Node 22.13 and later).
+   */
+  driver?: SqliteDriver | 'auto'
 }
 
 export const SQLITE_DEFAULTS = {
+  driver: 'auto' as SqliteDriver | 'auto',
   maxMessages: 1_000_000,
   maxBytes: 256 * 2 ** 20,
   overflow: 'drop-oldest' as const,
@@ -57,6 +64,7 @@ export interface ResolvedSqliteOptions {
   maxDelayMs: number
   maxPageCount: number | undefined
   cacheBytes: number
+  driver: SqliteDriver | 'auto'
 }
 
 function fail(field: string, why: string): never {
@@ -85,6 +93,10 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
   if (durability !== 'full' && durability !== 'normal') {
     fail('durability', "must be 'full' or 'normal'")
   }
+  const driver = input.driver ?? SQLITE_DEFAULTS.driver
+  if (driver !== 'auto' && !DRIVERS.includes(driver)) {
+    fail('driver', `must be 'auto' or one of ${DRIVERS.map((d) => `'${d}'`).join(', ')}`)
+  }
   const group = input.groupCommit ?? {}
   if (typeof group !== 'object' || group === null) fail('groupCommit', 'must be an object')
   const { maxBatch, maxDelayMs } = SQLITE_DEFAULTS.groupCommit
@@ -101,5 +113,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
         ? undefined
         : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
     cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
+    driver,
   }
 }
