@@ -1,4 +1,4 @@
-import EventEmitter from 'eventemitter3'
+import { EventEmitter } from 'eventemitter3'
 import { within } from './clock.js'
 import { CONCIERGE_DEFAULTS, ConciergePoller } from './concierge.js'
 import { type Directive, parseDirective } from './directive.js'

@@ -1,4 +1,4 @@
-import type EventEmitter from 'eventemitter3'
+import type { EventEmitter } from 'eventemitter3'
 import { backoffDelay } from './backoff.js'
 import { parseServerReference } from './directive.js'
 import type { Resolver } from './dns.js'
