@@ -15,7 +15,11 @@ export default defineConfig({
       {
         extends: true,
         // Everything, with the SQLite driver `auto` picks: better-sqlite3 on Node, bun:sqlite on Bun.
-        test: { name: 'default', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'] },
+        test: {
+          name: 'default',
+          include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['test/packaging/**'],
+        },
       },
       {
         extends: true,
@@ -24,6 +28,16 @@ export default defineConfig({
           name: 'node-sqlite',
           include: OUTBOX_SUITES,
           env: { UPLINK_TEST_DRIVER: 'node:sqlite' },
+        },
+      },
+      {
+        extends: true,
+        // pnpm test:packaging: the packed tarballs installed outside the workspace (slow, registry).
+        test: {
+          name: 'packaging',
+          include: ['test/packaging/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 200_000,
         },
       },
     ],
