@@ -1,8 +1,12 @@
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 // Tests import the workspace packages from source through the `uplink-source` export
 // condition, so `pnpm test` needs no build first.
-const OUTBOX_SUITES = ['packages/store-sqlite/test/sqlite-outbox.test.ts', 'test/store-*.test.ts']
+const OUTBOX_SUITES = [
+  'packages/store-sqlite/test/sqlite-outbox.test.ts',
+  'packages/store-sqlite/test/driver.test.ts',
+  'test/store-*.test.ts',
+]
 
 export default defineConfig({
   resolve: { conditions: ['uplink-source'] },
@@ -18,7 +22,8 @@ export default defineConfig({
         test: {
           name: 'default',
           include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['test/packaging/**'],
+          // Setting exclude replaces vitest's own (node_modules and the like): keep it.
+          exclude: [...configDefaults.exclude, 'test/packaging/**'],
         },
       },
       {
