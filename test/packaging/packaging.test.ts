@@ -190,7 +190,8 @@ describe.each(NODE_LINES)('installed with npm on Node %i, no compiler reachable'
 
 describe('the installed declarations (Node 24 project)', () => {
   it.each(['node16', 'nodenext', 'bundler'])(
-    'type-check a consumer under %s resolution (ESM and CommonJS files)',
+    // node16 and nodenext check an .mts and a .cts file (import and require); bundler a .ts file.
+    'type-check a consumer under %s resolution',
     (mode) => {
       const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
       const dir = projects.get(24) as string
@@ -223,6 +224,20 @@ describe('installed without optional dependencies (no better-sqlite3)', () => {
     },
     INSTALL_MS,
   )
+})
+
+describe('a better-sqlite3 whose binary cannot load (a platform without a prebuilt one)', () => {
+  it('falls back to node:sqlite on Node 26', async () => {
+    const bin = nodeBin(26)
+    const env = noCompiler(bin)
+    const dir = join(work, 'node26-broken-binary')
+    cpSync(projects.get(26) as string, dir, { recursive: true })
+    const prebuilds = join(dir, 'node_modules/better-sqlite3/prebuilds')
+    for (const file of readdirSync(prebuilds))
+      writeFileSync(join(prebuilds, file), 'not an ELF file')
+    const outcome = await consume(join(bin, 'node'), 'esm.mjs', dir, env, 'broken-binary-26')
+    expect(outcome).toMatchObject({ driver: 'node:sqlite', runtime: 'node' })
+  })
 })
 
 describe('installed with bun add, no compiler reachable', () => {
