@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBroker, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { TEST_DRIVER } from '../packages/store-sqlite/test/support/driver.js'
 import { runFixture } from './support/child.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
@@ -86,7 +87,7 @@ describe('SQLite outbox across SIGKILL', () => {
   it('a second process opening the same outbox gets OUTBOX_LOCKED', async () => {
     const path = join(tempDir(), 'outbox.db')
     const { sqliteOutbox } = await import('@uplink/store-sqlite')
-    const box = sqliteOutbox({ path })
+    const box = sqliteOutbox({ path, driver: TEST_DRIVER })
     cleanup.push(() => box.close())
     const child = runFixture('open-outbox.ts', [path])
     await child.closed

@@ -1,13 +1,16 @@
 /**
  * pnpm bench:outbox [--json FILE] [--messages N] [--drain N] [--concurrency N] [--rounds N]
+ *                   [--drivers better-sqlite3,node:sqlite]
  *
  * Figures for the SQLite outbox, each beside its ceiling, measured in the same run on the same
  * disk. The script builds the packages first and measures the build, what users import. Sides
  * take turns going first round by round; rates are medians of the rounds, ratios medians of
  * each round's ratio, so a neighbour's burst of load on a shared machine lands on both sides.
+ * Each SQLite driver of this runtime (better-sqlite3 and node:sqlite on Node) is measured beside
+ * its own raw ceiling:
  * - enqueue: 200-byte messages into sqliteOutbox with durability full and normal, N publishes
- *   always outstanding so group commit has company, against raw better-sqlite3 inserting the
- *   same rows into the same table, 10 000 to a transaction, WAL and synchronous FULL;
+ *   always outstanding so group commit has company, against the same driver used raw, inserting
+ *   the same rows into the same table, 10 000 to a transaction, WAL and synchronous FULL;
  * - drain: a filled outbox drained by the Uplink client to a testkit broker against raw MQTT.js
  *   publishing QoS 1 with the same in-flight window to the same kind of broker: the backlog as
  *   one process stored it, the same after a restart (read back from disk), and the client with
@@ -20,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createUplink, DEFAULTS, memoryOutbox, type OutboxInput } from '@uplink/client'
-import { sqliteOutbox } from '@uplink/store-sqlite'
+import { DRIVERS, type SqliteDriver, sqliteOutbox } from '@uplink/store-sqlite'
 import { startBroker } from '@uplink/testkit'
 import mqtt from 'mqtt'
 
@@ -31,8 +34,16 @@ const { values } = parseArgs({
     drain: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '5' },
+    drivers: {
+      type: 'string',
+      default: process.versions.bun ? 'bun:sqlite' : 'better-sqlite3,node:sqlite',
+    },
   },
 })
+const BENCH_DRIVERS = values.drivers.split(',') as SqliteDriver[]
+for (const d of BENCH_DRIVERS) {
+  if (!DRIVERS.includes(d)) throw new Error(`--drivers: ${d} is not one of ${DRIVERS.join(', ')}`)
+}
 const N = Number(values.messages)
 const DRAIN_N = Number(values.drain)
 const CONCURRENCY = Number(values.concurrency)
@@ -80,9 +91,9 @@ function fileBytes(path: string): number {
 }
 
 /** Keeps CONCURRENCY publishes outstanding, as many sensors reporting at once would. */
-async function enqueueRun(durability: 'full' | 'normal') {
+async function enqueueRun(driver: SqliteDriver, durability: 'full' | 'normal') {
   const path = freshPath(`enqueue-${durability}`)
-  const box = sqliteOutbox({ path, durability, maxMessages: N + 1, maxBytes: 2 ** 40 })
+  const box = sqliteOutbox({ path, driver, durability, maxMessages: N + 1, maxBytes: 2 ** 40 })
   const t0 = performance.now()
   let started = 0
   let done = 0
@@ -107,24 +118,38 @@ async function enqueueRun(durability: 'full' | 'normal') {
   return { ...result, transactions, bytesPerMessage: fileBytes(path) / done }
 }
 
-/** The ceiling: the same rows into the same table, straight through better-sqlite3. */
-function rawInsertRun(): Run {
-  const Database = createRequire(import.meta.url)('better-sqlite3')
-  const db = new Database(freshPath('raw'))
-  db.pragma('locking_mode = EXCLUSIVE')
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
+/** A driver's own API, the little the ceiling needs: statements with run(), and exec(). */
+interface RawDb {
+  exec(sql: string): void
+  prepare(sql: string): { run(...params: unknown[]): unknown }
+  close(): void
+}
+const load = createRequire(import.meta.url)
+const RAW_OPEN: Record<SqliteDriver, (path: string) => RawDb> = {
+  'better-sqlite3': (path) => new (load('better-sqlite3'))(path),
+  'node:sqlite': (path) => new (load('node:sqlite').DatabaseSync)(path),
+  'bun:sqlite': (path) => new (load('bun:sqlite').Database)(path),
+}
+
+/** The ceiling: the same rows into the same table, straight through the same driver. */
+function rawInsertRun(driver: SqliteDriver): Run {
+  const db = RAW_OPEN[driver](freshPath('raw'))
+  db.exec('PRAGMA locking_mode = EXCLUSIVE')
+  db.exec('PRAGMA journal_mode = WAL')
+  db.exec('PRAGMA synchronous = FULL')
   db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, priority INTEGER NOT NULL,
     topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL,
     enqueued_at INTEGER NOT NULL, expires_at INTEGER, size INTEGER NOT NULL);
     CREATE INDEX messages_alarms ON messages (id) WHERE priority = 0;`)
   const insert = db.prepare('INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-  const batch = db.transaction((from: number, to: number) => {
+  const batch = (from: number, to: number) => {
+    db.exec('BEGIN')
     for (let i = from; i < to; i++) {
       const m = input(i)
       insert.run(i + 1, 1, m.topic, m.payload, 1, 0, Date.now(), null, m.topic.length + PAYLOAD)
     }
-  })
+    db.exec('COMMIT')
+  }
   const t0 = performance.now()
   let done = 0
   while (done < N && performance.now() - t0 < TIME_LIMIT_MS) {
@@ -153,21 +178,25 @@ type DrainKind = 'sqlite' | 'sqlite-reopened' | 'memory'
 /**
  * A filled outbox drained by the client: timed from start() to the last acknowledgement.
  */
-async function uplinkDrain(round: number, kind: DrainKind): Promise<Run & { received: number }> {
+async function uplinkDrain(
+  round: number,
+  kind: DrainKind,
+  driver: SqliteDriver = 'better-sqlite3',
+): Promise<Run & { received: number }> {
   const path = freshPath('drain')
   let box =
     kind === 'memory'
       ? memoryOutbox({ maxMessages: DRAIN_N, maxBytes: 2 ** 40 })
-      : sqliteOutbox({ path })
+      : sqliteOutbox({ path, driver })
   await Promise.all(Array.from({ length: DRAIN_N }, (_, i) => box.enqueue(input(i), Date.now())))
   if (kind === 'sqlite-reopened') {
     // A restart with a backlog: nothing is in memory, every message is read back from the file.
     await box.close()
-    box = sqliteOutbox({ path })
+    box = sqliteOutbox({ path, driver })
   }
   const broker = await startBroker()
   const uplink = createUplink({
-    clientId: `bench-uplink-${kind}-${round}`,
+    clientId: `bench-uplink-${kind}-${driver.replace(':', '-')}-${round}`,
     endpoints: [broker.url],
     outbox: box,
     inflightWindow: WINDOW,
@@ -223,16 +252,20 @@ const median = (xs: number[]) => {
 }
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
+type Enqueued = Awaited<ReturnType<typeof enqueueRun>>
+interface DriverRounds {
+  full: Enqueued[]
+  normal: Enqueued[]
+  raw: Run[]
+  drain: Drained[]
+  reopened: Drained[]
+}
+
 try {
-  const rounds = {
-    full: [] as Awaited<ReturnType<typeof enqueueRun>>[],
-    normal: [] as Awaited<ReturnType<typeof enqueueRun>>[],
-    raw: [] as Run[],
-    drainUplink: [] as Drained[],
-    drainReopened: [] as Drained[],
-    drainMemory: [] as Drained[],
-    drainRaw: [] as Drained[],
-  }
+  const perDriver = new Map<SqliteDriver, DriverRounds>(
+    BENCH_DRIVERS.map((d) => [d, { full: [], normal: [], raw: [], drain: [], reopened: [] }]),
+  )
+  const shared = { drainMemory: [] as Drained[], drainRaw: [] as Drained[] }
   // Round -1 warms up: the first side to publish through MQTT.js and aedes would otherwise pay
   // for their compilation. Its figures are thrown away.
   for (let r = -1; r < ROUNDS; r++) {
@@ -240,18 +273,22 @@ try {
       if (r >= 0) list.push(x)
     }
     // Rotate which side goes first, so neither always gets the warmer disk cache or the quieter
-    // moment.
-    const enqueueSides = [
-      async () => keep(rounds.full, await enqueueRun('full')),
-      async () => keep(rounds.normal, await enqueueRun('normal')),
-      async () => keep(rounds.raw, rawInsertRun()),
-    ]
-    for (const side of rotate(enqueueSides, r + 1)) await side()
+    // moment. Each driver's sides run back to back with its own ceiling.
+    for (const [driver, d] of perDriver) {
+      const enqueueSides = [
+        async () => keep(d.full, await enqueueRun(driver, 'full')),
+        async () => keep(d.normal, await enqueueRun(driver, 'normal')),
+        async () => keep(d.raw, rawInsertRun(driver)),
+      ]
+      for (const side of rotate(enqueueSides, r + 1)) await side()
+    }
     const drainSides = [
-      async () => keep(rounds.drainRaw, await rawMqttDrain(r)),
-      async () => keep(rounds.drainUplink, await uplinkDrain(r, 'sqlite')),
-      async () => keep(rounds.drainReopened, await uplinkDrain(r, 'sqlite-reopened')),
-      async () => keep(rounds.drainMemory, await uplinkDrain(r, 'memory')),
+      async () => keep(shared.drainRaw, await rawMqttDrain(r)),
+      async () => keep(shared.drainMemory, await uplinkDrain(r, 'memory')),
+      ...[...perDriver].flatMap(([driver, d]) => [
+        async () => keep(d.drain, await uplinkDrain(r, 'sqlite', driver)),
+        async () => keep(d.reopened, await uplinkDrain(r, 'sqlite-reopened', driver)),
+      ]),
     ]
     for (const side of rotate(drainSides, r + 1)) await side()
     process.stderr.write(r < 0 ? 'warm-up done\n' : `round ${r + 1}/${ROUNDS} done\n`)
@@ -261,61 +298,70 @@ try {
   // least, so the ratio reported is the median of the rounds' ratios.
   const ratio = (runs: Run[], base: Run[]) =>
     median(runs.map((x, i) => x.perSecond / (base[i] as Run).perSecond))
-  const figures = {
-    full: { rate: rate(rounds.full), ratio: ratio(rounds.full, rounds.raw) },
-    normal: { rate: rate(rounds.normal), ratio: ratio(rounds.normal, rounds.raw) },
-    raw: rate(rounds.raw),
-    drain: { rate: rate(rounds.drainUplink), ratio: ratio(rounds.drainUplink, rounds.drainRaw) },
-    reopened: {
-      rate: rate(rounds.drainReopened),
-      ratio: ratio(rounds.drainReopened, rounds.drainRaw),
-    },
-    memory: { rate: rate(rounds.drainMemory), ratio: ratio(rounds.drainMemory, rounds.drainRaw) },
-    drainRaw: rate(rounds.drainRaw),
+  const drainRaw = rate(shared.drainRaw)
+  const memory = {
+    rate: rate(shared.drainMemory),
+    ratio: ratio(shared.drainMemory, shared.drainRaw),
   }
-  const perMessage = median(rounds.full.map((x) => x.bytesPerMessage))
-  const transactions = median(rounds.full.map((x) => x.transactions))
-  const lost = [...rounds.drainUplink, ...rounds.drainReopened, ...rounds.drainMemory].filter(
-    (x) => x.received < x.messages,
-  ).length
+  const figures = [...perDriver].map(([driver, d]) => ({
+    driver,
+    full: { rate: rate(d.full), ratio: ratio(d.full, d.raw) },
+    normal: { rate: rate(d.normal), ratio: ratio(d.normal, d.raw) },
+    raw: rate(d.raw),
+    drain: { rate: rate(d.drain), ratio: ratio(d.drain, shared.drainRaw) },
+    reopened: { rate: rate(d.reopened), ratio: ratio(d.reopened, shared.drainRaw) },
+    perMessage: median(d.full.map((x) => x.bytesPerMessage)),
+    transactions: median(d.full.map((x) => x.transactions)),
+    rounds: d,
+  }))
+  const lost = [
+    ...shared.drainMemory,
+    ...[...perDriver.values()].flatMap((d) => [...d.drain, ...d.reopened]),
+  ].filter((x) => x.received < x.messages).length
 
-  const rawSql = `${fmt(figures.raw)} msg/s raw`
-  const rawMqtt = `${fmt(figures.drainRaw)} msg/s MQTT.js`
-  const rows: Array<[string, string, string, string]> = [
-    [
-      'enqueue, durability full (group commit)',
-      `${fmt(figures.full.rate)} msg/s`,
-      rawSql,
-      figures.full.ratio.toFixed(2),
-    ],
-    [
-      'enqueue, durability normal (group commit)',
-      `${fmt(figures.normal.rate)} msg/s`,
-      rawSql,
-      figures.normal.ratio.toFixed(2),
-    ],
-    [
-      `drain to a broker, QoS 1, window ${WINDOW}`,
-      `${fmt(figures.drain.rate)} msg/s`,
-      rawMqtt,
-      figures.drain.ratio.toFixed(2),
-    ],
-    [
-      '  after a restart (all read from disk)',
-      `${fmt(figures.reopened.rate)} msg/s`,
-      rawMqtt,
-      figures.reopened.ratio.toFixed(2),
-    ],
-    [
-      '  the same client, in-memory outbox',
-      `${fmt(figures.memory.rate)} msg/s`,
-      rawMqtt,
-      figures.memory.ratio.toFixed(2),
-    ],
-    [`on disk per stored message (${PAYLOAD} B payload)`, `${perMessage.toFixed(0)} B`, '', ''],
-  ]
+  const rawMqtt = `${fmt(drainRaw)} msg/s MQTT.js`
+  const rows: Array<[string, string, string, string]> = []
+  for (const f of figures) {
+    const rawSql = `${fmt(f.raw)} msg/s raw`
+    rows.push(
+      [
+        `${f.driver}: enqueue, durability full`,
+        `${fmt(f.full.rate)} msg/s`,
+        rawSql,
+        f.full.ratio.toFixed(2),
+      ],
+      [
+        `${f.driver}: enqueue, durability normal`,
+        `${fmt(f.normal.rate)} msg/s`,
+        rawSql,
+        f.normal.ratio.toFixed(2),
+      ],
+      [
+        `${f.driver}: drain, QoS 1, window ${WINDOW}`,
+        `${fmt(f.drain.rate)} msg/s`,
+        rawMqtt,
+        f.drain.ratio.toFixed(2),
+      ],
+      [
+        `${f.driver}:   after a restart (from disk)`,
+        `${fmt(f.reopened.rate)} msg/s`,
+        rawMqtt,
+        f.reopened.ratio.toFixed(2),
+      ],
+      [`${f.driver}: on disk per message (${PAYLOAD} B)`, `${f.perMessage.toFixed(0)} B`, '', ''],
+    )
+  }
+  rows.push([
+    'the same client, in-memory outbox',
+    `${fmt(memory.rate)} msg/s`,
+    rawMqtt,
+    memory.ratio.toFixed(2),
+  ])
+  const runtimeName = process.versions.bun
+    ? `Bun ${process.versions.bun}`
+    : `Node ${process.versions.node}`
   console.log(
-    `\nSQLite outbox (built packages): ${fmt(N)} enqueues of ${PAYLOAD} B with ${fmt(CONCURRENCY)} outstanding, ${fmt(DRAIN_N)} drained; rates are medians of ${ROUNDS} rounds, ratios medians of the rounds' ratios; ${process.platform} ${process.arch}, Node ${process.versions.node}\n`,
+    `\nSQLite outbox (built packages): ${fmt(N)} enqueues of ${PAYLOAD} B with ${fmt(CONCURRENCY)} outstanding, ${fmt(DRAIN_N)} drained; rates are medians of ${ROUNDS} rounds, ratios medians of the rounds' ratios; ${process.platform} ${process.arch}, ${runtimeName}\n`,
   )
   console.log(
     `${'figure'.padEnd(44)} ${'Uplink'.padStart(16)} ${'baseline'.padStart(24)} ${'ratio'.padStart(6)}`,
@@ -323,9 +369,11 @@ try {
   for (const [name, a, b, r] of rows) {
     console.log(`${name.padEnd(44)} ${a.padStart(16)} ${b.padStart(24)} ${r.padStart(6)}`)
   }
-  console.log(
-    `\ngroup commit: ${fmt(N)} messages in ${fmt(transactions)} transactions (full); raw: ${fmt(RAW_TRANSACTION)} rows a transaction`,
-  )
+  for (const f of figures) {
+    console.log(
+      `\ngroup commit (${f.driver}): ${fmt(N)} messages in ${fmt(f.transactions)} transactions (full); raw: ${fmt(RAW_TRANSACTION)} rows a transaction`,
+    )
+  }
   if (lost > 0) console.log(`WARNING: ${lost} drain run(s) reached the broker short`)
 
   if (values.json) {
@@ -334,43 +382,49 @@ try {
     const record = {
       benchmark: 'outbox',
       platform: `${process.platform} ${process.arch}`,
-      node: process.versions.node,
+      runtime: runtimeName,
       payloadBytes: PAYLOAD,
       rounds: ROUNDS,
-      enqueue: {
-        messages: N,
-        concurrency: CONCURRENCY,
-        fullPerSecond: Math.round(figures.full.rate),
-        normalPerSecond: Math.round(figures.normal.rate),
-        rawBetterSqlite3PerSecond: Math.round(figures.raw),
-        rawRowsPerTransaction: RAW_TRANSACTION,
-        ratioFull: ratio3(figures.full.ratio),
-        ratioNormal: ratio3(figures.normal.ratio),
-        transactionsFull: transactions,
-        runs: {
-          full: perSecond(rounds.full),
-          normal: perSecond(rounds.normal),
-          raw: perSecond(rounds.raw),
-        },
-      },
+      enqueue: { messages: N, concurrency: CONCURRENCY, rawRowsPerTransaction: RAW_TRANSACTION },
       drain: {
         messages: DRAIN_N,
         window: WINDOW,
-        uplinkPerSecond: Math.round(figures.drain.rate),
-        rawMqttJsPerSecond: Math.round(figures.drainRaw),
-        ratio: ratio3(figures.drain.ratio),
-        reopenedPerSecond: Math.round(figures.reopened.rate),
-        reopenedRatio: ratio3(figures.reopened.ratio),
-        memoryOutboxPerSecond: Math.round(figures.memory.rate),
-        memoryOutboxRatio: ratio3(figures.memory.ratio),
+        rawMqttJsPerSecond: Math.round(drainRaw),
+        memoryOutboxPerSecond: Math.round(memory.rate),
+        memoryOutboxRatio: ratio3(memory.ratio),
         runs: {
-          uplink: perSecond(rounds.drainUplink),
-          reopened: perSecond(rounds.drainReopened),
-          memoryOutbox: perSecond(rounds.drainMemory),
-          rawMqttJs: perSecond(rounds.drainRaw),
+          memoryOutbox: perSecond(shared.drainMemory),
+          rawMqttJs: perSecond(shared.drainRaw),
         },
       },
-      bytesOnDiskPerMessage: Math.round(perMessage),
+      drivers: Object.fromEntries(
+        figures.map((f) => [
+          f.driver,
+          {
+            enqueue: {
+              fullPerSecond: Math.round(f.full.rate),
+              normalPerSecond: Math.round(f.normal.rate),
+              rawPerSecond: Math.round(f.raw),
+              ratioFull: ratio3(f.full.ratio),
+              ratioNormal: ratio3(f.normal.ratio),
+              transactionsFull: f.transactions,
+              runs: {
+                full: perSecond(f.rounds.full),
+                normal: perSecond(f.rounds.normal),
+                raw: perSecond(f.rounds.raw),
+              },
+            },
+            drain: {
+              uplinkPerSecond: Math.round(f.drain.rate),
+              ratio: ratio3(f.drain.ratio),
+              reopenedPerSecond: Math.round(f.reopened.rate),
+              reopenedRatio: ratio3(f.reopened.ratio),
+              runs: { uplink: perSecond(f.rounds.drain), reopened: perSecond(f.rounds.reopened) },
+            },
+            bytesOnDiskPerMessage: Math.round(f.perMessage),
+          },
+        ]),
+      ),
     }
     writeFileSync(values.json, `${JSON.stringify(record, null, 2)}\n`)
     console.log(`wrote ${values.json}`)

@@ -6,7 +6,7 @@ export default defineConfig({
   dts: true,
   clean: true,
   sourcemap: true,
-  target: 'node20',
+  target: 'node22',
   // import.meta.url (for createRequire) in the CommonJS build too.
   shims: true,
   // Loaded at run time by name: better-sqlite3 on Node, bun:sqlite on Bun.

@@ -1,6 +1,9 @@
 import { provision } from './provision.js'
 
-/** vitest globalSetup of `pnpm test`: Mosquitto for the MQTT 5 tests, openssl for the test PKI. */
+/**
+ * vitest globalSetup of `pnpm test`: Mosquitto for the MQTT 5 tests, dnsmasq for the README's
+ * AAAA-refusing DNS server, openssl for the test PKI.
+ */
 export default function setup(): void {
-  provision('pnpm test', ['mosquitto', 'openssl'])
+  provision('pnpm test', ['mosquitto', 'dnsmasq', 'openssl'])
 }

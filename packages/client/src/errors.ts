@@ -43,7 +43,22 @@ export type UplinkErrorCode =
   | 'DIRECTIVE_REFUSED'
   | 'FAILOVER_FAILED'
 
+/**
+ * Marks an UplinkError from any copy of this package: npm may install two (a nested one for a
+ * second version, or the ESM and the CommonJS build in one process), and each has its own class.
+ */
+const BRAND: unique symbol = Symbol.for('uplink.error') as never
+
 export class UplinkError extends Error {
+  /** `instanceof UplinkError` holds for an UplinkError from another copy too (it checks the brand). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { [BRAND]?: unknown })[BRAND] === true
+    )
+  }
+
   override readonly name = 'UplinkError'
   readonly code: UplinkErrorCode
   /** Machine-readable facts about the failure (reason codes, server references); never secrets. */
@@ -60,6 +75,10 @@ export class UplinkError extends Error {
   }
 }
 
+// On the prototype, not each instance: no own property for util.inspect or JSON to show.
+Object.defineProperty(UplinkError.prototype, BRAND, { value: true })
+
+/** True for an UplinkError from any copy of @uplink/client, and (given `code`) with that code. */
 export function isUplinkError(err: unknown, code?: UplinkErrorCode): err is UplinkError {
   return err instanceof UplinkError && (code === undefined || err.code === code)
 }

@@ -1,4 +1,5 @@
 import { checkKeys, type KeyTree, UplinkError } from '@uplink/client'
+import { DRIVERS, type SqliteDriver } from './driver.js'
 
 export interface SqliteOutboxOptions {
   /** The database file; created if absent. One outbox per file at a time (OUTBOX_LOCKED). */
@@ -42,9 +43,15 @@ export interface SqliteOutboxOptions {
    * always commit. Default 64 KiB; 0 holds none.
    */
   reserveBytes?: number
+  /**
+   * The SQLite binding. auto (default): bun:sqlite on Bun; on Node better-sqlite3 if it is
+   * installed and loads, else Node's built-in node:sqlite (Node 22.13 and later).
+   */
+  driver?: SqliteDriver | 'auto'
 }
 
 export const SQLITE_DEFAULTS = {
+  driver: 'auto' as SqliteDriver | 'auto',
   maxMessages: 1_000_000,
   maxBytes: 256 * 2 ** 20,
   overflow: 'drop-oldest' as const,
@@ -65,6 +72,7 @@ export interface ResolvedSqliteOptions {
   maxPageCount: number | undefined
   cacheBytes: number
   reserveBytes: number
+  driver: SqliteDriver | 'auto'
 }
 
 function fail(field: string, why: string): never {
@@ -90,7 +98,8 @@ const KEYS: KeyTree = {
   maxPageCount: true,
   cacheBytes: true,
   reserveBytes: true,
-}
+  driver: true,
+} satisfies Record<keyof Required<SqliteOutboxOptions>, true | KeyTree>
 
 export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqliteOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'must be an object')
@@ -109,6 +118,10 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
   if (durability !== 'full' && durability !== 'normal') {
     fail('durability', "must be 'full' or 'normal'")
   }
+  const driver = input.driver ?? SQLITE_DEFAULTS.driver
+  if (driver !== 'auto' && !DRIVERS.includes(driver)) {
+    fail('driver', `must be 'auto' or one of ${DRIVERS.map((d) => `'${d}'`).join(', ')}`)
+  }
   const group = input.groupCommit ?? {}
   if (typeof group !== 'object' || group === null) fail('groupCommit', 'must be an object')
   const { maxBatch, maxDelayMs } = SQLITE_DEFAULTS.groupCommit
@@ -126,5 +139,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
         : int(input.maxPageCount, 'maxPageCount', 0, 16, 2 ** 31),
     cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
     reserveBytes: int(input.reserveBytes, 'reserveBytes', SQLITE_DEFAULTS.reserveBytes, 0, 2 ** 30),
+    driver,
   }
 }

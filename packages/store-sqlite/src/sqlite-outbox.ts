@@ -12,7 +12,7 @@ import {
   UplinkError,
   type UplinkErrorCode,
 } from '@uplink/client'
-import { type Database, openDatabase, runtime, sqliteCode } from './driver.js'
+import { type Database, runtime, type SqliteDriver, selectDriver, sqliteCode } from './driver.js'
 import {
   type ResolvedSqliteOptions,
   resolveSqliteOptions,
@@ -25,8 +25,10 @@ import { autocheckpointPages, Space } from './space.js'
 export interface SqliteOutboxInfo {
   /** Transactions committed since open: group commit shows as far fewer than messages. */
   transactions: number
-  /** The binding in use. */
+  /** The runtime. */
   runtime: 'bun' | 'node'
+  /** The SQLite binding in use (see the `driver` option). */
+  driver: SqliteDriver
   /** Where a corrupt or foreign file found at the path was moved, if one was. */
   movedAside: string | undefined
 }
@@ -158,6 +160,7 @@ function translate(err: unknown, path: string, doing: string): UplinkError {
  */
 export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const o = resolveSqliteOptions(options)
+  const driver = selectDriver(o.driver)
   // Reported once a listener is set: the client sets it after the outbox is built.
   const startupErrors: UplinkError[] = []
   let movedAside: string | undefined
@@ -165,7 +168,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const open = (): Database => {
     let db: Database | undefined
     try {
-      db = openDatabase(o.path)
+      db = driver.open(o.path)
       configure(db, o)
       return db
     } catch (err) {
@@ -595,7 +598,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 
   return {
     path: o.path,
-    info: () => ({ transactions, runtime, movedAside }),
+    info: () => ({ transactions, runtime, driver: driver.name, movedAside }),
 
     enqueue(input, now) {
       if (closed) return Promise.reject(new UplinkError('OUTBOX_CLOSED', 'the outbox is closed'))

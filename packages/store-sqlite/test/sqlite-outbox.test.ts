@@ -1,5 +1,6 @@
-// One file for both runtimes: `pnpm test` runs it on Node with better-sqlite3, `pnpm test:bun`
-// runs the same vitest file on Bun (bun --bun vitest), where the outbox uses bun:sqlite.
+// One file for every driver: `pnpm test` runs it on Node with better-sqlite3 and again with
+// node:sqlite (vitest project node-sqlite), `pnpm test:bun` on Bun (bun --bun vitest) with
+// bun:sqlite.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -16,6 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../src/driver.js'
 import { type SqliteOutbox, type SqliteOutboxOptions, sqliteOutbox } from '../src/index.js'
 import { APPLICATION_ID, MIGRATIONS } from '../src/schema.js'
+import { EXPECTED_DRIVER, TEST_DRIVER } from './support/driver.js'
 
 const msg = (
   n: number,
@@ -54,7 +56,7 @@ const tempPath = () => {
   return join(dir, 'outbox.db')
 }
 const outbox = (options: Partial<SqliteOutboxOptions> = {}) => {
-  const box = sqliteOutbox({ ...options, path: options.path ?? tempPath() })
+  const box = sqliteOutbox({ driver: TEST_DRIVER, ...options, path: options.path ?? tempPath() })
   open.push(box)
   return box
 }
@@ -537,7 +539,7 @@ describe('sqliteOutbox: bounds', () => {
 describe('sqliteOutbox: files', () => {
   it('migrates a file from schema version 1, keeping its messages', async () => {
     const path = tempPath()
-    const db = openDatabase(path)
+    const db = openDatabase(path, TEST_DRIVER)
     db.exec(MIGRATIONS[0] as string)
     db.exec('PRAGMA user_version = 1')
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`)
@@ -552,7 +554,7 @@ describe('sqliteOutbox: files', () => {
     ])
     expect((await box.enqueue(msg(2), 0)).id).toBe(2)
     await closeOne(box)
-    const check = openDatabase(path)
+    const check = openDatabase(path, TEST_DRIVER)
     expect(Number(check.pragma('user_version'))).toBe(MIGRATIONS.length)
     const indexes = check
       .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")
@@ -563,7 +565,7 @@ describe('sqliteOutbox: files', () => {
 
   it('migrates a file from schema version 2 (the two-column drain index)', async () => {
     const path = tempPath()
-    const db = openDatabase(path)
+    const db = openDatabase(path, TEST_DRIVER)
     for (const step of MIGRATIONS.slice(0, 2)) db.exec(step)
     db.exec('PRAGMA user_version = 2')
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`)
@@ -612,7 +614,7 @@ describe('sqliteOutbox: files', () => {
 
   it('moves a foreign SQLite file aside', async () => {
     const path = tempPath()
-    const db = openDatabase(path)
+    const db = openDatabase(path, TEST_DRIVER)
     db.exec("CREATE TABLE customers (name TEXT); INSERT INTO customers VALUES ('x')")
     db.close()
     const box = outbox({ path })
@@ -624,7 +626,7 @@ describe('sqliteOutbox: files', () => {
 
   it('moves aside an outbox written by a newer schema version', async () => {
     const path = tempPath()
-    const db = openDatabase(path)
+    const db = openDatabase(path, TEST_DRIVER)
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`)
     db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`)
     db.exec('CREATE TABLE future (x)')
@@ -727,7 +729,8 @@ describe('sqliteOutbox: options and lifecycle', () => {
     expect(outbox({ path }).stats().messages).toBe(1)
   })
 
-  it('runs on the binding of this runtime', () => {
+  it('runs on the driver this run is for, on this runtime', () => {
+    expect(outbox().info().driver).toBe(EXPECTED_DRIVER)
     expect(outbox().info().runtime).toBe(process.versions.bun ? 'bun' : 'node')
     // pnpm test:bun says which runtime it meant, so workers falling back to Node cannot pass.
     if (process.env.UPLINK_TEST_RUNTIME) {
