@@ -20,6 +20,7 @@ import {
 } from './options.js'
 import { type Row, RowCache } from './row-cache.js'
 import { inspect, migrate } from './schema.js'
+import { testHooks } from './test-hooks.js'
 
 export interface SqliteOutboxInfo {
   /** Transactions committed since open: group commit shows as far fewer than messages. */
@@ -111,7 +112,8 @@ function configure(db: Database, o: ResolvedSqliteOptions): void {
   if (String(db.pragma('journal_mode = WAL')).toLowerCase() !== 'wal') {
     throw new UplinkError('OUTBOX_ERROR', 'SQLite refused WAL journal mode')
   }
-  db.exec(`PRAGMA synchronous = ${o.durability === 'full' ? 'FULL' : 'NORMAL'}`)
+  const synchronous = testHooks.synchronous ?? (o.durability === 'full' ? 'FULL' : 'NORMAL')
+  db.exec(`PRAGMA synchronous = ${synchronous}`)
   if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`)
   // Reads the whole file once: corruption found now is moved aside, not met mid-drain.
   const check = String(db.pragma('quick_check'))
