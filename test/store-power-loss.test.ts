@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { type CutReport, startBroker, startPowerLossFs, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -47,9 +48,21 @@ function firstSeen(payloads: Buffer[]): number[] {
   return order
 }
 
+/** An address where no broker listens: connecting is refused. */
+async function deadUrl(): Promise<string> {
+  const server = createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  await new Promise((r) => server.close(r))
+  return `mqtt://127.0.0.1:${port}`
+}
+
 /**
- * `rounds` publishers, each cut off by a power cut, then one drain. `torn`: every other round's
- * cut lets half of the unsynced pages and names reach the disk, in no order, instead of none.
+ * `rounds` publishers, each cut off by a power cut, then one drain. The rounds take turns, in
+ * every combination: the broker reachable or not (then every resolved message is still only on
+ * disk at the cut, and the WAL grows through checkpoints; the next round drains that backlog
+ * while publishing more); the cut at a random moment, or armed to land inside a commit; and, if
+ * `torn`, the cut letting half of the unsynced pages and names reach the disk, in no order.
  */
 async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promise<Run> {
   const fs = await startPowerLossFs()
@@ -57,6 +70,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
   const broker = await startBroker()
   cleanup.push(() => broker.stop())
   const path = join(fs.mountpoint, 'outbox.db')
+  const offline = await deadUrl()
   // Seeded, so a failing run can be replayed with UPLINK_TEST_SEED; where the cut lands in the
   // child's commit cycle is still up to the scheduler, which is the point.
   let seed = Number(process.env.UPLINK_TEST_SEED ?? 20_261_201)
@@ -70,7 +84,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
     // Each round its own range of sequence numbers, so a seq never means two messages.
     const child = runFixture('publisher.ts', [
       path,
-      broker.url,
+      round % 2 === 0 ? broker.url : offline,
       String(round * 1_000_000),
       'publish',
       setting,
@@ -81,20 +95,31 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
       exited = true
     })
     const acks = () => child.lines.filter((l) => l.startsWith('ack ')).length
-    // Cut after 20 to 300 acknowledged publishes and up to 20 ms more: anywhere in a commit, an
-    // fsync, a batch of deletes or a checkpoint.
+    // Cut after 20 to 300 acknowledged publishes, then anywhere in a commit, an fsync, a batch of
+    // deletes or a checkpoint.
     const cutAfter = 20 + Math.floor(random() * 280)
     // Generous: on a loaded machine, starting Node with tsx alone can take seconds.
     await waitFor(() => exited || acks() >= cutAfter, `round ${round}: ${cutAfter} acks`, 60_000)
     expect(exited, `round ${round}: the publisher died before the cut`).toBe(false)
-    await new Promise((r) => setTimeout(r, Math.floor(random() * 20)))
-    const keep = torn && round % 2 === 1 ? 0.5 : 0
-    // The process and the power die together: first the process, so that it cannot go on
-    // delivering from memory what the disk lost (that would hide a loss); nothing syncs between
-    // the two, because the process is gone, so the cut then forgets what the power would have.
-    child.kill('SIGKILL')
-    await child.closed
-    const cut = await fs.cut({ keep, seed: Math.floor(random() * 2 ** 31) })
+    const keep = torn && (round >> 2) % 2 === 1 ? 0.5 : 0
+    const cutSeed = Math.floor(random() * 2 ** 31)
+    let cut: CutReport
+    if ((round >> 1) % 2 === 1) {
+      // Inside a commit: at one of its next 40 writes or syncs, which fails; the filesystem kills
+      // the child as it cuts.
+      const afterOps = 1 + Math.floor(random() * 40)
+      cut = await fs.armCut({ afterOps, keep, seed: cutSeed })
+      await child.closed
+    } else {
+      // At a random moment, 0 to 20 ms on. The process and the power die together: first the
+      // process, so that it cannot go on delivering from memory what the disk lost (that would
+      // hide a loss); nothing syncs between the two, because the process is gone, so the cut
+      // then forgets what the power would have.
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 20)))
+      child.kill('SIGKILL')
+      await child.closed
+      cut = await fs.cut({ keep, seed: cutSeed })
+    }
     driver ??= child.lines.find((l) => l.startsWith('driver '))?.slice(7)
     const acked = child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)))
     results.push({ acked, cut, keep })
@@ -144,7 +169,7 @@ describe('SQLite outbox across power cuts', () => {
   ] as const)(
     '%s: resolved messages are lost at power cuts (%s)',
     async (setting) => {
-      const run = await powerCuts(setting, 10, false)
+      const run = await powerCuts(setting, 16, true)
       console.log(summary(setting, run))
       expect(run.rounds.filter((r) => r.lost.length > 0).length).toBeGreaterThan(0)
     },

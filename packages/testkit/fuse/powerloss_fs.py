@@ -25,6 +25,13 @@ Commands, one a line on stdin; each answered by one JSON line on stdout:
   in its own order before dying (reordered and torn writes). Every file handle open at the cut is
   dead from then on: reads, writes and syncs through it fail with EIO, as the process that held it
   would not have survived the cut. Opening again sees what is left. Answers what was lost.
+- `arm n [keep [seed]]`: the cut, at the n-th operation from now that changes what the disk
+  holds (write, truncate, fsync, directory fsync, create, mkdir, unlink, rmdir, rename): that
+  operation fails with EIO and is not done, the power is cut as above, and every process with a
+  handle open on the filesystem is killed first (SIGKILL, except the one that started this
+  filesystem), as the machine would die with its disk. So the cut lands exactly inside a
+  commit: between two of its writes, or just before its fsync. Answered at once with
+  `{"armed": n}`, and once it fires by an unsolicited `{"fired": <what was lost>}` line.
 - `stats`: counters (writes, fsyncs, directory fsyncs, cuts).
 - `stop`, or end of input (the test runner died): unmounts lazily and exits.
 The first line out is `{"ready": true}` once the mount is up.
@@ -34,15 +41,20 @@ import errno
 import json
 import os
 import random
+import signal
 import stat
 import subprocess
 import sys
 import threading
 import time
 
-from fusepy import FUSE, FuseOSError, Operations
+from fusepy import FUSE, FuseOSError, Operations, fuse_get_context
 
 PAGE = 4096
+# What `arm` counts: the operations that change what the disk holds.
+MUTATING = {
+    'write', 'truncate', 'fsync', 'fsyncdir', 'create', 'mkdir', 'unlink', 'rmdir', 'rename',
+}
 
 
 class Node:
@@ -158,8 +170,12 @@ class PowerLossFs(Operations):
         self.next_ino = 2
         self.root = Dir(1, 0o755)
         self.nodes = {1: self.root}
-        # Open handles: number -> node. Emptied by a cut; numbers are never reused.
+        # Open handles: number -> node, and the process that opened each. Emptied by a cut;
+        # numbers are never reused.
         self.handles = {}
+        self.openers = {}
+        # An armed cut: [operations left, keep, seed], or None.
+        self.armed = None
         self.next_fh = 1
         self.counts = {'writes': 0, 'fsyncs': 0, 'dirsyncs': 0, 'cuts': 0}
 
@@ -167,7 +183,23 @@ class PowerLossFs(Operations):
     # finished before the cut (durable) or fails after it.
     def __call__(self, op, *args):
         with self.mutex:
+            if self.armed and op in MUTATING:
+                self.armed[0] -= 1
+                if self.armed[0] <= 0:
+                    self.fire()
+                    raise FuseOSError(errno.EIO)
             return super().__call__(op, *args)
+
+    def fire(self):
+        _, keep, seed = self.armed
+        self.armed = None
+        me = os.getpid()
+        for pid in set(self.openers.values()) - {me, os.getppid(), 0}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        reply({'fired': self.drop(keep, seed)})
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -201,6 +233,7 @@ class PowerLossFs(Operations):
         fh = self.next_fh
         self.next_fh += 1
         self.handles[fh] = node
+        self.openers[fh] = fuse_get_context()[2]
         return fh
 
     def new_ino(self):
@@ -293,6 +326,7 @@ class PowerLossFs(Operations):
 
     def release(self, path, fh):
         self.handles.pop(fh, None)
+        self.openers.pop(fh, None)
 
     # -- directories ------------------------------------------------------------------------
 
@@ -362,42 +396,53 @@ class PowerLossFs(Operations):
 
     def releasedir(self, path, fh):
         self.handles.pop(fh, None)
+        self.openers.pop(fh, None)
 
     # -- the power cut ----------------------------------------------------------------------
 
     def cut(self, keep=0.0, seed=0):
+        with self.mutex:
+            self.armed = None
+            return self.drop(keep, seed)
+
+    def arm(self, n, keep=0.0, seed=0):
+        with self.mutex:
+            self.armed = [n, keep, seed]
+
+    def drop(self, keep, seed):
+        """The cut itself; under the mutex."""
         rng = random.Random(seed)
         lost = {'pages': 0, 'sizes': 0, 'entries': 0, 'handles': len(self.handles)}
-        with self.mutex:
-            self.handles.clear()
-            for node in self.nodes.values():
-                if isinstance(node, File) and node.dirty():
-                    kept = {n: p for n, p in node.pages.items() if rng.random() < keep}
-                    lost['pages'] += len(node.pages) - len(kept)
-                    if node.size != node.durable_size or node.floor != node.durable_size:
-                        size_kept = rng.random() < keep
-                        lost['sizes'] += 0 if size_kept else 1
-                    else:
-                        size_kept = True
-                    if kept or (keep > 0 and size_kept):
-                        node.sync(kept, node.size if size_kept else node.durable_size)
-                    node.forget()
-                elif isinstance(node, Dir):
-                    names = set(node.entries) | set(node.durable)
-                    for name in sorted(names):
-                        now, then = node.entries.get(name), node.durable.get(name)
-                        if now is then:
-                            continue
-                        if rng.random() < keep:
-                            if now is None:
-                                del node.durable[name]
-                            else:
-                                node.durable[name] = now
+        self.handles.clear()
+        self.openers.clear()
+        for node in self.nodes.values():
+            if isinstance(node, File) and node.dirty():
+                kept = {n: p for n, p in node.pages.items() if rng.random() < keep}
+                lost['pages'] += len(node.pages) - len(kept)
+                if node.size != node.durable_size or node.floor != node.durable_size:
+                    size_kept = rng.random() < keep
+                    lost['sizes'] += 0 if size_kept else 1
+                else:
+                    size_kept = True
+                if kept or (keep > 0 and size_kept):
+                    node.sync(kept, node.size if size_kept else node.durable_size)
+                node.forget()
+            elif isinstance(node, Dir):
+                names = set(node.entries) | set(node.durable)
+                for name in sorted(names):
+                    now, then = node.entries.get(name), node.durable.get(name)
+                    if now is then:
+                        continue
+                    if rng.random() < keep:
+                        if now is None:
+                            del node.durable[name]
                         else:
-                            lost['entries'] += 1
-                    node.entries = dict(node.durable)
-            self.collect()
-            self.counts['cuts'] += 1
+                            node.durable[name] = now
+                    else:
+                        lost['entries'] += 1
+                node.entries = dict(node.durable)
+        self.collect()
+        self.counts['cuts'] += 1
         return lost
 
     def collect(self):
@@ -423,9 +468,14 @@ class PowerLossFs(Operations):
         reply({'ready': True})
 
 
+OUT = threading.Lock()
+
+
 def reply(obj):
-    sys.stdout.write(json.dumps(obj) + '\n')
-    sys.stdout.flush()
+    # From the control thread and, for `fired`, from the filesystem's.
+    with OUT:
+        sys.stdout.write(json.dumps(obj) + '\n')
+        sys.stdout.flush()
 
 
 def unmount(mountpoint):
@@ -446,6 +496,12 @@ def control(fs, mountpoint):
             keep = float(words[1]) if len(words) > 1 else 0.0
             seed = int(words[2]) if len(words) > 2 else 0
             reply({'cut': fs.cut(keep, seed)})
+        elif words[0] == 'arm':
+            n = int(words[1])
+            keep = float(words[2]) if len(words) > 2 else 0.0
+            seed = int(words[3]) if len(words) > 3 else 0
+            fs.arm(n, keep, seed)
+            reply({'armed': n})
         elif words[0] == 'stats':
             with fs.mutex:
                 reply({'stats': dict(fs.counts)})

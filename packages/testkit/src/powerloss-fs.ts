@@ -35,6 +35,14 @@ export interface PowerLossFs {
    * its cache, in its own order, before dying.
    */
   cut(options?: { keep?: number; seed?: number }): Promise<CutReport>
+  /**
+   * Arms the cut to happen at the `afterOps`-th operation from now that changes what the disk
+   * holds (a write, truncate, fsync, directory fsync, create, unlink or rename), which fails with
+   * EIO: so it lands inside a commit. Every process with a file open on the filesystem (other
+   * than this one) is SIGKILLed first, as the machine would die with its disk. Resolves once it
+   * fired, with what was lost; `keep` and `seed` as for cut(). Re-arming or cut() disarms.
+   */
+  armCut(options: { afterOps: number; keep?: number; seed?: number }): Promise<CutReport>
   stats(): Promise<PowerLossFsStats>
   /** Unmounts (lazily, so a process still holding a file cannot keep it up) and cleans up. */
   stop(): Promise<void>
@@ -44,6 +52,12 @@ const SCRIPT = fileURLToPath(new URL('../fuse/powerloss_fs.py', import.meta.url)
 // Debian's python3-fusepy is in the system interpreter's dist-packages, which a python3 from
 // pyenv or a venv first on PATH does not see.
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+
+function keepAndSeed(options: { keep?: number; seed?: number }): string {
+  const keep = options.keep ?? 0
+  if (!(keep >= 0 && keep <= 1)) throw new RangeError('keep must be from 0 to 1')
+  return `${keep} ${Math.floor(options.seed ?? 0)}`
+}
 
 function isMounted(path: string): boolean {
   try {
@@ -85,12 +99,18 @@ export async function startPowerLossFs(): Promise<PowerLossFs> {
     stderr = (stderr + chunk.toString()).slice(-4000)
   })
   // Answers come one line per command, in order.
+  // An armed cut answers again, unasked, when it fires.
   const waiting: Array<(answer: Record<string, unknown>) => void> = []
+  let fired: ((report: CutReport) => void) | undefined
   let rest = ''
   child.stdout?.on('data', (chunk: Buffer) => {
     const lines = (rest + chunk.toString()).split('\n')
     rest = lines.pop() ?? ''
-    for (const line of lines) waiting.shift()?.(JSON.parse(line))
+    for (const line of lines) {
+      const answer = JSON.parse(line) as Record<string, unknown>
+      if ('fired' in answer) fired?.(answer.fired as CutReport)
+      else waiting.shift()?.(answer)
+    }
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const failed = exited.then(() => {
@@ -134,10 +154,16 @@ export async function startPowerLossFs(): Promise<PowerLossFs> {
   return {
     mountpoint,
     async cut(options = {}) {
-      const keep = options.keep ?? 0
-      if (!(keep >= 0 && keep <= 1)) throw new RangeError('cut: keep must be from 0 to 1')
-      const seed = Math.floor(options.seed ?? 0)
-      return (await command(`cut ${keep} ${seed}`)).cut as CutReport
+      return (await command(`cut ${keepAndSeed(options)}`)).cut as CutReport
+    },
+    async armCut(options) {
+      const n = Math.floor(options.afterOps)
+      if (!(n >= 1)) throw new RangeError('armCut: afterOps must be 1 or more')
+      const done = new Promise<CutReport>((resolve) => {
+        fired = resolve
+      })
+      await command(`arm ${n} ${keepAndSeed(options)}`)
+      return Promise.race([done, failed])
     },
     async stats() {
       return (await command('stats')).stats as PowerLossFsStats

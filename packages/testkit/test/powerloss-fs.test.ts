@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import {
   closeSync,
   existsSync,
@@ -14,6 +15,7 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../src/loopback.js'
 import { type PowerLossFs, startPowerLossFs } from '../src/powerloss-fs.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
@@ -191,6 +193,41 @@ describe('startPowerLossFs', () => {
     expect(kept.length).toBeGreaterThan(0)
     expect(kept.length).toBeLessThan(pages)
     expect(lost.pages).toBe(pages - kept.length)
+  })
+
+  it('an armed cut lands inside a write-and-fsync loop, kills the writer and keeps only synced lines', async () => {
+    const fs = await mounted()
+    const file = join(fs.mountpoint, 'log')
+    // Appends a line and fsyncs it, forever, saying which lines are synced.
+    const script = `const fs = require('node:fs')
+      const fd = fs.openSync(process.env.FILE, 'w')
+      const dir = fs.openSync(process.env.DIR, 'r')
+      fs.fsyncSync(dir)
+      for (let i = 0; ; i++) {
+        fs.writeSync(fd, 'line ' + i + '\\n')
+        fs.fsyncSync(fd)
+        process.stdout.write('synced ' + i + '\\n')
+      }`
+    const child = spawn(process.execPath, ['-e', script], {
+      env: { ...process.env, FILE: file, DIR: fs.mountpoint },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    cleanup.push(() => void child.kill('SIGKILL'))
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    const closed = new Promise<NodeJS.Signals | null>((r) => child.once('close', (_c, s) => r(s)))
+    await waitFor(() => out.includes('synced 3\n'), 'four synced lines', 20_000)
+    const lost = await fs.armCut({ afterOps: 7 })
+    expect(await closed).toBe('SIGKILL')
+    const printed = out.split('\n').filter((l) => l.startsWith('synced ')).length
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean)
+    // Every line it said was synced is there; at most one more (synced, then killed before it
+    // could say so); never one that was written and not synced.
+    expect(lines.length === printed || lines.length === printed + 1).toBe(true)
+    expect(lines).toEqual(Array.from({ length: lines.length }, (_, i) => `line ${i}`))
+    expect(lost.handles).toBeGreaterThanOrEqual(1)
   })
 
   it('counts the syncs it saw, and stop() unmounts', async () => {
