@@ -1,3 +1,4 @@
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { type CutReport, startBroker, startPowerLossFs, waitFor } from '@uplink/testkit'
@@ -61,8 +62,9 @@ async function deadUrl(): Promise<string> {
  * `rounds` publishers, each cut off by a power cut, then one drain. The rounds take turns, in
  * every combination: the broker reachable or not (then every resolved message is still only on
  * disk at the cut, and the WAL grows through checkpoints; the next round drains that backlog
- * while publishing more); the cut at a random moment, or armed to land inside a commit; and, if
- * `torn`, the cut letting half of the unsynced pages and names reach the disk, in no order.
+ * while publishing more); the cut at a random moment, armed to land inside a commit, or (a few
+ * rounds) after a clean shutdown; and, if `torn`, the cut letting half of the unsynced pages and
+ * names reach the disk, in no order.
  */
 async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promise<Run> {
   const fs = await startPowerLossFs()
@@ -110,6 +112,12 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
       const afterOps = 1 + Math.floor(random() * 40)
       cut = await fs.armCut({ afterOps, keep, seed: cutSeed })
       await child.closed
+    } else if (round % 16 === 4 || round % 16 === 9) {
+      // After a clean shutdown: SQLite deleted its WAL on close, a name change the power may undo.
+      child.kill('SIGTERM')
+      expect(await child.closed, `round ${round}: clean shutdown`).toBe(0)
+      expect(child.lines).toContain('stopped')
+      cut = await fs.cut({ keep, seed: cutSeed })
     } else {
       // At a random moment, 0 to 20 ms on. The process and the power die together: first the
       // process, so that it cannot go on delivering from memory what the disk lost (that would
@@ -144,7 +152,8 @@ function summary(setting: Setting, run: Run): string {
   const lost = run.rounds.reduce((n, r) => n + r.lost.length, 0)
   const losing = run.rounds.filter((r) => r.lost.length > 0).length
   const pages = run.rounds.reduce((n, r) => n + r.cut.pages, 0)
-  return `power loss, ${setting} on ${run.driver}: ${run.rounds.length} cuts, ${acked} resolved, ${lost} lost in ${losing} rounds (${pages} unsynced pages dropped)`
+  const entries = run.rounds.reduce((n, r) => n + r.cut.entries, 0)
+  return `power loss, ${setting} on ${run.driver}: ${run.rounds.length} cuts, ${acked} resolved, ${lost} lost in ${losing} rounds (the cuts dropped ${pages} unsynced pages, ${entries} names)`
 }
 
 describe('SQLite outbox across power cuts', () => {
@@ -160,6 +169,50 @@ describe('SQLite outbox across power cuts', () => {
     expect(run.rounds.reduce((n, r) => n + r.cut.pages, 0)).toBeGreaterThan(0)
     expect(run.delivered).toEqual([...run.delivered].sort((a, b) => a - b))
   }, 170_000)
+
+  it('a corrupt file moved aside stays aside across a power cut, and what was stored after survives', async () => {
+    const fs = await startPowerLossFs()
+    cleanup.push(() => fs.stop())
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const path = join(fs.mountpoint, 'outbox.db')
+    const garbage = 'not an outbox '.repeat(1000)
+    // Durably on disk before the outbox opens: synced, and named by a directory fsync.
+    const fd = openSync(path, 'w')
+    writeSync(fd, garbage)
+    fsyncSync(fd)
+    closeSync(fd)
+    const dir = openSync(fs.mountpoint, 'r')
+    fsyncSync(dir)
+    closeSync(dir)
+    const child = runFixture('publisher.ts', [path, await deadUrl(), '0', 'publish', 'full'])
+    cleanup.push(() => void child.kill('SIGKILL'))
+    await waitFor(
+      () => child.lines.filter((l) => l.startsWith('ack ')).length >= 50,
+      '50 acks',
+      60_000,
+    )
+    await fs.armCut({ afterOps: 5 })
+    await child.closed
+    const acked = child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)))
+    // The rename aside was made durable along with the first commit (SQLite fsyncs the directory
+    // when it creates the WAL): the garbage did not come back at the path.
+    const aside = readdirSync(fs.mountpoint).filter(
+      (n) => !/^outbox\.db(-wal|-shm|-journal)?$/.test(n),
+    )
+    expect(aside).toHaveLength(1)
+    expect(readFileSync(join(fs.mountpoint, aside[0] as string), 'utf8')).toBe(garbage)
+    const drain = runFixture('publisher.ts', [path, broker.url, '0', 'drain', 'full'])
+    cleanup.push(() => void drain.kill('SIGKILL'))
+    expect(await drain.closed).toBe(0)
+    const delivered = new Set(
+      firstSeen(
+        broker.publishes.filter((p) => p.topic === 'telemetry/gw-crash').map((p) => p.payload),
+      ),
+    )
+    expect(acked.length).toBeGreaterThanOrEqual(50)
+    expect(acked.filter((s) => !delivered.has(s))).toEqual([])
+  }, 90_000)
 
   // The counter-tests: the same runs with the syncs relaxed lose resolved messages, so the
   // filesystem really forgets what was not synced and the test above proves something.
