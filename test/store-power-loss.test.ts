@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { type CutReport, startBroker, startPowerLossFs, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -49,13 +49,22 @@ function firstSeen(payloads: Buffer[]): number[] {
   return order
 }
 
-/** An address where no broker listens: connecting is refused. */
-async function deadUrl(): Promise<string> {
-  const server = createServer()
+/**
+ * A broker that never answers: it accepts connections and says nothing, so nothing drains. Held
+ * for the whole test, so no other server can take its port meanwhile.
+ */
+async function silentBroker(): Promise<string> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const { port } = server.address() as AddressInfo
-  await new Promise((r) => server.close(r))
-  return `mqtt://127.0.0.1:${port}`
+  cleanup.push(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((r) => server.close(r))
+  })
+  return `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 /**
@@ -72,7 +81,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
   const broker = await startBroker()
   cleanup.push(() => broker.stop())
   const path = join(fs.mountpoint, 'outbox.db')
-  const offline = await deadUrl()
+  const offline = await silentBroker()
   // Seeded, so a failing run can be replayed with UPLINK_TEST_SEED; where the cut lands in the
   // child's commit cycle is still up to the scheduler, which is the point.
   let seed = Number(process.env.UPLINK_TEST_SEED ?? 20_261_201)
@@ -185,7 +194,7 @@ describe('SQLite outbox across power cuts', () => {
     const dir = openSync(fs.mountpoint, 'r')
     fsyncSync(dir)
     closeSync(dir)
-    const child = runFixture('publisher.ts', [path, await deadUrl(), '0', 'publish', 'full'])
+    const child = runFixture('publisher.ts', [path, await silentBroker(), '0', 'publish', 'full'])
     cleanup.push(() => void child.kill('SIGKILL'))
     await waitFor(
       () => child.lines.filter((l) => l.startsWith('ack ')).length >= 50,
