@@ -36,6 +36,15 @@ interface Run {
   driver: string | undefined
 }
 
+/** The promise, or a failure after `ms`: a cut that never fires must not hang the test. */
+function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
 function firstSeen(payloads: Buffer[]): number[] {
   const seen = new Set<number>()
   const order: number[] = []
@@ -119,7 +128,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
       // Inside a commit: at one of its next 40 writes or syncs, which fails; the filesystem kills
       // the child as it cuts.
       const afterOps = 1 + Math.floor(random() * 40)
-      cut = await fs.armCut({ afterOps, keep, seed: cutSeed })
+      cut = await within(fs.armCut({ afterOps, keep, seed: cutSeed }), `round ${round}: armed cut`)
       await child.closed
     } else if (round % 16 === 4 || round % 16 === 9) {
       // After a clean shutdown: SQLite deleted its WAL on close, a name change the power may undo.
@@ -201,7 +210,7 @@ describe('SQLite outbox across power cuts', () => {
       '50 acks',
       60_000,
     )
-    await fs.armCut({ afterOps: 5 })
+    await within(fs.armCut({ afterOps: 5 }), 'armed cut')
     await child.closed
     const acked = child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)))
     // The rename aside was made durable along with the first commit (SQLite fsyncs the directory
@@ -230,7 +239,7 @@ describe('SQLite outbox across power cuts', () => {
     ['off', 'synchronous = OFF forced'],
   ] as const)(
     '%s: resolved messages are lost at power cuts (%s)',
-    async (setting) => {
+    async (setting, _what) => {
       const run = await powerCuts(setting, 16, true)
       console.log(summary(setting, run))
       expect(run.rounds.filter((r) => r.lost.length > 0).length).toBeGreaterThan(0)

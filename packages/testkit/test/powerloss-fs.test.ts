@@ -56,7 +56,7 @@ function syncDir(path: string): void {
 function mountedPaths(): string[] {
   return readFileSync('/proc/mounts', 'utf8')
     .split('\n')
-    .map((line) => line.split(' ')[1])
+    .map((line) => line.split(' ')[1] ?? '')
 }
 
 describe('startPowerLossFs', () => {
