@@ -114,6 +114,8 @@ function configure(db: Database, o: ResolvedSqliteOptions): void {
   }
   const synchronous = testHooks.synchronous ?? (o.durability === 'full' ? 'FULL' : 'NORMAL')
   db.exec(`PRAGMA synchronous = ${synchronous}`)
+  if (testHooks.walAutocheckpoint)
+    db.exec(`PRAGMA wal_autocheckpoint = ${testHooks.walAutocheckpoint}`)
   if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`)
   // Reads the whole file once: corruption found now is moved aside, not met mid-drain.
   const check = String(db.pragma('quick_check'))

@@ -6,4 +6,6 @@
 export const testHooks: {
   /** Replaces the synchronous pragma the durability setting picks (use with durability normal). */
   synchronous?: 'OFF'
+  /** Checkpoints once the WAL has this many pages (SQLite's default 1000), to cut inside many. */
+  walAutocheckpoint?: number
 } = {}

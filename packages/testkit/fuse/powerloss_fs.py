@@ -17,6 +17,11 @@ its data):
   A file created and fsynced in a directory that was never fsynced disappears at a cut; a rename
   not followed by an fsync of the directory (both, across directories) is undone.
 - Metadata (mode, times) is not simulated: it stays as it is.
+- Every file is opened direct_io, so each read and write reaches this process and the kernel
+  caches nothing a cut should take away; shared mmap is not supported (SQLite's -shm needs it,
+  but not in the outbox's EXCLUSIVE locking mode, which keeps the WAL index in heap memory).
+- POSIX locks are the kernel's own (no lock operation here), so they work across processes and
+  go away with a killed one.
 
 Commands, one a line on stdin; each answered by one JSON line on stdout:
 - `cut [keep [seed]]`: the power cut. Every unsynced page, size change and directory entry is
@@ -32,7 +37,7 @@ Commands, one a line on stdin; each answered by one JSON line on stdout:
   filesystem), as the machine would die with its disk. So the cut lands exactly inside a
   commit: between two of its writes, or just before its fsync. Answered at once with
   `{"armed": n}`, and once it fires by an unsolicited `{"fired": <what was lost>}` line.
-- `stats`: counters (writes, fsyncs, directory fsyncs, cuts).
+- `stats`: counters (writes, fsyncs, directory fsyncs, cuts; fsyncs by path).
 - `stop`, or end of input (the test runner died): unmounts lazily and exits.
 The first line out is `{"ready": true}` once the mount is up.
 """
@@ -178,6 +183,7 @@ class PowerLossFs(Operations):
         self.armed = None
         self.next_fh = 1
         self.counts = {'writes': 0, 'fsyncs': 0, 'dirsyncs': 0, 'cuts': 0}
+        self.synced = {}
 
     # Every operation runs under one lock, so a cut never lands inside one: an fsync either
     # finished before the cut (durable) or fails after it.
@@ -320,6 +326,9 @@ class PowerLossFs(Operations):
     def fsync(self, path, datasync, fh):
         self.handle(fh).sync()
         self.counts['fsyncs'] += 1
+        # By name, so a test can tell the WAL's syncs from the database's (checkpoints).
+        name = path or '(unlinked)'
+        self.synced[name] = self.synced.get(name, 0) + 1
 
     def flush(self, path, fh):
         self.handle(fh)
@@ -504,7 +513,7 @@ def control(fs, mountpoint):
             reply({'armed': n})
         elif words[0] == 'stats':
             with fs.mutex:
-                reply({'stats': dict(fs.counts)})
+                reply({'stats': {**fs.counts, 'fsyncsByPath': dict(fs.synced)}})
         elif words[0] == 'stop':
             break
         else:

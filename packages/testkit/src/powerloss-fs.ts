@@ -21,6 +21,8 @@ export interface PowerLossFsStats {
   fsyncs: number
   dirsyncs: number
   cuts: number
+  /** File fsyncs by the path the file had then, from the mount's root ('/outbox.db-wal'). */
+  fsyncsByPath: Record<string, number>
 }
 
 export interface PowerLossFs {
