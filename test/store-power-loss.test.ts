@@ -142,7 +142,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
     } else if (round % 16 === 4 || round % 16 === 9) {
       // After a clean shutdown: SQLite deleted its WAL on close, a name change the power may undo.
       child.kill('SIGTERM')
-      expect(await child.closed, `round ${round}: clean shutdown`).toBe(0)
+      expect(await within(child.closed, `round ${round}: clean shutdown`)).toBe(0)
       expect(child.lines).toContain('stopped')
       cut = await fs.cut({ keep, seed: cutSeed })
     } else {
@@ -162,7 +162,7 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
   const stats = await fs.stats()
   const drain = runFixture('publisher.ts', [path, broker.url, '0', 'drain', setting])
   cleanup.push(() => void drain.kill('SIGKILL'))
-  expect(await drain.closed).toBe(0)
+  expect(await within(drain.closed, 'the drain', 90_000)).toBe(0)
   expect(drain.lines).toContain('drained 0')
   const delivered = firstSeen(
     broker.publishes.filter((p) => p.topic === 'telemetry/gw-crash').map((p) => p.payload),
@@ -236,7 +236,7 @@ describe('SQLite outbox across power cuts', () => {
     expect(readFileSync(join(fs.mountpoint, aside[0] as string), 'utf8')).toBe(garbage)
     const drain = runFixture('publisher.ts', [path, broker.url, '0', 'drain', 'full'])
     cleanup.push(() => void drain.kill('SIGKILL'))
-    expect(await drain.closed).toBe(0)
+    expect(await within(drain.closed, 'the drain', 90_000)).toBe(0)
     const delivered = new Set(
       firstSeen(
         broker.publishes.filter((p) => p.topic === 'telemetry/gw-crash').map((p) => p.payload),
