@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** What a power cut threw away. */
@@ -50,7 +50,12 @@ export interface PowerLossFs {
   stop(): Promise<void>
 }
 
-const SCRIPT = fileURLToPath(new URL('../fuse/powerloss_fs.py', import.meta.url))
+/** The filesystem's script: `fuse/` beside `src/` and `dist/`. */
+function script(): string {
+  // The CommonJS build has no import.meta, but __dirname (Bun and vitest have both).
+  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url))
+  return join(here, '..', 'fuse', 'powerloss_fs.py')
+}
 // Debian's python3-fusepy is in the system interpreter's dist-packages, which a python3 from
 // pyenv or a venv first on PATH does not see.
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
@@ -93,7 +98,7 @@ export async function startPowerLossFs(): Promise<PowerLossFs> {
   const mountpoint = join(dir, 'mnt')
   mkdirSync(backing)
   mkdirSync(mountpoint)
-  const child: ChildProcess = spawn(PYTHON, [SCRIPT, backing, mountpoint], {
+  const child: ChildProcess = spawn(PYTHON, [script(), backing, mountpoint], {
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stderr = ''
