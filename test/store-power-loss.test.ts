@@ -129,7 +129,10 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
     const cutAfter = 20 + Math.floor(random() * 280)
     // Generous: on a loaded machine, starting Node with tsx alone can take seconds.
     await waitFor(() => exited || acks() >= cutAfter, `round ${round}: ${cutAfter} acks`, 60_000)
-    expect(exited, `round ${round}: the publisher died before the cut`).toBe(false)
+    expect(
+      exited,
+      `round ${round}: the publisher died before the cut: ${child.lines.slice(-3)}`,
+    ).toBe(false)
     const keep = torn && (round >> 2) % 2 === 1 ? 0.5 : 0
     const cutSeed = Math.floor(random() * 2 ** 31)
     let cut: CutReport
@@ -142,7 +145,8 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
     } else if (round % 16 === 4 || round % 16 === 9) {
       // After a clean shutdown: SQLite deleted its WAL on close, a name change the power may undo.
       child.kill('SIGTERM')
-      expect(await within(child.closed, `round ${round}: clean shutdown`)).toBe(0)
+      const code = await within(child.closed, `round ${round}: clean shutdown`)
+      expect(code, `round ${round}: clean shutdown: ${child.lines.slice(-3)}`).toBe(0)
       expect(child.lines).toContain('stopped')
       cut = await fs.cut({ keep, seed: cutSeed })
     } else {
@@ -160,9 +164,11 @@ async function powerCuts(setting: Setting, rounds: number, torn: boolean): Promi
     results.push({ acked, cut, keep })
   }
   const stats = await fs.stats()
+  expect(stats.bugs).toBe(0)
   const drain = runFixture('publisher.ts', [path, broker.url, '0', 'drain', setting])
   cleanup.push(() => void drain.kill('SIGKILL'))
-  expect(await within(drain.closed, 'the drain', 90_000)).toBe(0)
+  const code = await within(drain.closed, 'the drain', 90_000)
+  expect(code, `the drain: ${drain.lines.slice(-3)}`).toBe(0)
   expect(drain.lines).toContain('drained 0')
   const delivered = firstSeen(
     broker.publishes.filter((p) => p.topic === 'telemetry/gw-crash').map((p) => p.payload),

@@ -37,7 +37,8 @@ Commands, one a line on stdin; each answered by one JSON line on stdout:
   filesystem), as the machine would die with its disk. So the cut lands exactly inside a
   commit: between two of its writes, or just before its fsync. Answered at once with
   `{"armed": n}`, and once it fires by an unsolicited `{"fired": <what was lost>}` line.
-- `stats`: counters (writes, fsyncs, directory fsyncs, cuts; fsyncs by path).
+- `stats`: counters (writes, fsyncs, directory fsyncs, cuts, bugs: exceptions inside this
+  filesystem, answered EIO; fsyncs by path).
 - `stop`, or end of input (the test runner died): unmounts lazily and exits.
 The first line out is `{"ready": true}` once the mount is up.
 """
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from fusepy import FUSE, FuseOSError, Operations, fuse_get_context
 
@@ -182,7 +184,7 @@ class PowerLossFs(Operations):
         # An armed cut: [operations left, keep, seed], or None.
         self.armed = None
         self.next_fh = 1
-        self.counts = {'writes': 0, 'fsyncs': 0, 'dirsyncs': 0, 'cuts': 0}
+        self.counts = {'writes': 0, 'fsyncs': 0, 'dirsyncs': 0, 'cuts': 0, 'bugs': 0}
         self.synced = {}
 
     # Every operation runs under one lock, so a cut never lands inside one: an fsync either
@@ -194,7 +196,16 @@ class PowerLossFs(Operations):
                 if self.armed[0] <= 0:
                     self.fire()
                     raise FuseOSError(errno.EIO)
-            return super().__call__(op, *args)
+            try:
+                return super().__call__(op, *args)
+            except OSError:
+                raise
+            except Exception:
+                # A bug here, not an answer: counted, so a test can insist there were none, and
+                # told on stderr; the caller sees EIO rather than fusepy's EINVAL.
+                self.counts['bugs'] += 1
+                traceback.print_exc()
+                raise FuseOSError(errno.EIO) from None
 
     def fire(self):
         _, keep, seed = self.armed

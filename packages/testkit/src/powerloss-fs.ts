@@ -21,6 +21,8 @@ export interface PowerLossFsStats {
   fsyncs: number
   dirsyncs: number
   cuts: number
+  /** Exceptions inside the filesystem itself (answered EIO, traceback on stderr): must be 0. */
+  bugs: number
   /** File fsyncs by the path the file had then, from the mount's root ('/outbox.db-wal'). */
   fsyncsByPath: Record<string, number>
 }
@@ -102,8 +104,10 @@ export async function startPowerLossFs(): Promise<PowerLossFs> {
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stderr = ''
+  // Passed on: the filesystem says nothing there unless something went wrong.
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000)
+    process.stderr.write(chunk)
   })
   // Answers come one line per command, in order.
   // An armed cut answers again, unasked, when it fires.

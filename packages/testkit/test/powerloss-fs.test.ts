@@ -234,7 +234,7 @@ describe('startPowerLossFs', () => {
     const fs = await startPowerLossFs()
     write(join(fs.mountpoint, 'f'), 'x', true)
     syncDir(fs.mountpoint)
-    expect(await fs.stats()).toMatchObject({ fsyncs: 1, dirsyncs: 1, cuts: 0 })
+    expect(await fs.stats()).toMatchObject({ fsyncs: 1, dirsyncs: 1, cuts: 0, bugs: 0 })
     expect(mountedPaths()).toContain(fs.mountpoint)
     for (const fn of cleanup.splice(0).reverse()) await fn()
     await fs.stop()
