@@ -21,6 +21,7 @@ import {
 import { type Row, RowCache } from './row-cache.js'
 import { inspect, migrate } from './schema.js'
 import { autocheckpointPages, Space } from './space.js'
+import { testHooks } from './test-hooks.js'
 
 export interface SqliteOutboxInfo {
   /** Transactions committed since open: group commit shows as far fewer than messages. */
@@ -117,10 +118,12 @@ function configure(db: Database, o: ResolvedSqliteOptions): void {
   if (String(db.pragma('journal_mode = WAL')).toLowerCase() !== 'wal') {
     throw new UplinkError('OUTBOX_ERROR', 'SQLite refused WAL journal mode')
   }
-  db.exec(`PRAGMA synchronous = ${o.durability === 'full' ? 'FULL' : 'NORMAL'}`)
+  const synchronous = testHooks.synchronous ?? (o.durability === 'full' ? 'FULL' : 'NORMAL')
+  db.exec(`PRAGMA synchronous = ${synchronous}`)
   db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`)
   const pageSize = Number(db.pragma('page_size'))
-  db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpointPages(o.path, pageSize)}`)
+  const checkpointPages = testHooks.walAutocheckpoint ?? autocheckpointPages(o.path, pageSize)
+  db.exec(`PRAGMA wal_autocheckpoint = ${checkpointPages}`)
   if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`)
   // Reads the whole file once: corruption found now is moved aside, not met mid-drain.
   const check = String(db.pragma('quick_check'))

@@ -14,7 +14,14 @@ export const SERVERS = {
   nginx: { binary: 'nginx', debian: 'nginx-light' },
   rabbitmq: { binary: 'rabbitmq-server', debian: 'rabbitmq-server' },
   openssl: { binary: 'openssl', debian: 'openssl' },
-} as const
+  // The power-loss filesystem: FUSE, and the Python binding the system interpreter imports.
+  fusermount: { binary: 'fusermount3', debian: 'fuse3' },
+  fusepy: {
+    binary: 'fusepy.py',
+    debian: 'python3-fusepy',
+    dirs: ['/usr/lib/python3/dist-packages'],
+  },
+} as const satisfies Record<string, { binary: string; debian: string; dirs?: readonly string[] }>
 
 export type ServerName = keyof typeof SERVERS
 
@@ -23,12 +30,16 @@ const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin', '/usr/bin', '/usr/l
 
 /** The absolute path of a server's executable, or undefined when it is not installed. */
 export function locate(name: ServerName): string | undefined {
-  const { binary } = SERVERS[name]
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...EXTRA_DIRS]
+  const server: { binary: string; dirs?: readonly string[] } = SERVERS[name]
+  // A module rather than an executable lives in its own directory and needs only be readable.
+  const dirs = server.dirs ?? [
+    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean),
+    ...EXTRA_DIRS,
+  ]
   for (const dir of dirs) {
-    const path = join(dir, binary)
+    const path = join(dir, server.binary)
     try {
-      accessSync(path, constants.X_OK)
+      accessSync(path, server.dirs ? constants.R_OK : constants.X_OK)
       return path
     } catch {}
   }
