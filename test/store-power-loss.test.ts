@@ -9,14 +9,15 @@ import {
   waitFor,
 } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { EXPECTED_DRIVER } from '../packages/store-sqlite/test/support/driver.js'
 import { runFixture } from './support/child.js'
 
 /**
  * The power-loss promise, proved on a filesystem that forgets whatever was not synced
  * (startPowerLossFs): a child publishes through a SQLite outbox on it, the power is cut at a
  * seeded random moment and the child killed at once, and the outbox is reopened on what is left.
- * Runs on the SQLite driver of the runtime running the tests (pnpm test: better-sqlite3 on Node;
- * pnpm test:bun: bun:sqlite), which the children use too; UPLINK_TEST_RUNTIME says which was meant.
+ * Runs on each SQLite driver (pnpm test: better-sqlite3, and node:sqlite in the node-sqlite
+ * project; pnpm test:bun: bun:sqlite); the children use it too and must report the one meant.
  */
 
 const cleanup: Array<() => Promise<void> | void> = []
