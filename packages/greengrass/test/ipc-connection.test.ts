@@ -66,7 +66,7 @@ describe('our Greengrass IPC client against the fake nucleus', () => {
     )
     const err = await getConfiguration(ipc, ['missing']).catch((e: IpcError) => e)
     expect(err).toBeInstanceOf(IpcError)
-    expect(err.shape).toBe('aws.greengrass#ResourceNotFoundError')
+    expect((err as IpcError).shape).toBe('aws.greengrass#ResourceNotFoundError')
   })
 
   it('validates, reports, and hears the configuration update that follows', async () => {
