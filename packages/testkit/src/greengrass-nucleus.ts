@@ -68,8 +68,11 @@ export interface TestNucleus {
     configuration: Json,
     options?: { validationTimeoutMs?: number },
   ): Promise<{ deploymentId: string; accepted: boolean; message: string | undefined }>
-  /** Tells components subscribed to component updates that a deployment is about to run. */
-  announceComponentUpdate(options?: { isGgcRestarting?: boolean }): string
+  /**
+   * Tells components subscribed to component updates that a deployment is about to run; with a
+   * `deploymentId` it asks again about that one, as the nucleus does once a deferral runs out.
+   */
+  announceComponentUpdate(options?: { isGgcRestarting?: boolean; deploymentId?: string }): string
   /** Publishes on local pub/sub as if from another component. */
   publish(topic: string, payload: Buffer | Json): void
   /** Drops every IPC connection at once (as a nucleus restart does). */
@@ -436,7 +439,7 @@ export async function startGreengrassNucleus(
       return { deploymentId, accepted: true, message: undefined }
     },
     announceComponentUpdate(opts = {}) {
-      const deploymentId = `deployment-${++deployments}`
+      const deploymentId = opts.deploymentId ?? `deployment-${++deployments}`
       for (const { conn, stream } of subscribers('SubscribeToComponentUpdates')) {
         event(conn, stream, 'ComponentUpdatePolicyEvents', {
           preUpdateEvent: { deploymentId, isGgcRestarting: opts.isGgcRestarting ?? false },
