@@ -17,7 +17,8 @@ function workPath(argv: string[]): string {
   return path
 }
 
-const log = (line: string) => process.stderr.write(`[uplink] ${line}\n`)
+// stdout: the nucleus writes it to the component's log at INFO.
+const log = (line: string) => process.stdout.write(`[uplink] ${line}\n`)
 // A fault in a listener or the network must not take the component down: log it, keep going.
 process.on('unhandledRejection', (err) => log(`unhandled: ${(err as Error)?.message ?? err}`))
 process.on('uncaughtException', (err) => log(`uncaught: ${err.message}`))

@@ -12,6 +12,7 @@ export {
   type IpcStream,
 } from './ipc-connection.js'
 export * from './ipc-operations.js'
+export { ARTIFACT_ZIP, accessControl, componentRecipe, gdkArtifactUri } from './recipe.js'
 export type { CommandRule, ForwardRule } from './rules.js'
 export {
   GreengrassRunner,

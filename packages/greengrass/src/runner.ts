@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   createUplink,
@@ -103,7 +104,7 @@ export class GreengrassRunner {
     const env = options.env ?? process.env
     this.thingName = required(env, 'AWS_IOT_THING_NAME')
     this.rootCaPath = env.GG_ROOT_CA_PATH || undefined
-    this.log = options.log ?? ((line) => process.stderr.write(`[uplink] ${line}\n`))
+    this.log = options.log ?? ((line) => process.stdout.write(`[uplink] ${line}\n`))
     this.session = new IpcSession(
       {
         socketPath: required(env, 'AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT'),
@@ -180,7 +181,14 @@ export class GreengrassRunner {
       await this.report(ipc, 'ERRORED')
       return
     }
-    await this.apply(settings)
+    try {
+      await this.apply(settings)
+    } catch (err) {
+      // Only the outbox can fail here (a disk that cannot be written): nothing is forwarding.
+      this.log(`configuration could not be applied: ${(err as Error).message}`)
+      await this.report(ipc, 'ERRORED')
+      return
+    }
     await this.syncLocal(ipc)
     await this.report(ipc, 'RUNNING')
   }
@@ -213,6 +221,9 @@ export class GreengrassRunner {
         JSON.stringify(this.settings?.outbox) !== JSON.stringify(settings.outbox)
       ) {
         await this.outbox?.close()
+        this.outbox = undefined
+        // The nucleus makes {work:path}; an embedding user may pass a folder not made yet.
+        mkdirSync(this.options.workPath, { recursive: true })
         this.outbox = sqliteOutbox({
           path: join(this.options.workPath, GREENGRASS_DEFAULTS.outboxFile),
           ...settings.outbox,

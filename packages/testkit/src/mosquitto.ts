@@ -50,14 +50,15 @@ function accepts(host: string, port: number): Promise<boolean> {
 }
 
 export async function startMosquitto(
-  options: { host?: string; extraConfig?: string[] } = {},
+  /** `port`: a given one (two regions on one port, 127.0.0.1 and 127.0.0.2), else the OS picks. */
+  options: { host?: string; port?: number; extraConfig?: string[] } = {},
 ): Promise<TestMosquitto> {
   const host = options.host ?? '127.0.0.1'
   assertLoopback(host)
   const binary = mosquittoPath()
   const dir = mkdtempSync(join(tmpdir(), 'uplink-mosquitto-'))
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort(host)
+    const port = options.port ?? (await freePort(host))
     const config = join(dir, 'mosquitto.conf')
     writeFileSync(
       config,

@@ -13,7 +13,7 @@ export interface TestPki {
   /** The CA certificate (PEM) that clients trust. */
   ca: string
   /** A server certificate for these DNS names (and IP addresses), signed by this CA. */
-  issue(names: string[], options?: { ips?: string[]; days?: number }): IssuedCert
+  issue(names: string[], options?: { ips?: string[]; days?: number; client?: boolean }): IssuedCert
 }
 
 function openssl(dir: string, args: string[]): void {
@@ -66,7 +66,8 @@ export function createTestPki(commonName = 'Uplink Test CA'): TestPki {
               `subjectAltName=${san}`,
               'basicConstraints=critical,CA:FALSE',
               'keyUsage=critical,digitalSignature,keyEncipherment',
-              'extendedKeyUsage=serverAuth',
+              // A client certificate (mutual TLS, as AWS IoT Core asks) also needs clientAuth.
+              `extendedKeyUsage=serverAuth${options.client ? ',clientAuth' : ''}`,
             ].join('\n'),
           )
           openssl(work, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'srv.key'])

@@ -19,11 +19,12 @@ export interface ScriptProcess extends ChildProcess {
 export function runScript(
   file: string,
   args: string[] = [],
-  options: { cwd?: string } = {},
+  options: { cwd?: string; env?: Record<string, string> } = {},
 ): ScriptProcess {
   const loader = process.versions.bun ? [] : ['--import', 'tsx']
   const child = spawn(process.execPath, [...loader, '--conditions=uplink-source', file, ...args], {
     cwd: options.cwd,
+    env: options.env && { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   }) as ScriptProcess
   child.lines = []
