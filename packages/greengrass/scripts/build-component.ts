@@ -10,7 +10,15 @@
  * `--bucket NAME` writes that bucket into the artifact URI instead of GDK's BUCKET_NAME.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -63,6 +71,18 @@ try {
   rmSync(join(app, 'node_modules/.bin'), { recursive: true, force: true })
   const symlinks = execFileSync('find', [app, '-type', 'l'], { encoding: 'utf8' }).trim()
   if (symlinks) throw new Error(`the staged component has symlinks:\n${symlinks}`)
+  // Production dependencies only: no dev dependency of any workspace package may be in it.
+  for (const dev of ['aws-iot-device-sdk-v2', 'aws-crt', '@uplink/testkit', 'vitest', 'tsx']) {
+    if (existsSync(join(app, 'node_modules', dev))) throw new Error(`${dev} is in the component`)
+  }
+  for (const needed of [
+    '@uplink/client',
+    '@uplink/store-sqlite',
+    'better-sqlite3',
+    '@smithy/eventstream-codec',
+  ]) {
+    if (!existsSync(join(app, 'node_modules', needed))) throw new Error(`${needed} is missing`)
+  }
   // better-sqlite3's build leftovers (objects, the SQLite sources, a test extension): not run.
   {
     const m = join(app, 'node_modules/better-sqlite3')
