@@ -17,13 +17,16 @@ import {
  * One eventstream RPC connection to the Greengrass nucleus over its unix socket.
  *
  * Why our own client and not `aws-iot-device-sdk-v2`'s greengrasscoreipc: that one runs on the
- * AWS CRT, a native addon (44 MB unpacked) with prebuilt binaries for linux x64 and arm64 only:
- * none for 32-bit ARM (armv7l gateways, where it would be compiled from source, which needs a
- * toolchain and its download), and a Node-API addon that Bun runs only in part. Greengrass IPC is
- * small: a connect message carrying the SVCUID, then one stream per operation with JSON payloads.
- * So the framing comes from the maintained Smithy event-stream codec (pure JavaScript) and this
- * file holds the RPC layer; the official client stays as the test that proves the fake nucleus
- * (and so this client's counterpart) speaks the real protocol.
+ * AWS CRT, a native addon (aws-crt 1.33: 44 MB unpacked) whose npm package ships binaries for
+ * linux x64 and arm64 (glibc and musl), macOS and Windows, and none for 32-bit ARM: on an armv7l
+ * gateway its install script builds it from source, which needs cmake, a C toolchain and a
+ * download of the CRT sources, none of which a device has. Under Bun it is a Node-API addon (it
+ * loads under Bun 1.4 here, but that is Bun's Node-API emulation, not a supported target).
+ * Greengrass IPC itself is small: a connect message carrying the SVCUID, then one stream per
+ * operation with JSON payloads. So the framing comes from the maintained Smithy event-stream
+ * codec (pure JavaScript, no binary to match the device) and this file holds the RPC layer; the
+ * official client stays a dev dependency, as the test that proves the fake nucleus (and so this
+ * client's counterpart) speaks the real protocol.
  *
  * Like the CRT client, a connection is connected once: when it closes, the caller builds a new
  * one (see ipc-session.ts).
