@@ -194,7 +194,8 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
       publishToTopic(sensor, 'uplink/out/again', Buffer.from('x')).catch(() => {})
       return runner.counts.forwarded > 0
     }, 'a forward after the reconnect')
-    expect(broker.publishes.some((p) => p.topic === 'dt/gw-1/again')).toBe(true)
+    // Forwarded means stored in the outbox; the broker has it a moment later.
+    await waitFor(() => broker.publishes.some((p) => p.topic === 'dt/gw-1/again'), 'at the broker')
   })
 
   it('publishes its status (the client stats) on the local status topic', async () => {

@@ -50,8 +50,11 @@ export interface ValidityReport {
 
 export interface TestNucleus {
   socketPath: string
-  /** Registers a component with its configuration; returns its SVCUID and environment. */
-  addComponent(name: string, configuration?: Json): NucleusComponent
+  /**
+   * Registers a component with its configuration; returns its environment. `svcuid` keeps a
+   * token across a restarted nucleus (the real one keeps it across its own restarts).
+   */
+  addComponent(name: string, configuration?: Json, options?: { svcuid?: string }): NucleusComponent
   configuration(name: string): Json
   readonly states: StateUpdate[]
   readonly deferrals: Deferral[]
@@ -140,10 +143,11 @@ function at(value: unknown, keyPath: string[]): unknown {
 }
 
 export async function startGreengrassNucleus(
-  options: { nucleusConfiguration?: Json; thingName?: string } = {},
+  /** `socketPath`: where to listen (a restart at the same path); default a new temp dir. */
+  options: { nucleusConfiguration?: Json; thingName?: string; socketPath?: string } = {},
 ): Promise<TestNucleus> {
-  const dir = mkdtempSync(join(tmpdir(), 'uplink-nucleus-'))
-  const socketPath = join(dir, 'ipc.socket')
+  const dir = options.socketPath ? undefined : mkdtempSync(join(tmpdir(), 'uplink-nucleus-'))
+  const socketPath = options.socketPath ?? join(dir as string, 'ipc.socket')
   const tokens = new Map<string, string>()
   const configs = new Map<string, Json>([
     [
@@ -386,8 +390,8 @@ export async function startGreengrassNucleus(
     deferrals,
     validityReports,
     published,
-    addComponent(name, configuration = {}) {
-      const svcuid = randomBytes(16).toString('hex')
+    addComponent(name, configuration = {}, opts = {}) {
+      const svcuid = opts.svcuid ?? randomBytes(16).toString('hex')
       tokens.set(svcuid, name)
       configs.set(name, structuredClone(configuration))
       return {
@@ -466,7 +470,7 @@ export async function startGreengrassNucleus(
     async stop() {
       for (const conn of conns) conn.socket.destroy()
       await new Promise((r) => server.close(r))
-      rmSync(dir, { recursive: true, force: true })
+      if (dir) rmSync(dir, { recursive: true, force: true })
     },
   }
 }
