@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
   createUplink,
@@ -53,6 +54,8 @@ export interface ComponentSettings {
   }
   /** Compares two configurations: equal means nothing to apply. */
   fingerprint: string
+  /** The part a client is built from (options, outbox, command subscriptions). */
+  clientFingerprint: string
 }
 
 type Json = Record<string, unknown>
@@ -172,6 +175,11 @@ function commandsFrom(c: Json, vars: FixedVars): CommandRule[] {
   })
 }
 
+/** A hash, not the JSON itself: the options hold private keys, which must not sit in a string. */
+function digest(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex')
+}
+
 /** An empty string or list in the configuration means "not set". */
 const set = <T>(v: T): T | undefined =>
   v === '' || (Array.isArray(v) && v.length === 0) ? undefined : v
@@ -249,6 +257,7 @@ export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSet
       ),
       maxDeferrals: int(updates.maxDeferrals, 'componentUpdates.maxDeferrals', 0, 1_000),
     },
-    fingerprint: JSON.stringify({ c, env }),
+    fingerprint: digest({ c, env }),
+    clientFingerprint: digest({ uplink, outbox: c.outbox, commands: c.commands, env }),
   }
 }

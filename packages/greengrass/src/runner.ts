@@ -138,9 +138,22 @@ export class GreengrassRunner {
 
   private async connected(ipc: IpcConnection): Promise<void> {
     this.local = new Map()
-    await subscribeToValidateConfigurationUpdates(ipc, (e) => void this.validate(ipc, e))
-    await subscribeToConfigurationUpdate(ipc, () => this.reload())
-    await subscribeToComponentUpdates(ipc, (e) => void this.componentUpdate(ipc, e))
+    // Nucleus lite implements a subset of IPC: without these the component still forwards; it
+    // just cannot refuse a deployment, follow one live, or defer one.
+    const optional = (what: string, subscribe: Promise<unknown>) =>
+      subscribe.catch((err: Error) => this.log(`${what} not available: ${err.message}`))
+    await optional(
+      'deployment validation',
+      subscribeToValidateConfigurationUpdates(ipc, (e) => void this.validate(ipc, e)),
+    )
+    await optional(
+      'live configuration',
+      subscribeToConfigurationUpdate(ipc, () => this.reload()),
+    )
+    await optional(
+      'component update deferral',
+      subscribeToComponentUpdates(ipc, (e) => void this.componentUpdate(ipc, e)),
+    )
     this.reload()
     await this.chain
   }
@@ -205,6 +218,12 @@ export class GreengrassRunner {
 
   private async apply(settings: ComponentSettings): Promise<void> {
     if (this.settings?.fingerprint === settings.fingerprint) return
+    if (this.client && this.settings?.clientFingerprint === settings.clientFingerprint) {
+      // Only forwarding rules, status or update policy changed: the connection stays.
+      this.settings = settings
+      this.restartStatus()
+      return
+    }
     let release = () => {}
     this.swapping = new Promise((r) => {
       release = r

@@ -158,6 +158,44 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
     await waitFor(() => runner.uplink?.stats().outbox.messages === 0, 'the outbox empty')
   })
 
+  it('applies a change of forwarding rules without a new client or connection', async () => {
+    const { runner } = await run(base())
+    const client = runner.uplink
+    const changed = base({
+      forward: [{ localTopic: 'uplink/out/#', cloudTopic: 'v2/{thingName}/{suffix}' }],
+    })
+    expect((await nucleus.deployConfiguration(NAME, changed)).accepted).toBe(true)
+    const sensor = await otherComponent()
+    await waitFor(
+      () => runner.configuration?.forward[0]?.cloudTopic === 'v2/gw-1/{suffix}',
+      'applied',
+    )
+    await publishToTopic(sensor, 'uplink/out/t', Buffer.from('x'))
+    await waitFor(() => broker.publishes.length === 1, 'the message')
+    expect(broker.publishes[0]?.topic).toBe('v2/gw-1/t')
+    expect(runner.uplink).toBe(client)
+    expect(runner.counts.reconfigurations).toBe(0)
+    expect(broker.connectCount).toBe(1)
+  })
+
+  it('runs on a nucleus without validation, configuration or component-update IPC (as nucleus lite may be)', async () => {
+    await nucleus.stop()
+    nucleus = await startGreengrassNucleus({
+      thingName: 'gw-1',
+      unsupported: [
+        'SubscribeToValidateConfigurationUpdates',
+        'SubscribeToConfigurationUpdate',
+        'SubscribeToComponentUpdates',
+      ],
+    })
+    const { log } = await run(base())
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'RUNNING' }])
+    expect(log.filter((l) => l.includes('not available'))).toHaveLength(3)
+    const sensor = await otherComponent()
+    await publishToTopic(sensor, 'uplink/out/lite', Buffer.from('x'))
+    await waitFor(() => broker.publishes.length === 1, 'forwarded')
+  })
+
   it('defers a component update while alarms are unsent, a bounded number of times', async () => {
     await broker.kill()
     const { runner } = await run(

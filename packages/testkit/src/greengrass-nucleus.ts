@@ -143,8 +143,17 @@ function at(value: unknown, keyPath: string[]): unknown {
 }
 
 export async function startGreengrassNucleus(
-  /** `socketPath`: where to listen (a restart at the same path); default a new temp dir. */
-  options: { nucleusConfiguration?: Json; thingName?: string; socketPath?: string } = {},
+  /**
+   * `socketPath`: where to listen (a restart at the same path); default a new temp dir.
+   * `unsupported`: operations answered with a ServiceError, as Greengrass nucleus lite answers
+   * the IPC operations it does not implement.
+   */
+  options: {
+    nucleusConfiguration?: Json
+    thingName?: string
+    socketPath?: string
+    unsupported?: string[]
+  } = {},
 ): Promise<TestNucleus> {
   const dir = options.socketPath ? undefined : mkdtempSync(join(tmpdir(), 'uplink-nucleus-'))
   const socketPath = options.socketPath ?? join(dir as string, 'ipc.socket')
@@ -242,6 +251,9 @@ export async function startGreengrassNucleus(
   const handle = (conn: Conn, s: Stream) => {
     const component = conn.component as string
     const r = s.request
+    if (options.unsupported?.includes(s.operation)) {
+      return fail(conn, s, 'ServiceError', `${s.operation} is not supported`)
+    }
     switch (s.operation) {
       case 'GetConfiguration': {
         const name = typeof r.componentName === 'string' ? r.componentName : component
