@@ -238,6 +238,33 @@ describe('@uplink/greengrass as a component, end to end', () => {
     await watch.close()
   })
 
+  it('SIGTERM mid-stream: every message the nucleus handed the runner reaches the cloud after a restart, in order', async () => {
+    const first = startRunner()
+    await running(1)
+    let sending = true
+    let n = 0
+    const loop = (async () => {
+      while (sending && n < 400) {
+        await send(n++)
+        await new Promise((r) => setTimeout(r, 5))
+      }
+    })()
+    await waitFor(() => a.seen.length >= 20, 'a stream under way', 10_000)
+    first.kill('SIGTERM')
+    expect(await first.closed).toBe(0)
+    sending = false
+    await loop
+    const handed = nucleus.delivered
+      .filter((d) => d.component === NAME && d.topic === 'uplink/out/seq')
+      .map((d) => d.payload.toString())
+    // Mid-stream: the runner was stopped while messages were still coming.
+    expect(handed.length).toBeLessThan(n)
+    startRunner()
+    await running(2)
+    await waitFor(() => handed.every((h) => a.seen.includes(h)), 'all it was handed', 15_000)
+    expect(firstSeen(a.seen)).toEqual(handed)
+  })
+
   it('moves to the endpoints of a configuration update; refuses an invalid one and keeps running as it was', async () => {
     startRunner()
     await running(1)

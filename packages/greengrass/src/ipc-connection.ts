@@ -59,10 +59,16 @@ interface Pending {
   responded: boolean
   onEvent: ((payload: unknown) => void) | undefined
   onEnd: ((err: Error | undefined) => void) | undefined
+  /** We sent TerminateStream; events the nucleus sent before it saw that still arrive. */
+  terminated?: boolean
 }
 
 export interface IpcStream {
-  /** Ends the subscription (a TerminateStream message). */
+  /**
+   * Ends the subscription (a TerminateStream message). Events the nucleus had already sent
+   * still reach the handler, so a message handed over is never dropped on our side; a
+   * request-response call made after close() returns after them (one connection, in order).
+   */
   close(): void
 }
 
@@ -198,7 +204,9 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     const { streamId } = await this.activate(operation, request, onEvent, onEnd)
     return {
       close: () => {
-        if (!this.streams.delete(streamId) || this.closed) return
+        const pending = this.streams.get(streamId)
+        if (!pending || pending.terminated || this.closed) return
+        pending.terminated = true
         this.send({
           type: MessageType.ApplicationMessage,
           flags: MessageFlags.TerminateStream,

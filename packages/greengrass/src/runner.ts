@@ -291,9 +291,17 @@ export class GreengrassRunner {
     }
     for (const filter of wanted) {
       if (this.local.has(filter)) continue
-      const stream = await subscribeToTopic(ipc, filter, (m) => this.forward(filter, m))
+      const stream = await subscribeToTopic(ipc, filter, (m) => this.track(this.forward(filter, m)))
       this.local.set(filter, stream)
     }
+  }
+
+  /** Forwards not yet stored: stop() waits for them, so what the nucleus handed over is kept. */
+  private readonly storing = new Set<Promise<void>>()
+
+  private track(forwarding: Promise<void>): void {
+    this.storing.add(forwarding)
+    void forwarding.finally(() => this.storing.delete(forwarding))
   }
 
   private async forward(filter: string, message: LocalMessage): Promise<void> {
@@ -303,7 +311,7 @@ export class GreengrassRunner {
     const topic = expandTopic(rule.cloudTopic, rule.localTopic, message.topic)
     if (this.swapping) await this.swapping
     const client = this.client
-    if (!client || this.stopped) {
+    if (!client) {
       this.counts.forwardErrors++
       return
     }
@@ -421,11 +429,32 @@ export class GreengrassRunner {
     this.stopped = true
     clearInterval(this.statusTimer)
     if (this.swapping) await this.swapping
-    await this.client?.stop({ timeoutMs: GREENGRASS_DEFAULTS.stopStepTimeoutMs })
+    const step = GREENGRASS_DEFAULTS.stopStepTimeoutMs
+    // Intake first: no new local messages. One request-response after the terminations lets
+    // through what the nucleus had already sent before it saw them; those are stored too.
+    for (const stream of this.local.values()) stream.close()
+    this.local.clear()
+    const ipc = this.session.current
+    if (ipc)
+      await bounded(
+        step,
+        getConfiguration(ipc).catch(() => undefined),
+      )
+    await bounded(step, Promise.allSettled([...this.storing]))
+    await this.client?.stop({ timeoutMs: step })
     await this.outbox?.close()
     this.session.stop()
     this.firstApplied?.()
   }
+}
+
+/** `work`, or nothing after `ms`: every wait in a stop is bounded. */
+function bounded(ms: number, work: Promise<unknown>): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms)
+  })
+  return Promise.race([work, late]).finally(() => clearTimeout(timer))
 }
 
 /** Runs the component (what the `uplink-greengrass` bin does, for users who embed it). */

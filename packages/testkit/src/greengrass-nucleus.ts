@@ -61,6 +61,8 @@ export interface TestNucleus {
   readonly validityReports: ValidityReport[]
   /** Every local publish routed, in order. */
   readonly published: Array<{ component: string; topic: string; payload: Buffer }>
+  /** Every message handed to a subscriber, in order: what that component was given. */
+  readonly delivered: Array<{ component: string; topic: string; payload: Buffer }>
   /**
    * A deployment that changes `name`'s configuration: components subscribed to validation are
    * asked first (waiting up to `validationTimeoutMs` for their reports); if none rejects, the
@@ -173,6 +175,7 @@ export async function startGreengrassNucleus(
   const deferrals: Deferral[] = []
   const validityReports: ValidityReport[] = []
   const published: TestNucleus['published'] = []
+  const delivered: TestNucleus['delivered'] = []
   const reportWaiters = new Map<string, (r: ValidityReport) => void>()
   let deployments = 0
 
@@ -225,18 +228,17 @@ export async function startGreengrassNucleus(
   const route = (from: string, topic: string, publishMessage: Json) => {
     const binary = publishMessage.binaryMessage as { message?: string } | undefined
     const json = publishMessage.jsonMessage as { message?: unknown } | undefined
-    published.push({
-      component: from,
-      topic,
-      payload: binary
-        ? Buffer.from(binary.message ?? '', 'base64')
-        : Buffer.from(JSON.stringify(json?.message ?? null)),
-    })
+    const payload = binary
+      ? Buffer.from(binary.message ?? '', 'base64')
+      : Buffer.from(JSON.stringify(json?.message ?? null))
+    published.push({ component: from, topic, payload })
     for (const { conn, stream } of subscribers('SubscribeToTopic')) {
       if (!topicFilterMatches(String(stream.request.topic), topic)) continue
       if (stream.request.receiveMode === 'RECEIVE_MESSAGES_FROM_OTHERS' && conn.component === from)
         continue
       const context = { topic }
+      if (!conn.socket.destroyed)
+        delivered.push({ component: conn.component as string, topic, payload })
       event(
         conn,
         stream,
@@ -402,6 +404,7 @@ export async function startGreengrassNucleus(
     deferrals,
     validityReports,
     published,
+    delivered,
     addComponent(name, configuration = {}, opts = {}) {
       const svcuid = opts.svcuid ?? randomBytes(16).toString('hex')
       tokens.set(svcuid, name)
