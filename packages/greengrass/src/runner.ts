@@ -148,25 +148,28 @@ export class GreengrassRunner {
     )
     await optional(
       'live configuration',
-      subscribeToConfigurationUpdate(ipc, () => this.reload()),
+      subscribeToConfigurationUpdate(ipc, () => void this.reload().catch(() => {})),
     )
     await optional(
       'component update deferral',
       subscribeToComponentUpdates(ipc, (e) => void this.componentUpdate(ipc, e)),
     )
-    this.reload()
-    await this.chain
+    // A nucleus that cannot answer GetConfiguration yet fails the set-up: the session retries.
+    await this.reload()
   }
 
   private device(): DeviceEnv {
     return { thingName: this.thingName, rootCaPath: this.rootCaPath, ...this.nucleus }
   }
 
-  /** Reads and applies the configuration; runs one at a time, in the order asked. */
-  private reload(): void {
-    this.chain = this.chain
-      .then(() => this.reloadNow())
-      .catch((err) => this.log(`configuration: ${(err as Error).message}`))
+  /**
+   * Reads and applies the configuration; runs one at a time, in the order asked. The returned
+   * promise rejects on an IPC failure (the chain itself logs it and goes on).
+   */
+  private reload(): Promise<void> {
+    const run = this.chain.then(() => this.reloadNow())
+    this.chain = run.catch((err) => this.log(`configuration: ${(err as Error).message}`))
+    return run
   }
 
   private async reloadNow(): Promise<void> {

@@ -222,6 +222,23 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
     expect(first).not.toBe(second)
   })
 
+  it('retries the set-up while the nucleus cannot answer GetConfiguration yet', async () => {
+    nucleus.refuse(['GetConfiguration'])
+    const { env } = nucleus.addComponent(NAME, base())
+    const log: string[] = []
+    const runner = new GreengrassRunner({ workPath: work, env, log: (l) => log.push(l) })
+    cleanup.push(() => runner.stop())
+    const started = runner.start()
+    await waitFor(
+      () => log.filter((l) => l.includes('GetConfiguration')).length >= 2,
+      'two refusals',
+    )
+    expect(nucleus.states).toEqual([])
+    nucleus.refuse([])
+    await started
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'RUNNING' }])
+  })
+
   it('builds a new IPC connection when the nucleus drops it, and forwards again', async () => {
     const { runner } = await run(base())
     nucleus.dropConnections()

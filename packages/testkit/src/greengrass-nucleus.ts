@@ -80,6 +80,8 @@ export interface TestNucleus {
   announceComponentUpdate(options?: { isGgcRestarting?: boolean; deploymentId?: string }): string
   /** Publishes on local pub/sub as if from another component. */
   publish(topic: string, payload: Buffer | Json): void
+  /** From now on answers these operations with a ServiceError (a nucleus still starting). */
+  refuse(operations: string[]): void
   /** Drops every IPC connection at once (as a nucleus restart does). */
   dropConnections(): void
   connectionCount(component?: string): number
@@ -176,6 +178,7 @@ export async function startGreengrassNucleus(
   const validityReports: ValidityReport[] = []
   const published: TestNucleus['published'] = []
   const delivered: TestNucleus['delivered'] = []
+  const refused = new Set(options.unsupported)
   const reportWaiters = new Map<string, (r: ValidityReport) => void>()
   let deployments = 0
 
@@ -253,7 +256,7 @@ export async function startGreengrassNucleus(
   const handle = (conn: Conn, s: Stream) => {
     const component = conn.component as string
     const r = s.request
-    if (options.unsupported?.includes(s.operation)) {
+    if (refused.has(s.operation)) {
       return fail(conn, s, 'ServiceError', `${s.operation} is not supported`)
     }
     switch (s.operation) {
@@ -474,6 +477,10 @@ export async function startGreengrassNucleus(
           ? { binaryMessage: { message: payload.toString('base64') } }
           : { jsonMessage: { message: payload } },
       )
+    },
+    refuse(operations) {
+      refused.clear()
+      for (const o of operations) refused.add(o)
     },
     dropConnections() {
       for (const conn of conns) conn.socket.destroy()
