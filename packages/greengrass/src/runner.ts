@@ -277,7 +277,7 @@ export class GreengrassRunner {
   }
 
   private watch(client: Uplink): void {
-    client.on('state', (s) => this.log(`uplink ${s}`))
+    client.on('state', (e) => this.log(`uplink ${e.previous} -> ${e.state}`))
     client.on('failover', (e) => this.log(`failover ${e.from} -> ${e.to} (${e.reason})`))
     client.on('drop', (e) => this.log(`dropped ${e.topic} (${e.reason})`))
     client.on('error', (e) => this.log(`uplink ${e.code}: ${e.message}`))

@@ -85,6 +85,13 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
     expect(runner.counts.forwarded).toBe(2)
   })
 
+  it('logs one readable line per state change and failover, never an object', async () => {
+    const { log } = await run(base())
+    await waitFor(() => log.some((l) => l.endsWith('-> connected')), 'the connected line')
+    expect(log).toContain('uplink connecting -> connected')
+    expect(log.join('\n')).not.toContain('[object')
+  })
+
   it('republishes a cloud command on the local topic its rule names', async () => {
     await run(base())
     const sensor = await otherComponent()
