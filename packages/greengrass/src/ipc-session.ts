@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { backoffDelay, type Clock, type RandomSource, systemClock } from '@uplink/client'
 import { GREENGRASS_DEFAULTS } from './defaults.js'
 import { IpcConnection, type IpcConnectOptions } from './ipc-connection.js'
@@ -21,6 +22,11 @@ export class IpcSession {
     private readonly clock: Clock = systemClock,
     private readonly random: RandomSource = Math.random,
   ) {}
+
+  /** Never the SVCUID. */
+  [inspect.custom](): string {
+    return `IpcSession { socket: ${this.connect.socketPath}, connected: ${this.current !== undefined} }`
+  }
 
   get current(): IpcConnection | undefined {
     return this.connection && !this.connection.isClosed ? this.connection : undefined

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { inspect } from 'node:util'
 import {
   createUplink,
   isUplinkError,
@@ -113,6 +114,11 @@ export class GreengrassRunner {
       (ipc) => this.connected(ipc),
       (err) => this.log(`IPC: ${err.message}`),
     )
+  }
+
+  /** What util.inspect shows: never the SVCUID or the private keys the settings hold. */
+  [inspect.custom](): string {
+    return `GreengrassRunner { thing: ${this.thingName}, state: ${this.state}, ${JSON.stringify(this.counts)} }`
   }
 
   /** The Uplink client in use (replaced by each reconfiguration). */

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { inspect } from 'node:util'
 import {
   startBroker,
   startGreengrassNucleus,
@@ -83,6 +84,21 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
       ['gw-1-uplink', 'dt/gw-1/alarm/door', '{"open":true}'],
     ])
     expect(runner.counts.forwarded).toBe(2)
+  })
+
+  it('shows neither the SVCUID nor a private key to util.inspect', async () => {
+    const key = join(work, 'key.pem')
+    const cert = join(work, 'cert.pem')
+    writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n')
+    writeFileSync(cert, '-----BEGIN CERTIFICATE-----\nCERT\n')
+    const { env } = nucleus.addComponent(NAME, base({ certificatePath: cert, privateKeyPath: key }))
+    const runner = new GreengrassRunner({ workPath: work, env, log: () => {} })
+    cleanup.push(() => runner.stop())
+    await runner.start()
+    const shown = inspect(runner, { depth: 10 })
+    expect(shown).toContain('GreengrassRunner')
+    expect(shown).not.toContain(env.SVCUID as string)
+    expect(shown).not.toContain('SECRETKEYMATERIAL')
   })
 
   it('logs one readable line per state change and failover, never an object', async () => {
