@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -50,7 +50,9 @@ interface Region {
 }
 
 let dir: string
-let files: { ca: string; cert: string; key: string; serverCert: string; serverKey: string }
+let files: { ca: string; cert: string; key: string }
+/** The brokers' certificate: both regions answer to both names. */
+let server: { cert: string; key: string }
 let pki: ReturnType<typeof createTestPki>
 let dns: TestDnsServer
 let nucleus: TestNucleus
@@ -61,8 +63,7 @@ const cleanup: Array<() => unknown> = []
 
 function write(name: string, text: string): string {
   const path = join(dir, name)
-  // Mosquitto started as root reads its certificates as the mosquitto user.
-  writeFileSync(path, text, { mode: 0o644 })
+  writeFileSync(path, text)
   return path
 }
 
@@ -70,14 +71,9 @@ async function region(host: string, port?: number): Promise<Region> {
   const broker = await startMosquitto({
     host,
     port,
-    extraConfig: [
-      `cafile ${files.ca}`,
-      `certfile ${files.serverCert}`,
-      `keyfile ${files.serverKey}`,
-      'require_certificate true',
-    ],
+    tls: { ...server, ca: pki.ca, requireCertificate: true },
   })
-  const observer = pki.issue(['cloud-observer'], { client: true })
+  const observer = pki.issue(['cloud-observer'], { usage: 'client' })
   const cloud = await mqtt.connectAsync({
     host,
     port: broker.port,
@@ -117,7 +113,7 @@ function startRunner(): ScriptProcess {
   const child = runScript(BIN, ['--work', join(dir, 'work')], {
     cwd: ROOT,
     // GG_ROOT_CA_PATH: the default CA for every endpoint, as the nucleus sets it.
-    env: { ...env, GG_ROOT_CA_PATH: files.ca },
+    env: { ...process.env, ...env, GG_ROOT_CA_PATH: files.ca },
   })
   lastRunner = child
   cleanup.push(async () => {
@@ -164,16 +160,13 @@ const range = (from: number, to: number) =>
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'uplink-gg-e2e-'))
-  chmodSync(dir, 0o755)
   pki = createTestPki()
-  const server = pki.issue([HOST, HOST_B])
-  const client = pki.issue(['gw-1'], { client: true })
+  server = pki.issue([HOST, HOST_B])
+  const client = pki.issue(['gw-1'], { usage: 'client' })
   files = {
     ca: write('ca.pem', pki.ca),
     cert: write('gw.pem', client.cert),
     key: write('gw.key', client.key),
-    serverCert: write('server.pem', server.cert),
-    serverKey: write('server.key', server.key),
   }
   dns = await startDnsServer()
   dns.set(HOST, ['127.0.0.1'], 1)

@@ -50,8 +50,14 @@ function accepts(host: string, port: number): Promise<boolean> {
 }
 
 export async function startMosquitto(
-  /** `port`: a given one (two regions on one port, 127.0.0.1 and 127.0.0.2), else the OS picks. */
-  options: { host?: string; port?: number; extraConfig?: string[] } = {},
+  options: {
+    host?: string
+    /** A fixed port, e.g. the port another region's broker has on another loopback address. */
+    port?: number
+    /** A TLS listener; `requireCertificate`: clients must present one signed by `ca`. */
+    tls?: { cert: string; key: string; ca?: string; requireCertificate?: boolean }
+    extraConfig?: string[]
+  } = {},
 ): Promise<TestMosquitto> {
   const host = options.host ?? '127.0.0.1'
   assertLoopback(host)
@@ -60,10 +66,24 @@ export async function startMosquitto(
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = options.port ?? (await freePort(host))
     const config = join(dir, 'mosquitto.conf')
+    const tls: string[] = []
+    if (options.tls) {
+      writeFileSync(join(dir, 'server.pem'), options.tls.cert)
+      writeFileSync(join(dir, 'server.key'), options.tls.key)
+      tls.push(`certfile ${join(dir, 'server.pem')}`, `keyfile ${join(dir, 'server.key')}`)
+      if (options.tls.ca) {
+        writeFileSync(join(dir, 'ca.pem'), options.tls.ca)
+        tls.push(`cafile ${join(dir, 'ca.pem')}`)
+      }
+      if (options.tls.requireCertificate) tls.push('require_certificate true')
+    }
     writeFileSync(
       config,
       [
+        // As root it would drop to the mosquitto user, which cannot read this temp dir.
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
         `listener ${port} ${host}`,
+        ...tls,
         'allow_anonymous true',
         'persistence false',
         'log_dest none',

@@ -12,8 +12,12 @@ export interface IssuedCert {
 export interface TestPki {
   /** The CA certificate (PEM) that clients trust. */
   ca: string
-  /** A server certificate for these DNS names (and IP addresses), signed by this CA. */
-  issue(names: string[], options?: { ips?: string[]; days?: number; client?: boolean }): IssuedCert
+  /** A server certificate for these DNS names (and IP addresses), signed by this CA; with
+   * `usage: 'client'`, a client certificate whose CN is `names[0]` (a device's identity). */
+  issue(
+    names: string[],
+    options?: { ips?: string[]; days?: number; usage?: 'server' | 'client' },
+  ): IssuedCert
 }
 
 function openssl(dir: string, args: string[]): void {
@@ -66,8 +70,7 @@ export function createTestPki(commonName = 'Uplink Test CA'): TestPki {
               `subjectAltName=${san}`,
               'basicConstraints=critical,CA:FALSE',
               'keyUsage=critical,digitalSignature,keyEncipherment',
-              // A client certificate (mutual TLS, as AWS IoT Core asks) also needs clientAuth.
-              `extendedKeyUsage=serverAuth${options.client ? ',clientAuth' : ''}`,
+              `extendedKeyUsage=${options.usage === 'client' ? 'clientAuth' : 'serverAuth'}`,
             ].join('\n'),
           )
           openssl(work, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'srv.key'])
