@@ -1,6 +1,7 @@
 export { type BackoffPolicy, backoffDelay, type JitterMode } from './backoff.js'
 export { createUplink, Uplink, type UplinkStats } from './client.js'
 export { type Clock, ManualClock, type RandomSource, systemClock } from './clock.js'
+export { CONCIERGE_DEFAULTS, type ConciergeOptions } from './concierge.js'
 export {
   createResolver,
   type PartialFailure,

@@ -1,0 +1,17 @@
+import type { Outbox } from '@uplink/client'
+
+/**
+ * The outbox as an Uplink client sees it, minus close(): a reconfiguration stops one client and
+ * starts the next on the same open outbox, so nothing stored is lost or read twice, and the
+ * file's exclusive lock never changes hands. The runner closes the real outbox itself.
+ */
+export function keptOpen(outbox: Outbox): Outbox {
+  return {
+    enqueue: (input, now) => outbox.enqueue(input, now),
+    peek: (limit, skip, now) => outbox.peek(limit, skip, now),
+    remove: (id) => outbox.remove(id),
+    stats: () => outbox.stats(),
+    setListener: (listener) => outbox.setListener(listener),
+    close: async () => {},
+  }
+}

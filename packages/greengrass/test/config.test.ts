@@ -1,0 +1,158 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isUplinkError } from '@uplink/client'
+import { afterAll, describe, expect, it } from 'vitest'
+import { type DeviceEnv, parseComponentConfig } from '../src/config.js'
+import { checkRule, expandTopic, firstMatch, suffixOf } from '../src/rules.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'uplink-gg-config-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const file = (name: string, text: string) => {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+const ca = file('ca.pem', 'CA-ROOT')
+const regionCa = file('region-ca.pem', 'CA-REGION')
+const cert = file('cert.pem', 'CERT')
+const key = file('key.pem', 'KEY')
+const certB = file('cert-b.pem', 'CERT-B')
+const keyB = file('key-b.pem', 'KEY-B')
+
+const env: DeviceEnv = {
+  thingName: 'gw-7',
+  rootCaPath: ca,
+  iotDataEndpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+  region: 'eu-west-1',
+}
+
+function refused(raw: unknown, e: DeviceEnv = env): string {
+  try {
+    parseComponentConfig(raw, e)
+  } catch (err) {
+    expect(isUplinkError(err, 'INVALID_OPTIONS')).toBe(true)
+    return (err as Error).message
+  }
+  throw new Error('accepted')
+}
+
+describe('the component configuration', () => {
+  it('defaults to the nucleus endpoint, the thing-name client id and GG_ROOT_CA_PATH as CA', () => {
+    const s = parseComponentConfig({ certificatePath: cert, privateKeyPath: key }, env)
+    expect(s.uplink.clientId).toBe('gw-7-uplink')
+    expect(s.uplink.endpoints).toEqual([
+      {
+        url: 'mqtts://abc-ats.iot.eu-west-1.amazonaws.com:8883',
+        tls: { ca: 'CA-ROOT', cert: 'CERT', key: 'KEY' },
+      },
+    ])
+    expect(s.forward.map((r) => r.cloudTopic)).toEqual([
+      'dt/gw-7/{suffix}',
+      'dt/gw-7/alarm/{suffix}',
+    ])
+    expect(s.commands[0]?.cloudTopic).toBe('cmd/gw-7/#')
+  })
+
+  it('gives each endpoint its own certificate, key and CA over the shared ones', () => {
+    const s = parseComponentConfig(
+      {
+        certificatePath: cert,
+        privateKeyPath: key,
+        endpoints: [
+          'mqtts://iot-a.example.com:8883',
+          {
+            url: 'mqtts://iot-b.example.com:8883',
+            certificatePath: certB,
+            privateKeyPath: keyB,
+            rootCaPath: regionCa,
+          },
+        ],
+      },
+      env,
+    )
+    expect(s.uplink.endpoints).toEqual([
+      { url: 'mqtts://iot-a.example.com:8883', tls: { ca: 'CA-ROOT', cert: 'CERT', key: 'KEY' } },
+      {
+        url: 'mqtts://iot-b.example.com:8883',
+        tls: { ca: 'CA-REGION', cert: 'CERT-B', key: 'KEY-B' },
+      },
+    ])
+  })
+
+  it('names the field when a certificate cannot be read, or comes without its key', () => {
+    expect(refused({ certificatePath: join(dir, 'nope.pem'), privateKeyPath: key })).toBe(
+      'certificatePath names a file that cannot be read (ENOENT)',
+    )
+    expect(refused({ endpoints: [{ url: 'mqtts://x.example.com', certificatePath: cert }] })).toBe(
+      'endpoints[0].certificatePath and privateKeyPath go together',
+    )
+  })
+
+  it('refuses unknown options, and Uplink options that createUplink refuses', () => {
+    expect(refused({ keepAlive: 30 })).toBe('keepAlive is not an option')
+    expect(refused({ keepalive: 0 })).toMatch(/^keepalive must be an integer/)
+    expect(refused({ endpoints: ['tcp://x.example.com'] })).toMatch(/^endpoints\[0\] must use mqtt/)
+    expect(refused({ outbox: { overflow: 'spill' } })).toBe(
+      'outbox.overflow must be one of drop-oldest, reject',
+    )
+    expect(refused({}, { ...env, iotDataEndpoint: undefined })).toBe(
+      'endpoints is empty and aws.greengrass.Nucleus has no iotDataEndpoint',
+    )
+    // accessControl is the nucleus's, in the same configuration: allowed.
+    expect(() => parseComponentConfig({ accessControl: {} }, env)).not.toThrow()
+  })
+
+  it('refuses a rule whose filter is invalid or whose template cannot make a topic', () => {
+    expect(refused({ forward: [{ localTopic: 'a/#/b', cloudTopic: 'x' }] })).toMatch(
+      /^forward\[0\] is not a valid rule/,
+    )
+    expect(refused({ commands: [{ cloudTopic: 'cmd/#', localTopic: 'in/+/{suffix}' }] })).toMatch(
+      /^commands\[0\] is not a valid rule/,
+    )
+    expect(refused({ forward: [{ localTopic: 'a/#', cloudTopic: 'x', priority: 'urgent' }] })).toBe(
+      'forward[0].priority must be one of alarm, telemetry',
+    )
+  })
+
+  it('turns optional features off with an empty string, on with a value', () => {
+    const off = parseComponentConfig({}, env)
+    expect(off.uplink.concierge).toBeUndefined()
+    expect(off.uplink.presence).toBeUndefined()
+    const on = parseComponentConfig(
+      {
+        concierge: { url: 'https://c.example.com/{thingName}', allowedHosts: ['*.example.com'] },
+        presence: { topic: 'status/{thingName}' },
+        dns: { servers: ['127.0.0.1:5353'], watch: true },
+      },
+      env,
+    )
+    expect(on.uplink.concierge?.url).toBe('https://c.example.com/gw-7')
+    expect(on.uplink.presence?.topic).toBe('status/gw-7')
+    expect(on.uplink.dns?.servers).toEqual(['127.0.0.1:5353'])
+  })
+
+  it('has a fingerprint that changes with the configuration and not otherwise', () => {
+    const one = parseComponentConfig({ keepalive: 30 }, env).fingerprint
+    expect(parseComponentConfig({ keepalive: 30 }, env).fingerprint).toBe(one)
+    expect(parseComponentConfig({ keepalive: 31 }, env).fingerprint).not.toBe(one)
+  })
+})
+
+describe('topic rules', () => {
+  it('expands {suffix} to what a trailing # matched and {topic} to the whole topic', () => {
+    expect(suffixOf('uplink/out/#', 'uplink/out/a/b')).toBe('a/b')
+    expect(suffixOf('#', 'a/b')).toBe('a/b')
+    expect(suffixOf('uplink/+/x', 'uplink/q/x')).toBe('')
+    expect(expandTopic('dt/gw/{suffix}', 'uplink/out/#', 'uplink/out/t/1')).toBe('dt/gw/t/1')
+    expect(expandTopic('all/{topic}', 'uplink/+/x', 'uplink/q/x')).toBe('all/uplink/q/x')
+    expect(() => checkRule('a/#', 'dt/{suffix}')).not.toThrow()
+  })
+
+  it('gives a message to the first rule that matches', () => {
+    const rules = [{ f: 'uplink/alarm/#' }, { f: 'uplink/#' }]
+    expect(firstMatch(rules, 'uplink/alarm/x', (r) => r.f)).toBe(rules[0])
+    expect(firstMatch(rules, 'uplink/out/x', (r) => r.f)).toBe(rules[1])
+    expect(firstMatch(rules, 'other', (r) => r.f)).toBeUndefined()
+  })
+})
