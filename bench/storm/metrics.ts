@@ -1,5 +1,6 @@
 /** Pure figures from raw samples: percentiles, rates, message accounting, timelines. */
 import { readFileSync } from 'node:fs'
+import { round } from './format.js'
 
 /**
  * The time by which `fraction` of all `total` devices had moved, from per-device times
@@ -43,6 +44,45 @@ export function ratePerSecond(
     if (i >= 0 && i < n) out[i] = (out[i] as number) + 1
   }
   return out.map((c) => (c * 1_000) / bucketMs)
+}
+
+/** CPU time used per bucket (in cores: CPU seconds per second), summed over processes. */
+export function cpuCores(
+  processes: Array<Array<{ at: number; cpu: number }>>,
+  from: number,
+  to: number,
+  bucketMs: number,
+): number[] {
+  const out = emptyBuckets(from, to, bucketMs)
+  const n = out.length
+  for (const ticks of processes) {
+    for (let k = 1; k < ticks.length; k++) {
+      const a = ticks[k - 1] as { at: number; cpu: number }
+      const b = ticks[k] as { at: number; cpu: number }
+      // A late tick covers a longer interval: spread its CPU over the interval, not its end.
+      const span = Math.max(1, b.at - a.at)
+      const perMs = (b.cpu - a.cpu) / span
+      for (let t = a.at; t < b.at; ) {
+        const i = Math.floor((t - from) / bucketMs)
+        const edge = Math.min(b.at, from + (i + 1) * bucketMs)
+        if (i >= 0 && i < n) out[i] = (out[i] as number) + perMs * (edge - t)
+        t = edge
+      }
+    }
+  }
+  return out.map((c) => round((c * 1_000) / bucketMs, 2))
+}
+
+/** The latest tick any of these processes reported between `from` and `to`. */
+export function maxLag(
+  processes: Array<Array<{ at: number; lagMs: number }>>,
+  from: number,
+  to: number,
+): number {
+  let max = 0
+  for (const ticks of processes)
+    for (const t of ticks) if (t.at >= from && t.at <= to && t.lagMs > max) max = t.lagMs
+  return Math.round(max)
 }
 
 export interface DeviceLedger {
