@@ -5,7 +5,13 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULTS, withFleetDefaults } from '../bench/storm/config.js'
 import { buildRecord, deviceFigures, ledgerOf, memoryGrowth } from '../bench/storm/record.js'
-import type { BrokerTick, DeviceReport, RunSamples, WorkerTick } from '../bench/storm/samples.js'
+import type {
+  BrokerTick,
+  DeviceReport,
+  MemorySample,
+  RunSamples,
+  WorkerTick,
+} from '../bench/storm/samples.js'
 
 const T0 = 10_000
 
@@ -140,7 +146,7 @@ describe('storm record builder', () => {
   })
 
   it('memoryGrowth sums each worker against its own start, the young generation apart', () => {
-    const before = [
+    const before: MemorySample[] = [
       { rss: 100, heapUsed: 10, spaces: { new_space: 1 } },
       { rss: 200, heapUsed: 20, spaces: {} },
     ]

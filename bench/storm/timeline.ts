@@ -62,15 +62,11 @@ export function buildTimeline(s: TimelineSamples): StormTimeline {
     for (const tick of ticks) for (let k = 0; k < tick.attempts; k++) attemptTimes.push(tick.at)
   const rateAt: number[] = []
   for (let t = start; t < end; t += BUCKET_MS) rateAt.push(t + BUCKET_MS / 2)
-  const from = t0 + start
-  const to = t0 + end
-  const rate = (times: number[]): Series => ({
-    at: rateAt,
-    values: ratePerSecond(times, from, to, BUCKET_MS),
-  })
+  const span = { from: t0 + start, to: t0 + end, bucketMs: BUCKET_MS }
+  const rate = (times: number[]): Series => ({ at: rateAt, values: ratePerSecond(times, span) })
   const cpu = (processes: Array<Array<{ at: number; cpu: number }>>): Series => ({
     at: rateAt,
-    values: cpuCores(processes, from, to, BUCKET_MS),
+    values: cpuCores(processes, span),
   })
   return {
     start,
