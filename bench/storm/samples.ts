@@ -61,6 +61,12 @@ export interface DeviceReport {
   cpu: number
 }
 
+/** The recovery a run cannot beat, computed before the storm, and its parts (ms). */
+export interface RecoveryBound {
+  total: number
+  parts: Record<string, number>
+}
+
 /** Everything one run collected, from which its record and timeline are built. */
 export interface RunSamples {
   scenario: Scenario
@@ -68,7 +74,7 @@ export interface RunSamples {
   /** With the fleet defaults filled in. */
   config: StormConfig
   layout: { workers: number; proxyShards: number }
-  bound: { total: number; parts: Record<string, number> }
+  bound: RecoveryBound
   acceptRate: number
   /** Epoch ms of the failure, and of the end of the drain. */
   t0: number

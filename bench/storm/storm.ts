@@ -24,12 +24,12 @@ import {
 import { fmtS } from './format.js'
 import { udpReceiveDrops } from './machine.js'
 import { account } from './metrics.js'
-import { measureAcceptRate } from './probe.js'
+import { type AcceptRate, measureAcceptRate } from './probe.js'
 import { openFileLimit } from './proc.js'
 import { buildRecord, ledgerOf, type StormRecord } from './record.js'
 import { type Regions, regionsCpuSeconds, startRegions, stopBrokers } from './regions.js'
 import { RunContext, type RunHooks } from './run-context.js'
-import type { RunSamples } from './samples.js'
+import type { RecoveryBound, RunSamples } from './samples.js'
 import { buildTimeline, type StormTimeline } from './timeline.js'
 
 export interface StormRun {
@@ -68,7 +68,7 @@ export function recoveryBound(
   client: ClientKind,
   config: StormConfig,
   acceptRate: number,
-): { total: number; parts: Record<string, number> } {
+): RecoveryBound {
   const parts: Record<string, number> = {}
   if (scenario === 'blackhole') parts.keepaliveDetectMs = config.keepalive * 1_500
   if (scenario === 'crash' || scenario === 'blackhole') {
@@ -103,20 +103,13 @@ export async function runScenario(
     const fleet = await startFleet(ctx, regions, plan.workers)
     const rate = await measureAcceptRate(ctx, regions, fleet)
     const bound = recoveryBound(scenario, client, config, rate.perSec)
-    ctx.log(
-      `${scenario} / ${client}: secondary accepts ${rate.perSec} connections/s ` +
-        `(broker side: ${rate.brokerConnects} raw MQTT connects in ${rate.brokerSpanMs} ms; ` +
-        `${rate.clientAcks} CONNACKs in ${rate.clientSpanMs} ms at the clients); recovery bound ${fmtS(bound.total)} = ` +
-        Object.entries(bound.parts)
-          .map(([k, v]) => `${k} ${fmtS(v)}`)
-          .join(' + '),
-    )
+    ctx.log(`${scenario} / ${client}: ${probeText(rate, bound)}`)
     await connectFleet(ctx, fleet, rate.perSec)
     const memory = await warmUp(ctx, fleet)
     const udpDropsBefore = udpReceiveDrops()
     const failure = await injectFailure(ctx, regions)
     await watchRecovery(ctx, fleet, failure, bound.total)
-    const counted = await drainAndCount(ctx, regions, fleet)
+    const { udpDropsAfter, ...counted } = await drainAndCount(ctx, regions, fleet)
     const samples: RunSamples = {
       scenario,
       client,
@@ -136,21 +129,12 @@ export async function runScenario(
         cores: availableParallelism(),
         loadAverageAtStart: ctx.loadAverageAtStart,
         udpDropsBefore,
-        udpDropsAfter: counted.udpDropsAfter,
+        udpDropsAfter,
       },
       wallMs: Date.now() - ctx.startedAt,
     }
     const record = buildRecord(samples)
-    if (process.env.STORM_DEBUG_TICKS) {
-      writeFileSync(
-        process.env.STORM_DEBUG_TICKS,
-        JSON.stringify({
-          t0: samples.t0,
-          workers: samples.workerTicks,
-          secondary: samples.secondaryTicks,
-        }),
-      )
-    }
+    if (process.env.STORM_DEBUG_TICKS) dumpTicks(process.env.STORM_DEBUG_TICKS, samples)
     const timeline = buildTimeline(samples)
     ctx.progress.done(
       `${scenario} / ${client}: ${record.devicesOnSecondary}/${record.devices} on the secondary, ` +
@@ -186,6 +170,27 @@ async function drainAndCount(ctx: RunContext, regions: Regions, fleet: Fleet) {
     regions.secondary.receipts,
   ])
   return { end, udpDropsAfter, reports, undrained, cpu, accounting }
+}
+
+/** What the probe measured and the bound it gives, for the log. */
+function probeText(rate: AcceptRate, bound: RecoveryBound) {
+  const parts = Object.entries(bound.parts)
+    .map(([k, v]) => `${k} ${fmtS(v)}`)
+    .join(' + ')
+  return (
+    `secondary accepts ${rate.perSec} connections/s ` +
+    `(broker side: ${rate.brokerConnects} raw MQTT connects in ${rate.brokerSpanMs} ms; ` +
+    `${rate.clientAcks} CONNACKs in ${rate.clientSpanMs} ms at the clients); ` +
+    `recovery bound ${fmtS(bound.total)} = ${parts}`
+  )
+}
+
+/** STORM_DEBUG_TICKS=<file>: the raw ticks of the run, for digging. */
+function dumpTicks(file: string, s: RunSamples): void {
+  writeFileSync(
+    file,
+    JSON.stringify({ t0: s.t0, workers: s.workerTicks, secondary: s.secondaryTicks }),
+  )
 }
 
 /** Every scenario, each for Uplink and (with --compare) the baseline, one after another. */
