@@ -5,8 +5,10 @@
  */
 import { availableParallelism } from 'node:os'
 import type { StormConfig } from './config.js'
+import { fmtS } from './format.js'
 import { RUN_COLUMNS, runCells, type TargetCheck } from './report.js'
-import { fmtS, type Series, type StormRun } from './storm.js'
+import type { StormRun } from './storm.js'
+import type { Series } from './timeline.js'
 
 const COLORS = {
   primary: '#2b6cb0',

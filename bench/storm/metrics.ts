@@ -1,5 +1,6 @@
 /** Pure figures from raw samples: percentiles, rates, message accounting, timelines. */
 import { readFileSync } from 'node:fs'
+import { round } from './format.js'
 
 /**
  * The time by which `fraction` of all `total` devices had moved, from per-device times
@@ -24,25 +25,71 @@ export function peakRate(times: number[], windowMs = 1_000): number {
   return (best * 1_000) / windowMs
 }
 
-/** Zeroed buckets of `bucketMs` covering `from` to `to` (at least one). */
-export function emptyBuckets(from: number, to: number, bucketMs: number): number[] {
-  return new Array<number>(Math.max(1, Math.ceil((to - from) / bucketMs))).fill(0)
+/** Time from `from` to `to` (ms) cut into buckets of `bucketMs`, at least one. */
+export interface BucketSpan {
+  from: number
+  to: number
+  bucketMs: number
 }
 
-/** Counts events into buckets of `bucketMs` from `from` to `to`, as rates per second. */
-export function ratePerSecond(
-  times: number[],
+/** The end of the bucket `t` falls in. */
+const bucketEnd = (span: BucketSpan, t: number) =>
+  span.from + (Math.floor((t - span.from) / span.bucketMs) + 1) * span.bucketMs
+
+/** Sums what `fill` adds into the buckets by time (outside the span: ignored), per second. */
+function perSecond(
+  span: BucketSpan,
+  fill: (add: (t: number, amount: number) => void) => void,
+): number[] {
+  const { from, to, bucketMs } = span
+  const out = new Array<number>(Math.max(1, Math.ceil((to - from) / bucketMs))).fill(0)
+  fill((t, amount) => {
+    const i = Math.floor((t - from) / bucketMs)
+    if (i >= 0 && i < out.length) out[i] = (out[i] as number) + amount
+  })
+  return out.map((c) => (c * 1_000) / bucketMs)
+}
+
+/** Events per second in each bucket. */
+export function ratePerSecond(times: number[], span: BucketSpan): number[] {
+  return perSecond(span, (add) => {
+    for (const t of times) add(t, 1)
+  })
+}
+
+/** CPU time used per bucket (in cores: CPU seconds per second), summed over processes. */
+export function cpuCores(
+  processes: Array<Array<{ at: number; cpu: number }>>,
+  span: BucketSpan,
+): number[] {
+  const cores = perSecond(span, (add) => {
+    for (const ticks of processes) {
+      for (let k = 1; k < ticks.length; k++) {
+        const a = ticks[k - 1] as { at: number; cpu: number }
+        const b = ticks[k] as { at: number; cpu: number }
+        // A late tick covers a longer interval: spread its CPU over the interval, not its end.
+        const perMs = (b.cpu - a.cpu) / Math.max(1, b.at - a.at)
+        for (let t = a.at; t < b.at; ) {
+          const edge = Math.min(b.at, bucketEnd(span, t))
+          add(t, perMs * (edge - t))
+          t = edge
+        }
+      }
+    }
+  })
+  return cores.map((c) => round(c, 2))
+}
+
+/** The latest tick any of these processes reported between `from` and `to`. */
+export function maxLag(
+  processes: Array<Array<{ at: number; lagMs: number }>>,
   from: number,
   to: number,
-  bucketMs: number,
-): number[] {
-  const out = emptyBuckets(from, to, bucketMs)
-  const n = out.length
-  for (const t of times) {
-    const i = Math.floor((t - from) / bucketMs)
-    if (i >= 0 && i < n) out[i] = (out[i] as number) + 1
-  }
-  return out.map((c) => (c * 1_000) / bucketMs)
+): number {
+  let max = 0
+  for (const ticks of processes)
+    for (const t of ticks) if (t.at >= from && t.at <= to && t.lagMs > max) max = t.lagMs
+  return Math.round(max)
 }
 
 export interface DeviceLedger {

@@ -1,6 +1,7 @@
 /** Tables for a person: the runs, the baseline ratios and the targets. */
 import type { StormConfig } from './config.js'
-import { fmtS, type StormRecord } from './storm.js'
+import { fmtS } from './format.js'
+import type { StormRecord } from './record.js'
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))

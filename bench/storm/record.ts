@@ -1,0 +1,239 @@
+/**
+ * The run's record in the design's format (plus what a reader needs to judge it), built by pure
+ * functions from what the run collected (samples.ts).
+ */
+import type { ClientKind, Scenario } from './config.js'
+import { round } from './format.js'
+import { type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
+import type { DeviceReport, MemorySample, RunSamples } from './samples.js'
+
+/** One run's figures in the design's record format, plus what a reader needs to judge them. */
+export interface StormRecord {
+  scenario: Scenario
+  client: ClientKind
+  devices: number
+  recovery: {
+    p50Ms: number | null
+    p90Ms: number | null
+    p99Ms: number | null
+    allMs: number | null
+  }
+  /**
+   * When devices noticed their connection was gone (a planned move is make-before-break, so
+   * there a device that lost nothing is not counted).
+   */
+  detection: {
+    p50Ms: number | null
+    p99Ms: number | null
+    allMs: number | null
+    devices: number
+    primaryProcessGoneMs?: number
+  }
+  connectAttempts: number
+  /** Connect attempts reaching the secondary (TCP accepts), most in any 1 s window. */
+  peakConnectsPerSec: number
+  /** MQTT sessions the secondary established (CONNACKs), most in any 1 s window. */
+  peakSessionsPerSec: number
+  messages: { published: number; delivered: number; lost: number; duplicates: number }
+  cpuSeconds: number
+  rssPerDeviceKiB: number
+  /** The same without the growth of V8's young generation (a constant per worker process). */
+  rssPerDeviceExclYoungGenKiB: number
+  /** The V8 heap's share of it (after a full GC). */
+  heapPerDeviceKiB: number
+  store: 'memory' | 'sqlite'
+  devicesOnSecondary: number
+  /** The recovery this run could not beat, computed before the storm (see boundParts). */
+  boundMs: number
+  boundParts: Record<string, number>
+  acceptRatePerSec: number
+  cpu: { devices: number; brokers: number; services: number }
+  /**
+   * Why a message might not be counted as delivered: still queued in a device at the end (not
+   * lost, but not delivered within the run either; included in `messages.lost`), dropped by an
+   * outbox, or a receipt for a message no publish() resolved for (should never happen).
+   */
+  undelivered: {
+    unexpectedReceipts: number
+    undrainedDevices: number
+    queuedAtEnd: number
+    drops: number
+  }
+  errors: Record<string, number>
+  settings: Record<string, number | string | boolean>
+  /**
+   * How late a 250 ms tick ran, at worst, in the device workers and in the secondary during the
+   * storm (a busy or CPU-starved process is late for everything):
+   * beyond a second or so the machine, not the client, sets the pace.
+   */
+  load: { workersMaxLagMs: number; secondaryMaxLagMs: number }
+  /** The 1-minute load average when the run began: above 0.5 or so, something else was busy. */
+  machine: { cores: number; loadAverageAtStart: number; udpReceiveDropsDuringStorm?: number }
+  wallSeconds: number
+  lostExamples?: Array<{ device: number; seq: number }>
+}
+
+/** The fleet's per-device reports, summed up. */
+export interface DeviceFigures {
+  /** Per device that reached the secondary: ms from the failure to its first CONNACK there. */
+  recoveries: number[]
+  /** Per device that noticed a loss: ms from the failure until it did. */
+  losses: number[]
+  attempts: number
+  onSecondary: number
+  queuedAtEnd: number
+  drops: number
+  errors: Record<string, number>
+}
+
+export function deviceFigures(reports: DeviceReport[], t0: number): DeviceFigures {
+  const figures: DeviceFigures = {
+    recoveries: [],
+    losses: [],
+    attempts: 0,
+    onSecondary: 0,
+    queuedAtEnd: 0,
+    drops: 0,
+    errors: {},
+  }
+  for (const r of reports) {
+    for (let j = 0; j < r.published.length; j++) {
+      const at = r.firstSecondaryAt[j] as number
+      if (at > 0) figures.recoveries.push(at - t0)
+      const lossAt = r.firstLossAt[j] as number
+      if (lossAt > 0) figures.losses.push(lossAt - t0)
+      figures.attempts += r.attempts[j] as number
+      if (r.endAddr[j] === 2) figures.onSecondary++
+    }
+    figures.queuedAtEnd += r.queued
+    figures.drops += r.drops
+    for (const [k, v] of Object.entries(r.errors)) figures.errors[k] = (figures.errors[k] ?? 0) + v
+  }
+  return figures
+}
+
+/**
+ * What every device issued, and which of those seqs never counted as published: the last
+ * `pending` seqs (publish() unresolved at the end) and every rejected one.
+ */
+export function ledgerOf(reports: DeviceReport[], devices: number): DeviceLedger {
+  const issued = new Uint32Array(devices)
+  const notPublished = new Map<number, Set<number>>()
+  const skip = (device: number, seq: number) => {
+    const set = notPublished.get(device) ?? new Set<number>()
+    set.add(seq)
+    notPublished.set(device, set)
+  }
+  for (const r of reports) {
+    for (let j = 0; j < r.published.length; j++) {
+      const next = r.published[j] as number
+      issued[r.first + j] = next
+      for (let k = 1; k <= (r.pending[j] as number); k++) skip(r.first + j, next - k)
+    }
+    for (let k = 0; k + 1 < r.failed.length; k += 2)
+      skip(r.first + (r.failed[k] as number), r.failed[k + 1] as number)
+  }
+  return { issued, notPublished }
+}
+
+/**
+ * The workers' growth from `before` to `after`, summed. V8's young generation grows to its
+ * working size once a worker is busy (some 16-32 MiB a process): a constant per process, not
+ * per device, that small fleets would otherwise spread over few devices; so it is kept apart.
+ */
+export function memoryGrowth(before: MemorySample[], after: MemorySample[]): RunSamples['memory'] {
+  const growth = { rss: 0, youngGen: 0, heap: 0 }
+  after.forEach((m, i) => {
+    const b = before[i]
+    growth.rss += m.rss - (b?.rss ?? 0)
+    growth.youngGen += (m.spaces.new_space ?? 0) - (b?.spaces.new_space ?? 0)
+    growth.heap += m.heapUsed - (b?.heapUsed ?? 0)
+  })
+  return growth
+}
+
+export function buildRecord(s: RunSamples): StormRecord {
+  const { config, client, accounting } = s
+  const n = config.devices
+  const fleet = deviceFigures(s.reports, s.t0)
+  // Recovery counts every device (one that never moved keeps a percentile from being met);
+  // detection only the devices that noticed a loss.
+  const p = (f: number) => percentileOf(fleet.recoveries, n, f) ?? null
+  const { losses } = fleet
+  const detected = (f: number) =>
+    losses.length ? (percentileOf(losses, losses.length, f) ?? null) : null
+  const recoveredAll = p(1)
+  const secondaryAt = (pick: 'connects' | 'accepts') =>
+    s.secondaryTicks.flatMap((t) => t[pick]).filter((at) => at >= s.t0)
+  // The storm's window for lateness: from the failure until the whole fleet had moved.
+  const stormEnd = s.t0 + (recoveredAll ?? s.end - s.t0)
+  const { udpDropsBefore, udpDropsAfter } = s.machine
+  return {
+    scenario: s.scenario,
+    client,
+    devices: n,
+    recovery: { p50Ms: p(0.5), p90Ms: p(0.9), p99Ms: p(0.99), allMs: recoveredAll },
+    detection: {
+      p50Ms: detected(0.5),
+      p99Ms: detected(0.99),
+      allMs: detected(1),
+      devices: losses.length,
+      ...(s.primaryGoneMs !== undefined ? { primaryProcessGoneMs: s.primaryGoneMs } : {}),
+    },
+    connectAttempts: fleet.attempts,
+    peakConnectsPerSec: peakRate(secondaryAt('accepts')),
+    peakSessionsPerSec: peakRate(secondaryAt('connects')),
+    messages: {
+      published: accounting.published,
+      delivered: accounting.delivered,
+      lost: accounting.lost,
+      duplicates: accounting.duplicates,
+    },
+    cpuSeconds: round(s.cpu.devices + s.cpu.brokers + s.cpu.services, 2),
+    rssPerDeviceKiB: round(s.memory.rss / n / 1024, 1),
+    rssPerDeviceExclYoungGenKiB: round((s.memory.rss - s.memory.youngGen) / n / 1024, 1),
+    heapPerDeviceKiB: round(s.memory.heap / n / 1024, 1),
+    store: config.store,
+    devicesOnSecondary: fleet.onSecondary,
+    boundMs: s.bound.total,
+    boundParts: s.bound.parts,
+    acceptRatePerSec: s.acceptRate,
+    cpu: {
+      devices: round(s.cpu.devices, 2),
+      brokers: round(s.cpu.brokers, 2),
+      services: round(s.cpu.services, 2),
+    },
+    undelivered: {
+      unexpectedReceipts: accounting.unexpected,
+      undrainedDevices: s.undrained.reduce((a, b) => a + b, 0),
+      queuedAtEnd: fleet.queuedAtEnd,
+      drops: fleet.drops,
+    },
+    errors: fleet.errors,
+    settings: {
+      keepaliveS: config.keepalive,
+      healthCheckMs: config.healthCheckMs,
+      backoffInitialMs: config.backoff.initialMs,
+      backoffMaxMs: client === 'uplink' ? config.backoff.maxMs : 0,
+      reconnectPeriodMs: client === 'mqttjs' ? 1_000 : 0,
+      ratePerDevice: config.rate,
+      dnsTtlS: config.dnsTtl,
+      workers: s.layout.workers,
+      proxyShards: s.scenario === 'blackhole' ? s.layout.proxyShards : 0,
+      seed: config.seed,
+    },
+    load: {
+      workersMaxLagMs: maxLag(s.workerTicks, s.t0, stormEnd),
+      secondaryMaxLagMs: maxLag([s.secondaryTicks], s.t0, stormEnd),
+    },
+    machine: {
+      cores: s.machine.cores,
+      loadAverageAtStart: s.machine.loadAverageAtStart,
+      ...(udpDropsBefore !== undefined && udpDropsAfter !== undefined
+        ? { udpReceiveDropsDuringStorm: udpDropsAfter - udpDropsBefore }
+        : {}),
+    },
+    wallSeconds: round(s.wallMs / 1000, 1),
+    ...(accounting.lost > 0 ? { lostExamples: accounting.lostExamples } : {}),
+  }
+}
