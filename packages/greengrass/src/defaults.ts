@@ -55,7 +55,15 @@ export function defaultConfiguration(): Record<string, unknown> {
     backoff: { ...DEFAULTS.backoff },
     failoverAfter: DEFAULTS.failoverAfter,
     dns: { servers: [], ...DEFAULTS.dns, watch: false },
-    concierge: { url: '', allowedHosts: [], ...CONCIERGE_DEFAULTS },
+    concierge: {
+      url: '',
+      allowedHosts: [],
+      // The options only: the client's bounds on a directive's poll interval are not settings.
+      intervalMs: CONCIERGE_DEFAULTS.intervalMs,
+      jitter: CONCIERGE_DEFAULTS.jitter,
+      timeoutMs: CONCIERGE_DEFAULTS.timeoutMs,
+      retries: CONCIERGE_DEFAULTS.retries,
+    },
     control: { topic: '' },
     failover: { allowedHosts: [], ...DEFAULTS.failover },
     session: { ...DEFAULTS.session },

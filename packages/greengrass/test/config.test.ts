@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUplinkError } from '@uplink/client'
+import { createTestPki } from '@uplink/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type DeviceEnv, parseComponentConfig } from '../src/config.js'
 import { checkRule, expandTopic, firstMatch, suffixOf } from '../src/rules.js'
@@ -13,12 +14,25 @@ const file = (name: string, text: string) => {
   writeFileSync(path, text)
   return path
 }
-const ca = file('ca.pem', 'CA-ROOT')
-const regionCa = file('region-ca.pem', 'CA-REGION')
-const cert = file('cert.pem', 'CERT')
-const key = file('key.pem', 'KEY')
-const certB = file('cert-b.pem', 'CERT-B')
-const keyB = file('key-b.pem', 'KEY-B')
+// Real certificates: createUplink opens every key it is given (a bad one is TLS_ERROR up front).
+const rootPki = createTestPki('Root CA')
+const regionPki = createTestPki('Region CA')
+const device = rootPki.issue(['gw-7'], { usage: 'client' })
+const deviceB = regionPki.issue(['gw-7'], { usage: 'client' })
+const PEM = {
+  CA_ROOT: rootPki.ca,
+  CA_REGION: regionPki.ca,
+  CERT: device.cert,
+  KEY: device.key,
+  CERT_B: deviceB.cert,
+  KEY_B: deviceB.key,
+}
+const ca = file('ca.pem', PEM.CA_ROOT)
+const regionCa = file('region-ca.pem', PEM.CA_REGION)
+const cert = file('cert.pem', PEM.CERT)
+const key = file('key.pem', PEM.KEY)
+const certB = file('cert-b.pem', PEM.CERT_B)
+const keyB = file('key-b.pem', PEM.KEY_B)
 
 const env: DeviceEnv = {
   thingName: 'gw-7',
@@ -44,7 +58,7 @@ describe('the component configuration', () => {
     expect(s.uplink.endpoints).toEqual([
       {
         url: 'mqtts://abc-ats.iot.eu-west-1.amazonaws.com:8883',
-        tls: { ca: 'CA-ROOT', cert: 'CERT', key: 'KEY' },
+        tls: { ca: PEM.CA_ROOT, cert: PEM.CERT, key: PEM.KEY },
       },
     ])
     expect(s.forward.map((r) => r.cloudTopic)).toEqual([
@@ -72,10 +86,13 @@ describe('the component configuration', () => {
       env,
     )
     expect(s.uplink.endpoints).toEqual([
-      { url: 'mqtts://iot-a.example.com:8883', tls: { ca: 'CA-ROOT', cert: 'CERT', key: 'KEY' } },
+      {
+        url: 'mqtts://iot-a.example.com:8883',
+        tls: { ca: PEM.CA_ROOT, cert: PEM.CERT, key: PEM.KEY },
+      },
       {
         url: 'mqtts://iot-b.example.com:8883',
-        tls: { ca: 'CA-REGION', cert: 'CERT-B', key: 'KEY-B' },
+        tls: { ca: PEM.CA_REGION, cert: PEM.CERT_B, key: PEM.KEY_B },
       },
     ])
   })
