@@ -5,6 +5,7 @@ import { startBroker, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TEST_DRIVER } from '../packages/store-sqlite/test/support/driver.js'
 import { runFixture } from './support/child.js'
+import { firstSeen } from './support/seqs.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -15,20 +16,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'uplink-crash-'))
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-/** Seqs in the order the broker first saw them. */
-function firstSeen(payloads: Buffer[]): number[] {
-  const seen = new Set<number>()
-  const order: number[] = []
-  for (const p of payloads) {
-    const seq = JSON.parse(p.toString()).seq as number
-    if (!seen.has(seq)) {
-      seen.add(seq)
-      order.push(seq)
-    }
-  }
-  return order
 }
 
 describe('SQLite outbox across SIGKILL', () => {

@@ -11,6 +11,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest'
 import { EXPECTED_DRIVER } from '../packages/store-sqlite/test/support/driver.js'
 import { runFixture } from './support/child.js'
+import { firstSeen } from './support/seqs.js'
 
 /**
  * The power-loss promise, proved on a filesystem that forgets whatever was not synced
@@ -52,19 +53,6 @@ function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
   })
   return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
-
-function firstSeen(payloads: Buffer[]): number[] {
-  const seen = new Set<number>()
-  const order: number[] = []
-  for (const p of payloads) {
-    const seq = JSON.parse(p.toString()).seq as number
-    if (!seen.has(seq)) {
-      seen.add(seq)
-      order.push(seq)
-    }
-  }
-  return order
 }
 
 /**
