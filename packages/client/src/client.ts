@@ -1,6 +1,7 @@
 import { inspect } from 'node:util'
 import { within } from './clock.js'
 import { CONCIERGE_DEFAULTS, ConciergePoller } from './concierge.js'
+import type { Connect, Connection } from './connection.js'
 import { type Directive, parseDirective } from './directive.js'
 import { createResolver, type Resolver } from './dns.js'
 import { Drainer } from './drainer.js'
@@ -20,7 +21,7 @@ import type { DeliveryDropReason, DropReason, Outbox, OutboxStats, Qos } from '.
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
 import { Supervisor, type SupervisorStats } from './supervisor.js'
 import { MAX_TTL_SECONDS, toPayload, validateFilter, validateTopic } from './topics.js'
-import type { Connection } from './transport.js'
+import { openConnection } from './transport.js'
 
 export interface UplinkStats extends SupervisorStats {
   /** The outbox's figures; `dropped` also counts what the drainer set aside. */
@@ -55,7 +56,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   private started = false
   private stopped = false
 
-  constructor(input: UplinkOptions, resolver?: Resolver) {
+  /** `resolver` and `connect` are the network seams; the real ones unless given. */
+  constructor(input: UplinkOptions, resolver?: Resolver, connect: Connect = openConnection) {
     super()
     this.#options = resolveOptions(input)
     const o = this.#options
@@ -99,10 +101,11 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const conciergeTimeout = (o.concierge?.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs) * 2
     this.#supervisor = new Supervisor(
       o,
-      resolver ?? createResolver({ ...o.dns, random: o.random }),
+      { resolver: resolver ?? createResolver({ ...o.dns, random: o.random }), connect },
       {
         established: (c) => this.established(c),
         lost: (c) => this.drainer.detach(c),
+        retired: (c) => this.drainer.detach(c),
         leaving: (c) => this.sayOffline(c, o.failover.handoverTimeoutMs),
         // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
         // have been failed over while the device was away. Unreachable: keep the current plan.

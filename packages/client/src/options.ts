@@ -117,7 +117,8 @@ export const DEFAULTS = {
     resolutionDelayMs: 50,
   },
   dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
-  failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
+  /** maxRedirects: MQTT 5 redirects followed in a row before the normal backoff applies. */
+  failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000, maxRedirects: 3 },
   session: { clean: false, expirySeconds: 3_600 },
   inflightWindow: 32,
   poisonAfter: 5,
@@ -151,7 +152,12 @@ export interface ResolvedOptions {
   }
   concierge?: ConciergeOptions | undefined
   control?: { topic: string } | undefined
-  failover: { allowedHosts: string[]; minStayMs: number; handoverTimeoutMs: number }
+  failover: {
+    allowedHosts: string[]
+    minStayMs: number
+    handoverTimeoutMs: number
+    maxRedirects: number
+  }
   session: { clean: boolean; expirySeconds: number }
   outbox?: Outbox | undefined
   inflightWindow: number
@@ -390,6 +396,7 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
         0,
         600_000,
       ),
+      maxRedirects: DEFAULTS.failover.maxRedirects,
     },
     session: {
       clean: bool(s.clean, 'session.clean', DEFAULTS.session.clean),

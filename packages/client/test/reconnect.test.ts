@@ -9,7 +9,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
-describe('backoff (injected clock and random source, real refused connections)', () => {
+describe('backoff end to end (injected clock and random source, real refused connections)', () => {
   it('waits 1 s, 2 s, 4 s ... and never more than maxMs', async () => {
     const port = await closedPort()
     const clock = new ManualClock(0)
