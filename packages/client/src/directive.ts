@@ -166,3 +166,20 @@ export class RedirectPolicy {
     this.followed = 0
   }
 }
+
+/**
+ * The highest epoch seen, whichever way a directive came (concierge or control topic): one floor
+ * for both, so a replay on one channel cannot undo what the other said.
+ */
+export class EpochFloor {
+  private highest: number | undefined
+
+  /** Undefined until a directive was taken. */
+  get value(): number | undefined {
+    return this.highest
+  }
+
+  raise(epoch: number): void {
+    if (this.highest === undefined || epoch > this.highest) this.highest = epoch
+  }
+}

@@ -4,6 +4,7 @@ import { ManualClock } from '../src/clock.js'
 import { ConciergePoller } from '../src/concierge.js'
 import { parseDirective } from '../src/directive.js'
 import type { UplinkError } from '../src/errors.js'
+import { resolveConcierge } from '../src/options.js'
 
 const cleanup: Array<() => Promise<unknown> | unknown> = []
 afterEach(async () => {
@@ -16,7 +17,7 @@ async function setup(retries: number) {
   const directives: string[] = []
   const errors: UplinkError[] = []
   const poller = new ConciergePoller(
-    { url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 },
+    resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 }),
     clock,
     () => 0.5,
     {
@@ -77,7 +78,11 @@ async function setupAt(path: string) {
   const concierge = await startConcierge({ body: {} })
   const errors: UplinkError[] = []
   const poller = new ConciergePoller(
-    { url: concierge.url.replace('/v1/endpoint', path), allowedHosts: [], retries: 3 },
+    resolveConcierge({
+      url: concierge.url.replace('/v1/endpoint', path),
+      allowedHosts: [],
+      retries: 3,
+    }),
     new ManualClock(0),
     () => 0.5,
     { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
@@ -96,7 +101,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
     })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 },
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 }),
       clock,
       () => 0.5,
       {
@@ -136,7 +141,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
     })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 },
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 }),
       clock,
       () => 0.9,
       {

@@ -142,13 +142,11 @@ describe('Supervisor states: idle, resolving, connecting, connected', () => {
     r.resolver.answer('a.example', ['10.0.0.1', '10.0.0.2'])
     r.supervisor.start()
     await r.tick()
-    r.transport
-      .pending()
-      .fail(
-        new UplinkError('CONNECT_FAILED', 'closed before CONNACK', {
-          details: { address: '10.0.0.1' },
-        }),
-      )
+    r.transport.pending().fail(
+      new UplinkError('CONNECT_FAILED', 'closed before CONNACK', {
+        details: { address: '10.0.0.1' },
+      }),
+    )
     await r.tick()
     // At once, with what is left, and no backoff in between.
     expect(r.transport.pending().params.addresses).toEqual(['10.0.0.2'])
