@@ -15,7 +15,7 @@ import {
 import type { Clock } from './clock.js'
 import type { Connection, ConnectParams, InboundMessage, OutboundOptions } from './connection.js'
 import type { Endpoint } from './endpoints.js'
-import { UplinkError } from './errors.js'
+import { type ConnectFailureDetails, UplinkError } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
@@ -279,7 +279,7 @@ function classify(
   err: unknown,
   endpoint: Endpoint,
   address: string,
-  details?: Record<string, unknown>,
+  details?: ConnectFailureDetails,
 ): UplinkError {
   const where = `${endpoint.url} (${address})`
   if (err instanceof UplinkError) return err
