@@ -89,3 +89,15 @@ export interface Connection {
  * address fail.
  */
 export type Connect = (params: ConnectParams, signal: AbortSignal) => Promise<Connection>
+
+/** `publish` over `send`: one promise per call, for the callers that want one. */
+export function publishBySend(
+  connection: Pick<Connection, 'send'>,
+  topic: string,
+  payload: Uint8Array,
+  options: OutboundOptions,
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    connection.send(topic, payload, options, (err) => (err ? reject(err) : resolve())),
+  )
+}

@@ -108,9 +108,7 @@ export class MqttConnection implements Connection {
 
   /** Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). */
   publish(topic: string, payload: Uint8Array, options: OutboundOptions): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.send(topic, payload, options, (err) => (err ? reject(err) : resolve())),
-    )
+    return publishBySend(this, topic, payload, options)
   }
 
   /**

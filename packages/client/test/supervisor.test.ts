@@ -107,6 +107,16 @@ async function connected(r: Rig): Promise<ScriptedConnection> {
   return c
 }
 
+/** Starts, and fails the first attempt. */
+async function backingOff(r: Rig): Promise<Rig> {
+  r.supervisor.start()
+  await r.tick()
+  r.transport.pending().fail()
+  await r.tick()
+  expect(r.supervisor.stats().state).toBe('backing-off')
+  return r
+}
+
 describe('Supervisor states: idle, resolving, connecting, connected', () => {
   it('is idle until started, then resolves, connects and is connected', async () => {
     const r = rig()
@@ -225,12 +235,7 @@ describe('Supervisor backing-off: the ladder on the clock', () => {
   })
 
   it('a move asked for while backing off cuts the wait and goes there', async () => {
-    const r = rig()
-    r.supervisor.start()
-    await r.tick()
-    r.transport.pending().fail()
-    await r.tick()
-    expect(r.supervisor.stats().state).toBe('backing-off')
+    const r = await backingOff(rig())
     r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
     await r.tick()
     expect(r.transport.pending().url).toBe(B)
@@ -434,12 +439,7 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
   })
 
   it('backing-off: the wait ends', async () => {
-    const r = rig()
-    r.supervisor.start()
-    await r.tick()
-    r.transport.pending().fail()
-    await r.tick()
-    expect(r.supervisor.stats().state).toBe('backing-off')
+    const r = await backingOff(rig())
     await stopNow(r)
     expect(r.transport.attempts).toHaveLength(1)
   })

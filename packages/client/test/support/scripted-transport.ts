@@ -1,10 +1,11 @@
 import type { Clock } from '../../src/clock.js'
-import type {
-  Connect,
-  Connection,
-  ConnectParams,
-  InboundMessage,
-  OutboundOptions,
+import {
+  type Connect,
+  type Connection,
+  type ConnectParams,
+  type InboundMessage,
+  type OutboundOptions,
+  publishBySend,
 } from '../../src/connection.js'
 import type { Resolution, Resolver } from '../../src/dns.js'
 import type { Endpoint } from '../../src/endpoints.js'
@@ -51,9 +52,7 @@ export class ScriptedConnection implements Connection {
   onMessage(_handler: (message: InboundMessage) => void): void {}
 
   publish(topic: string, payload: Uint8Array, options: OutboundOptions): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.send(topic, payload, options, (err) => (err ? reject(err) : resolve())),
-    )
+    return publishBySend(this, topic, payload, options)
   }
 
   send(
