@@ -13,7 +13,13 @@ import {
   type Packet,
 } from 'mqtt'
 import type { Clock } from './clock.js'
-import type { Connection, ConnectParams, InboundMessage, OutboundOptions } from './connection.js'
+import {
+  type Connection,
+  type ConnectParams,
+  type InboundMessage,
+  type OutboundOptions,
+  publishBySend,
+} from './connection.js'
 import type { Endpoint } from './endpoints.js'
 import { type ConnectFailureDetails, UplinkError } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
