@@ -297,8 +297,9 @@ export class Supervisor {
     const endpoint = this.pool.current().url
     this.events.emit('reconnecting', { attempt: this.ladder.failures, delayMs, endpoint, error })
     this.setState('backing-off')
-    // A move asked for meanwhile goes at once.
-    if (!this.move) await this.wait(delayMs)
+    // A move asked for during the wait ends it (the bell); one asked for before waits its turn,
+    // so that a fleet told where to go while connecting does not retry in a burst.
+    await this.wait(delayMs)
   }
 
   /** An MQTT 5 redirect moves the next attempt at once (a few in a row, see RedirectPolicy). */
