@@ -245,6 +245,9 @@ export class Supervisor {
       if (wait === 0) held = await this.migrate(held, this.move as Move)
       else await this.wait(wait, held.closed)
     }
+    // Stopped while a move was handing over: the new connection came up after stop() closed the
+    // old one, and nobody else would close it.
+    held.destroy(this.abort.signal.reason)
     return held
   }
 

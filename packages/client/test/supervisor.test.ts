@@ -438,6 +438,21 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
     expect(named(r, 'error')).toEqual([])
   })
 
+  it('migrating, after the new CONNACK: the new connection is closed too, not left open', async () => {
+    let leave: () => void = () => {}
+    const r = rig({}, { leaving: () => new Promise<void>((resolve) => (leave = resolve)) })
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    const next = r.transport.pending().accept()
+    await r.tick()
+    const stopped = r.supervisor.stop()
+    leave()
+    await stopped
+    expect(r.supervisor.stats().state).toBe('stopped')
+    expect([old.isOpen, next.isOpen]).toEqual([false, false])
+  })
+
   it('backing-off: the wait ends', async () => {
     const r = await backingOff(rig())
     await stopNow(r)
