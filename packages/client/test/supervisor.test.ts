@@ -172,6 +172,29 @@ describe('Supervisor states: idle, resolving, connecting, connected', () => {
   })
 })
 
+describe('Supervisor before each attempt', () => {
+  it('asks beforeReconnect first, and a move it asks for aims that very attempt', async () => {
+    let asked = 0
+    let r: Rig | undefined
+    r = rig(
+      {},
+      {
+        beforeReconnect: async () => {
+          asked++
+          r?.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+        },
+      },
+    )
+    r.supervisor.start()
+    await r.tick()
+    expect(asked).toBe(1)
+    expect(r.transport.pending().url).toBe(B)
+    r.transport.pending().fail()
+    await r.tick(1_000)
+    expect(asked).toBe(2)
+  })
+})
+
 describe('Supervisor backing-off: the ladder on the clock', () => {
   it('waits 1 s, 2 s, 4 s after failures, and not a tick less', async () => {
     const r = rig({ endpoints: [A], backoff: { jitter: 'none', maxMs: 4_000 } })
