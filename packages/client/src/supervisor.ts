@@ -49,8 +49,6 @@ interface Move {
   target: Endpoint
   reason: FailoverReason
   since: number
-  /** After a failed attempt: not before this time (the move's own backoff). */
-  retryAt?: number | undefined
 }
 
 /**
@@ -260,9 +258,7 @@ export class Supervisor {
       return undefined
     }
     const { clock, failover } = this.options
-    const due =
-      move.retryAt ??
-      (move.reason === 'manual' ? 0 : (this.connectedSince ?? 0) + failover.minStayMs)
+    const due = move.reason === 'manual' ? 0 : (this.connectedSince ?? 0) + failover.minStayMs
     return Math.max(0, due - clock.now())
   }
 
@@ -396,34 +392,46 @@ export class Supervisor {
   private async migrate(old: Connection, move: Move): Promise<Connection> {
     const { clock } = this.options
     this.move = undefined
-    this.setState('migrating')
+    // The waits between attempts end when the old link does, on a newer request (the bell) and
+    // on stop(): the loop must take over then. An attempt under way runs on.
+    const cut = new AbortController()
+    const ring = () => cut.abort()
+    this.bell = ring
+    void old.closed.then(ring)
     let next: Connection
     try {
-      next = await this.dial(move.target, await this.addresses(move.target))
-    } catch (err) {
-      if (this.stopping) return old
-      const error = toUplinkError(err, 'FAILOVER_FAILED')
-      this.events.emit(
-        'error',
-        new UplinkError(
-          'FAILOVER_FAILED',
-          `cannot move to ${move.target.url} (${move.reason}): ${error.message}`,
-          {
-            cause: error,
-            details: { reason: move.reason, target: move.target.url },
+      next = await retry(
+        async () => {
+          this.setState('migrating')
+          try {
+            return await this.dial(move.target, await this.addresses(move.target))
+          } catch (err) {
+            if (!this.stopping) this.moveFailed(move, err)
+            throw err
+          }
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          clock,
+          signal: cut.signal,
+          delayMs: () => this.moveLadder.next(),
+          shouldRetry: () => {
+            if (!old.isOpen) return false
+            this.setState('connected')
+            return true
           },
-        ),
+        },
       )
+    } catch {
+      if (this.stopping) return old
       if (!old.isOpen) {
         // The old link died meanwhile: the reconnect that follows aims at the target.
         this.pool.moveTo(move.target)
         this.nextReason = move.reason
-        return old
-      }
-      this.setState('connected')
-      // A newer request replaces this one, with its own timing.
-      this.move ??= { ...move, retryAt: clock.now() + this.moveLadder.next() }
+      } else this.setState('connected')
       return old
+    } finally {
+      if (this.bell === ring) this.bell = undefined
     }
     this.moveLadder.reset()
     this.pool.moveTo(move.target)
@@ -435,6 +443,19 @@ export class Supervisor {
     // clean DISCONNECT, so the old broker does not publish the will.
     await old.end(this.options.failover.handoverTimeoutMs, clock)
     return next
+  }
+
+  /** A move could not connect: the device stays where it is, and says why. */
+  private moveFailed(move: Move, err: unknown): void {
+    const error = toUplinkError(err, 'FAILOVER_FAILED')
+    this.events.emit(
+      'error',
+      new UplinkError(
+        'FAILOVER_FAILED',
+        `cannot move to ${move.target.url} (${move.reason}): ${error.message}`,
+        { cause: error, details: { reason: move.reason, target: move.target.url } },
+      ),
+    )
   }
 
   /** The endpoint's addresses, resolved afresh; DNS_NO_ADDRESS when there are none. */

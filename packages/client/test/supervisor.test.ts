@@ -320,6 +320,33 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     expect(r.transport.pending().url).toBe(B)
   })
 
+  it('the old link ending while a failed move waits to retry hands over to the reconnect, aimed at the target', async () => {
+    const r = rig()
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick(500)
+    old.drop()
+    await r.tick()
+    expect(r.hooks.map(([h]) => h)).toEqual(['established', 'lost'])
+    expect(r.supervisor.stats().state).toBe('backing-off')
+    await r.tick(1_000)
+    expect(r.transport.pending().url).toBe(B)
+  })
+
+  it('a newer request during the wait replaces the failed move', async () => {
+    const r = rig({ endpoints: [A, B, 'mqtt://c.example:1883'] })
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick()
+    r.supervisor.requestMove(parseEndpoint('mqtt://c.example:1883', 'c'), 'manual')
+    await r.tick()
+    expect(r.transport.pending().url).toBe('mqtt://c.example:1883')
+  })
+
   it('waits minStayMs on an endpoint before a concierge move (flap damping); a manual one does not', async () => {
     const r = rig({ failover: { minStayMs: 60_000 } })
     await connected(r)
