@@ -406,6 +406,8 @@ export class Supervisor {
           try {
             return await this.dial(move.target, await this.addresses(move.target))
           } catch (err) {
+            // Still where it was: connected again before anyone hears of the failure.
+            if (old.isOpen) this.setState('connected')
             if (!this.stopping) this.moveFailed(move, err)
             throw err
           }
@@ -415,11 +417,7 @@ export class Supervisor {
           clock,
           signal: cut.signal,
           delayMs: () => this.moveLadder.next(),
-          shouldRetry: () => {
-            if (!old.isOpen) return false
-            this.setState('connected')
-            return true
-          },
+          shouldRetry: () => old.isOpen,
         },
       )
     } catch {
@@ -428,7 +426,7 @@ export class Supervisor {
         // The old link died meanwhile: the reconnect that follows aims at the target.
         this.pool.moveTo(move.target)
         this.nextReason = move.reason
-      } else this.setState('connected')
+      }
       return old
     } finally {
       if (this.bell === ring) this.bell = undefined
