@@ -107,6 +107,14 @@ async function connected(r: Rig): Promise<ScriptedConnection> {
   return c
 }
 
+/** No attempt until `ms` have passed, and then one to `url`. */
+async function nextAttemptAfter(r: Rig, ms: number, url: string): Promise<void> {
+  await r.tick(ms - 1)
+  expect(r.transport.pendingCount).toBe(0)
+  await r.tick(1)
+  expect(r.transport.pending().url).toBe(url)
+}
+
 /** Starts, and fails the first attempt. */
 async function backingOff(r: Rig): Promise<Rig> {
   r.supervisor.start()
@@ -314,10 +322,7 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
       { code: 'FAILOVER_FAILED', details: { reason: 'manual', target: B } },
     ])
     expect(r.hooks.map(([h]) => h)).toEqual(['established'])
-    await r.tick(999)
-    expect(r.transport.pendingCount).toBe(0)
-    await r.tick(1)
-    expect(r.transport.pending().url).toBe(B)
+    await nextAttemptAfter(r, 1_000, B)
   })
 
   it('the old link ending while a failed move waits to retry hands over to the reconnect, aimed at the target', async () => {
@@ -352,10 +357,7 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     await connected(r)
     await r.tick(20_000)
     r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
-    await r.tick(39_999)
-    expect(r.transport.pendingCount).toBe(0)
-    await r.tick(1)
-    expect(r.transport.pending().url).toBe(B)
+    await nextAttemptAfter(r, 40_000, B)
   })
 
   it('ignores a move to where it already is', async () => {
