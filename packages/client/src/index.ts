@@ -1,6 +1,7 @@
 export { type BackoffPolicy, backoffDelay, type JitterMode } from './backoff.js'
 export { createUplink, Uplink, type UplinkStats } from './client.js'
 export { type Clock, ManualClock, type RandomSource, systemClock } from './clock.js'
+export { CONCIERGE_DEFAULTS, type ConciergeOptions } from './concierge.js'
 export type { Connect, Connection, ConnectParams, InboundMessage } from './connection.js'
 export {
   createResolver,
@@ -30,7 +31,6 @@ export { entrySize, type MemoryOutboxOptions, memoryOutbox } from './memory-outb
 /** For outbox implementations: refuse unknown option keys the way createUplink does. */
 export { checkKeys, type KeyTree } from './option-keys.js'
 export {
-  CONCIERGE_DEFAULTS,
   DEFAULTS,
   type PresenceOptions,
   type PublishOptions,

@@ -119,8 +119,12 @@ export const DEFAULTS = {
     resolutionDelayMs: 50,
   },
   dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
-  /** maxRedirects: MQTT 5 redirects followed in a row before the normal backoff applies. */
-  failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000, maxRedirects: 3 },
+  failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
+  /**
+   * MQTT 5 redirects followed in a row before the normal backoff applies. Not an option, and not
+   * under `failover`: DEFAULTS.failover mirrors the option section (callers spread it).
+   */
+  maxRedirects: 3,
   session: { clean: false, expirySeconds: 3_600 },
   inflightWindow: 32,
   poisonAfter: 5,
@@ -474,7 +478,7 @@ function resolveFailover(
       0,
       600_000,
     ),
-    maxRedirects: DEFAULTS.failover.maxRedirects,
+    maxRedirects: DEFAULTS.maxRedirects,
   }
 }
 

@@ -68,7 +68,7 @@ describe('options are resolved section by section, every field filled in', () =>
   it('a memory outbox when none is given, and the redirect cap from DEFAULTS', () => {
     const o = resolveOptions(base)
     expect(typeof o.outbox.enqueue).toBe('function')
-    expect(o.failover.maxRedirects).toBe(DEFAULTS.failover.maxRedirects)
+    expect(o.failover.maxRedirects).toBe(DEFAULTS.maxRedirects)
   })
 
   it('publish, subscribe and stop arguments get their defaults from DEFAULTS', () => {
