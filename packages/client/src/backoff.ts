@@ -48,3 +48,35 @@ export function exponentialCeiling(failures: number, initialMs: number, maxMs: n
   const exponent = Math.min(failures - 1, 31)
   return Math.min(maxMs, initialMs * 2 ** exponent)
 }
+
+/**
+ * The climb of one retry loop: how many failures in a row, the last delay (for decorrelated
+ * jitter), and the reset once a connection proved stable. Each `next()` is one more failure.
+ */
+export class BackoffLadder {
+  private count = 0
+  private lastMs = 0
+
+  constructor(
+    private readonly policy: BackoffPolicy,
+    private readonly random: RandomSource,
+  ) {}
+
+  /** Failures since the last reset. */
+  get failures(): number {
+    return this.count
+  }
+
+  /** Records a failure and returns the wait before the next attempt. */
+  next(): number {
+    this.count++
+    this.lastMs = backoffDelay(this.count, this.policy, this.random, this.lastMs)
+    return this.lastMs
+  }
+
+  /** A fresh start: the next failure waits as the first one did. */
+  reset(): void {
+    this.count = 0
+    this.lastMs = 0
+  }
+}

@@ -1,26 +1,28 @@
 import { inspect } from 'node:util'
 import { within } from './clock.js'
-import { CONCIERGE_DEFAULTS, ConciergePoller } from './concierge.js'
-import { type Directive, parseDirective } from './directive.js'
+import { ConciergePoller } from './concierge.js'
+import type { Connect, Connection } from './connection.js'
+import { type Directive, EpochFloor, parseDirective } from './directive.js'
 import { createResolver, type Resolver } from './dns.js'
 import { Drainer } from './drainer.js'
 import { GuardedEmitter } from './emitter.js'
 import { parseEndpoint } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { UplinkEvents } from './events.js'
-import { memoryOutbox } from './memory-outbox.js'
 import {
-  DEFAULTS,
   type PublishOptions,
   type ResolvedOptions,
   resolveOptions,
+  resolvePublishOptions,
+  resolveStopOptions,
+  resolveSubscribeOptions,
   type UplinkOptions,
 } from './options.js'
 import type { DeliveryDropReason, DropReason, Outbox, OutboxStats, Qos } from './outbox.js'
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
 import { Supervisor, type SupervisorStats } from './supervisor.js'
-import { MAX_TTL_SECONDS, toPayload, validateFilter, validateTopic } from './topics.js'
-import type { Connection } from './transport.js'
+import { toPayload, validateFilter, validateTopic } from './topics.js'
+import { openConnection } from './transport.js'
 
 export interface UplinkStats extends SupervisorStats {
   /** The outbox's figures; `dropped` also counts what the drainer set aside. */
@@ -30,8 +32,6 @@ export interface UplinkStats extends SupervisorStats {
   inFlight: number
   subscriptions: number
 }
-
-const QOS: readonly Qos[] = [0, 1, 2]
 
 /**
  * The public facade. It validates input, owns the outbox, the subscriptions and the drainer, and
@@ -50,16 +50,19 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   /** Filters removed while offline, to unsubscribe if the broker kept the session. */
   private readonly unsubscribedOffline = new Set<string>()
   private readonly drainer: Drainer
+  /** Directive epochs below this are refused: one floor for the concierge and the control topic. */
+  private readonly epochs = new EpochFloor()
   readonly #supervisor: Supervisor
   readonly #concierge: ConciergePoller | undefined
   private started = false
   private stopped = false
 
-  constructor(input: UplinkOptions, resolver?: Resolver) {
+  /** `resolver` and `connect` are the network seams; the real ones unless given. */
+  constructor(input: UplinkOptions, resolver?: Resolver, connect: Connect = openConnection) {
     super()
     this.#options = resolveOptions(input)
     const o = this.#options
-    this.outbox = o.outbox ?? memoryOutbox(DEFAULTS.memoryOutbox)
+    this.outbox = o.outbox
     this.outbox.setListener({
       drop: (entry, reason) =>
         this.emit('drop', { id: entry.id, topic: entry.topic, priority: entry.priority, reason }),
@@ -90,27 +93,29 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     )
     this.#concierge =
       o.concierge &&
-      new ConciergePoller(o.concierge, o.clock, o.random, {
-        parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
-        directive: (d) => this.follow(d, 'concierge'),
-        error: (err) => this.emit('error', err),
-      })
+      new ConciergePoller(
+        o.concierge,
+        o.clock,
+        o.random,
+        {
+          parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
+          directive: (d) => this.follow(d, 'concierge'),
+          error: (err) => this.emit('error', err),
+        },
+        this.epochs,
+      )
     const concierge = this.#concierge
-    const conciergeTimeout = (o.concierge?.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs) * 2
     this.#supervisor = new Supervisor(
       o,
-      resolver ?? createResolver({ ...o.dns, random: o.random }),
+      { resolver: resolver ?? createResolver({ ...o.dns, random: o.random }), connect },
       {
         established: (c) => this.established(c),
         lost: (c) => this.drainer.detach(c),
+        retired: (c) => this.drainer.detach(c),
         leaving: (c) => this.sayOffline(c, o.failover.handoverTimeoutMs),
         // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
         // have been failed over while the device was away. Unreachable: keep the current plan.
-        beforeReconnect: concierge
-          ? async () => {
-              if (concierge.isStale()) await within(o.clock, conciergeTimeout, concierge.poll())
-            }
-          : undefined,
+        beforeReconnect: concierge && (() => concierge.refreshIfStale()),
       },
       this,
     )
@@ -136,16 +141,13 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
 
   private onControl(payload: Buffer): void {
     try {
-      const directive = this.parseDirective(payload, this.#concierge?.epoch ?? this.controlEpoch)
-      this.controlEpoch = Math.max(this.controlEpoch ?? 0, directive.epoch)
-      this.#concierge?.noteEpoch(directive.epoch)
+      const directive = this.parseDirective(payload, this.epochs.value)
+      this.epochs.raise(directive.epoch)
       this.follow(directive, 'control')
     } catch (err) {
       this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))
     }
   }
-
-  private controlEpoch: number | undefined
 
   private parseDirective(raw: string | Uint8Array, lastEpoch: number | undefined): Directive {
     const { failover, tls } = this.#options
@@ -180,29 +182,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateTopic(topic)
     const bytes = toPayload(payload, this.#options.maxPayloadBytes)
-    if (typeof options !== 'object' || options === null) {
-      throw new UplinkError('INVALID_ARGUMENT', 'publish options must be an object')
-    }
-    const qos = options.qos ?? DEFAULTS.publish.qos
-    if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
-    const priority = options.priority ?? DEFAULTS.publish.priority
-    if (priority !== 'alarm' && priority !== 'telemetry') {
-      throw new UplinkError('INVALID_ARGUMENT', "priority must be 'alarm' or 'telemetry'")
-    }
-    const ttl = options.ttlSeconds
-    // MQTT 5 carries the expiry in 32 bits of seconds: a longer one could never be sent.
-    if (
-      ttl !== undefined &&
-      (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
-    ) {
-      throw new UplinkError(
-        'INVALID_ARGUMENT',
-        `ttlSeconds must be a number above 0 and at most ${MAX_TTL_SECONDS}`,
-      )
-    }
-    const retain = options.retain ?? DEFAULTS.publish.retain
-    if (typeof retain !== 'boolean')
-      throw new UplinkError('INVALID_ARGUMENT', 'retain must be a boolean')
+    const { qos, retain, priority, ttlSeconds: ttl } = resolvePublishOptions(options)
     const now = this.#options.clock.now()
     await this.outbox.enqueue(
       {
@@ -232,11 +212,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (handler !== undefined && typeof handler !== 'function') {
       throw new UplinkError('INVALID_ARGUMENT', 'the message handler must be a function')
     }
-    if (typeof options !== 'object' || options === null) {
-      throw new UplinkError('INVALID_ARGUMENT', 'subscribe options must be an object')
-    }
-    const qos = options.qos ?? 1
-    if (!QOS.includes(qos)) throw new UplinkError('INVALID_ARGUMENT', 'qos must be 0, 1 or 2')
+    const { qos } = resolveSubscribeOptions(options)
     this.unsubscribedOffline.delete(filter)
     if (!this.subscriptions.add(filter, qos, handler)) return
     this.unsent.add(filter)
@@ -263,9 +239,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
    */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.stopped) return
+    const { timeoutMs } = resolveStopOptions(options)
     this.stopped = true
     const { clock } = this.#options
-    const timeoutMs = options.timeoutMs ?? 2_000
     const connection = this.#supervisor.current
     this.#concierge?.stop()
     this.drainer.pause()

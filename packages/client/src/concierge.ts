@@ -1,9 +1,11 @@
 import http from 'node:http'
 import https from 'node:https'
-import { type Clock, type RandomSource, sleep } from './clock.js'
-import type { Directive } from './directive.js'
+import { type Clock, type RandomSource, sleep, within } from './clock.js'
+import { type Directive, EpochFloor } from './directive.js'
 import type { TlsConfig } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
+import { DEFAULTS, type ResolvedConcierge } from './options.js'
+import { retry } from './retry.js'
 
 export interface ConciergeOptions {
   /** HTTPS (or, for tests and closed networks, HTTP) URL that answers the directive as JSON. */
@@ -22,19 +24,8 @@ export interface ConciergeOptions {
   tls?: TlsConfig
 }
 
-export const CONCIERGE_DEFAULTS = {
-  intervalMs: 300_000,
-  jitter: 0.2,
-  timeoutMs: 10_000,
-  retries: 3,
-  /**
-   * Bounds on a directive's pollIntervalSeconds: a concierge (or one answer gone wrong) cannot
-   * make a fleet poll it many times a second, nor set a wait past what a timer can hold (2^31 ms;
-   * beyond it Node fires at once).
-   */
-  minPollSeconds: 5,
-  maxPollSeconds: 86_400,
-} as const
+/** The defaults live in options.ts with every other; this name stays for existing imports. */
+export { CONCIERGE_DEFAULTS } from './options.js'
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -50,12 +41,10 @@ function retryable(err: unknown): boolean {
   const status = err.details?.status
   return typeof status !== 'number' || status >= 500 || status === 429
 }
-/** First retry delay; doubled for each next one, and spread from half to one and a half times. */
-const RETRY_DELAY_MS = 200
 
 /** A directive's poll interval within the bounds, in ms. */
 export function pollIntervalMs(seconds: number): number {
-  const { minPollSeconds, maxPollSeconds } = CONCIERGE_DEFAULTS
+  const { minPollSeconds, maxPollSeconds } = DEFAULTS.concierge
   return Math.min(maxPollSeconds, Math.max(minPollSeconds, seconds)) * 1000
 }
 
@@ -63,10 +52,10 @@ export function pollIntervalMs(seconds: number): number {
 function request(
   url: URL,
   etag: string | undefined,
-  options: ConciergeOptions,
+  options: ResolvedConcierge,
   signal: AbortSignal,
 ): Promise<Answer> {
-  const timeoutMs = options.timeoutMs ?? CONCIERGE_DEFAULTS.timeoutMs
+  const { timeoutMs } = options
   const lib = url.protocol === 'https:' ? https : http
   const t = options.tls ?? {}
   return new Promise((resolve, reject) => {
@@ -143,21 +132,22 @@ export interface ConciergeHooks {
 export class ConciergePoller {
   private readonly url: URL
   private etag: string | undefined
-  private lastEpoch: number | undefined
   private lastEndpoint: string | undefined
   private lastAnswerAt: number | undefined
   private intervalMs: number
   private readonly abort = new AbortController()
   private inflight: Promise<Directive | undefined> | undefined
 
+  /** `floor`: the epoch floor shared with the control topic. */
   constructor(
-    private readonly options: ConciergeOptions,
+    private readonly options: ResolvedConcierge,
     private readonly clock: Clock,
     private readonly random: RandomSource,
     private readonly hooks: ConciergeHooks,
+    private readonly floor = new EpochFloor(),
   ) {
     this.url = new URL(options.url)
-    this.intervalMs = options.intervalMs ?? CONCIERGE_DEFAULTS.intervalMs
+    this.intervalMs = options.intervalMs
   }
 
   /** Polls now, then on the interval until stopped. */
@@ -176,14 +166,9 @@ export class ConciergePoller {
     )
   }
 
-  /** The current epoch floor: directives below it are refused (shared with control messages). */
-  get epoch(): number | undefined {
-    return this.lastEpoch
-  }
-
-  /** Raises the epoch floor after a directive arrived another way (a control message). */
-  noteEpoch(epoch: number): void {
-    if (this.lastEpoch === undefined || epoch > this.lastEpoch) this.lastEpoch = epoch
+  /** A poll when the last answer is stale, bounded by two request timeouts; never rejects. */
+  async refreshIfStale(): Promise<void> {
+    if (this.isStale()) await within(this.clock, this.options.timeoutMs * 2, this.poll())
   }
 
   /** One poll with retries; concurrent callers share it. Resolves undefined when nothing new. */
@@ -200,13 +185,13 @@ export class ConciergePoller {
       const answer = await this.requestWithRetries(signal)
       this.lastAnswerAt = this.clock.now()
       if (answer.status === 304) return undefined
-      const directive = this.hooks.parse(answer.body, this.lastEpoch)
+      const floor = this.floor.value
+      const directive = this.hooks.parse(answer.body, floor)
       this.etag = answer.etag
       if (directive.pollIntervalSeconds)
         this.intervalMs = pollIntervalMs(directive.pollIntervalSeconds)
-      const changed =
-        directive.endpoint.url !== this.lastEndpoint || directive.epoch !== this.lastEpoch
-      this.lastEpoch = directive.epoch
+      const changed = directive.endpoint.url !== this.lastEndpoint || directive.epoch !== floor
+      this.floor.raise(directive.epoch)
       this.lastEndpoint = directive.endpoint.url
       if (!changed) return undefined
       this.hooks.directive(directive)
@@ -224,22 +209,20 @@ export class ConciergePoller {
    * library). Each delay is spread over half to one and a half times itself, so that a fleet
    * whose concierge failed at one moment does not retry in lockstep.
    */
-  private async requestWithRetries(signal: AbortSignal): Promise<Answer> {
-    const retries = this.options.retries ?? CONCIERGE_DEFAULTS.retries
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await request(this.url, this.etag, this.options, signal)
-      } catch (err) {
-        if (signal.aborted || attempt >= retries || !retryable(err)) throw err
-        const spread = 0.5 + this.random()
-        await sleep(this.clock, RETRY_DELAY_MS * 2 ** attempt * spread, signal)
-      }
-    }
+  private requestWithRetries(signal: AbortSignal): Promise<Answer> {
+    const first = DEFAULTS.conciergeRetryDelayMs
+    return retry(() => request(this.url, this.etag, this.options, signal), {
+      retries: this.options.retries,
+      clock: this.clock,
+      signal,
+      shouldRetry: retryable,
+      delayMs: (n) => first * 2 ** (n - 1) * (0.5 + this.random()),
+    })
   }
 
   private async loop(): Promise<void> {
     const signal = this.abort.signal
-    const jitter = this.options.jitter ?? CONCIERGE_DEFAULTS.jitter
+    const { jitter } = this.options
     while (!signal.aborted) {
       await this.poll()
       const wait = this.intervalMs * (1 - jitter + 2 * jitter * this.random())

@@ -136,3 +136,50 @@ export function parseServerReference(
   assertAllowed(endpoint, allowedHosts, 'server redirect')
   return endpoint
 }
+
+/**
+ * MQTT 5 redirects (a CONNACK refusal or a DISCONNECT naming a Server Reference) are followed at
+ * once, `max` in a row; past that, or for a target outside the allow-list, the normal backoff
+ * applies. A connection that is made starts the count over.
+ */
+export class RedirectPolicy {
+  private followed = 0
+
+  constructor(
+    private readonly allowedHosts: readonly string[],
+    private readonly max: number,
+  ) {}
+
+  /**
+   * Where `error` sends the device from `current`, or undefined when it names no server or the
+   * cap is reached. Throws DIRECTIVE_INVALID or DIRECTIVE_REFUSED for a target it may not follow.
+   */
+  target(error: UplinkError, current: Endpoint): Endpoint | undefined {
+    const reference = error.details?.serverReference
+    if (typeof reference !== 'string' || this.followed >= this.max) return undefined
+    const target = parseServerReference(reference, current, this.allowedHosts)
+    this.followed++
+    return target
+  }
+
+  reset(): void {
+    this.followed = 0
+  }
+}
+
+/**
+ * The highest epoch seen, whichever way a directive came (concierge or control topic): one floor
+ * for both, so a replay on one channel cannot undo what the other said.
+ */
+export class EpochFloor {
+  private highest: number | undefined
+
+  /** Undefined until a directive was taken. */
+  get value(): number | undefined {
+    return this.highest
+  }
+
+  raise(epoch: number): void {
+    if (this.highest === undefined || epoch > this.highest) this.highest = epoch
+  }
+}

@@ -3,9 +3,10 @@ import dgram from 'node:dgram'
 import { getServers, promises as systemDns } from 'node:dns'
 import net, { isIP } from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
-import type { RandomSource } from './clock.js'
+import { type RandomSource, systemClock } from './clock.js'
 import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
-import { DEFAULTS } from './options.js'
+import { resolveResolverOptions } from './options.js'
+import { retry } from './retry.js'
 
 /**
  * The resolver. It asks DNS servers directly with dns-packet and keeps no cache, so a failover
@@ -331,13 +332,14 @@ function literal(host: string, address: string, family: 4 | 6): Resolution {
   return { host, addresses: [{ address, family, ttl: 0 }], ttl: 0, source: 'literal' }
 }
 
-export function createResolver(options: ResolverOptions): Resolver {
+export function createResolver(input: ResolverOptions): Resolver {
+  const options = resolveResolverOptions(input)
   const servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
   const random = options.random
   const nextId = random ? () => Math.floor(random() * 0x10000) & 0xffff : () => randomInt(0x10000)
   const types: RecordType[] =
     options.family === 4 ? ['A'] : options.family === 6 ? ['AAAA'] : ['A', 'AAAA']
-  const resolutionDelayMs = options.resolutionDelayMs ?? DEFAULTS.dns.resolutionDelayMs
+  const { resolutionDelayMs } = options
 
   /** One family from one server, as an outcome: its failure is judged beside the other's. */
   const askType = async (
@@ -476,9 +478,10 @@ export function createResolver(options: ResolverOptions): Resolver {
       if (family === 4 || family === 6) return literal(host, bare, family)
       // RFC 6761: localhost never goes to DNS, and a device must reach its own broker offline.
       if (name === 'localhost') return literal(host, '127.0.0.1', 4)
-      // Built only when needed: an Error captures a stack, and this runs on every connect.
-      let last: UplinkError | undefined
-      for (let round = 0; round < options.attempts; round++) {
+      // One round asks every server in turn; `attempts` rounds follow each other at once.
+      const round = async (): Promise<Resolution> => {
+        // Built only when needed: an Error captures a stack, and this runs on every connect.
+        let last: UplinkError | undefined
         for (const server of servers) {
           try {
             return { ...(await ask(server, name, signal)), host }
@@ -490,10 +493,21 @@ export function createResolver(options: ResolverOptions): Resolver {
             last = err
           }
         }
+        throw last ?? new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
       }
-      last ??= new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
-      if (options.systemFallback) return system(host, last, signal)
-      throw last
+      const final = (err: unknown) => !(err instanceof UplinkError) || FINAL.has(err.code)
+      try {
+        return await retry(round, {
+          retries: options.attempts - 1,
+          // No wait between rounds, so no timer: the clock is never asked.
+          clock: systemClock,
+          signal,
+          shouldRetry: (err) => !final(err),
+        })
+      } catch (err) {
+        if (signal?.aborted || final(err) || !options.systemFallback) throw err
+        return system(host, err as UplinkError, signal)
+      }
     },
   }
 }

@@ -2,6 +2,7 @@ export { type BackoffPolicy, backoffDelay, type JitterMode } from './backoff.js'
 export { createUplink, Uplink, type UplinkStats } from './client.js'
 export { type Clock, ManualClock, type RandomSource, systemClock } from './clock.js'
 export { CONCIERGE_DEFAULTS, type ConciergeOptions } from './concierge.js'
+export type { Connect, Connection, ConnectParams, InboundMessage } from './connection.js'
 export {
   createResolver,
   type PartialFailure,
@@ -11,7 +12,14 @@ export {
   type ResolverOptions,
 } from './dns.js'
 export { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
-export { isUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
+export {
+  type AnyErrorDetails,
+  type ErrorDetails,
+  type ErrorDetailsOf,
+  isUplinkError,
+  UplinkError,
+  type UplinkErrorCode,
+} from './errors.js'
 export type {
   ConnectionState,
   DnsPartialEvent,
@@ -42,4 +50,3 @@ export type {
 } from './outbox.js'
 export type { MessageHandler } from './subscriptions.js'
 export { topicMatches, validateFilter, validateTopic } from './topics.js'
-export type { InboundMessage } from './transport.js'

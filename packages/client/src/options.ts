@@ -2,11 +2,13 @@ import { createSecureContext } from 'node:tls'
 import type { JitterMode } from './backoff.js'
 import { type Clock, type RandomSource, systemClock } from './clock.js'
 import type { ConciergeOptions } from './concierge.js'
+import type { ResolverOptions } from './dns.js'
 import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 import { UplinkError } from './errors.js'
+import { memoryOutbox } from './memory-outbox.js'
 import { checkKeys, ENDPOINT_KEYS, OPTION_KEYS } from './option-keys.js'
 import type { Outbox, Priority, Qos } from './outbox.js'
-import { validateFilter, validateTopic } from './topics.js'
+import { MAX_TTL_SECONDS, validateFilter, validateTopic } from './topics.js'
 
 export interface PresenceOptions {
   /** Retained topic that says whether the device is online. */
@@ -118,14 +120,58 @@ export const DEFAULTS = {
   },
   dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
   failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
+  /**
+   * MQTT 5 redirects followed in a row before the normal backoff applies. Not an option, and not
+   * under `failover`: DEFAULTS.failover mirrors the option section (callers spread it).
+   */
+  maxRedirects: 3,
   session: { clean: false, expirySeconds: 3_600 },
   inflightWindow: 32,
   poisonAfter: 5,
   maxPayloadBytes: 256 * 1024,
-  memoryOutbox: { maxMessages: 10_000, maxBytes: 64 * 2 ** 20 },
+  memoryOutbox: { maxMessages: 10_000, maxBytes: 64 * 2 ** 20, overflow: 'drop-oldest' },
   presence: { online: 'online', offline: 'offline', qos: 1 as Qos },
   publish: { qos: 1 as Qos, retain: false, priority: 'telemetry' as Priority },
+  subscribe: { qos: 1 as Qos },
+  /** stop(): how long in-flight messages, presence and DISCONNECT may take, each. */
+  stopTimeoutMs: 2_000,
+  concierge: {
+    intervalMs: 300_000,
+    jitter: 0.2,
+    timeoutMs: 10_000,
+    retries: 3,
+    /**
+     * Bounds on a directive's pollIntervalSeconds: a concierge (or one answer gone wrong) cannot
+     * make a fleet poll it many times a second, nor set a wait past what a timer can hold (2^31
+     * ms; beyond it Node fires at once).
+     */
+    minPollSeconds: 5,
+    maxPollSeconds: 86_400,
+  },
+  /** A failed concierge poll: the first retry after this, doubled for each next one. */
+  conciergeRetryDelayMs: 200,
 } as const
+
+/** The concierge defaults (also under DEFAULTS.concierge), by their earlier name. */
+export const CONCIERGE_DEFAULTS = DEFAULTS.concierge
+
+/** The concierge section with every field filled in. */
+export interface ResolvedConcierge {
+  url: string
+  allowedHosts: string[]
+  intervalMs: number
+  jitter: number
+  timeoutMs: number
+  retries: number
+  tls: TlsConfig | undefined
+}
+
+export interface ResolvedPublishOptions {
+  qos: Qos
+  retain: boolean
+  priority: Priority
+  ttlSeconds: number | undefined
+}
 
 export interface ResolvedOptions {
   clientId: string
@@ -149,11 +195,16 @@ export interface ResolvedOptions {
     systemFallback: boolean
     watch: { minIntervalMs: number; maxIntervalMs: number } | undefined
   }
-  concierge?: ConciergeOptions | undefined
+  concierge?: ResolvedConcierge | undefined
   control?: { topic: string } | undefined
-  failover: { allowedHosts: string[]; minStayMs: number; handoverTimeoutMs: number }
+  failover: {
+    allowedHosts: string[]
+    minStayMs: number
+    handoverTimeoutMs: number
+    maxRedirects: number
+  }
   session: { clean: boolean; expirySeconds: number }
-  outbox?: Outbox | undefined
+  outbox: Outbox
   inflightWindow: number
   poisonAfter: number
   maxPayloadBytes: number
@@ -171,6 +222,7 @@ function validateFilterLike(topic: string): string {
 }
 
 const JITTER_MODES: readonly JitterMode[] = ['full', 'equal', 'decorrelated', 'none']
+const QOS: readonly Qos[] = [0, 1, 2]
 
 function fail(field: string, must: string): never {
   throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`)
@@ -228,27 +280,13 @@ function object<T>(value: T | undefined, field: string): Partial<NonNullable<T>>
   return value as Partial<NonNullable<T>>
 }
 
-/** Validates options once, at `createUplink`, and fills in the defaults. */
+/** Validates options once, at `createUplink`, and fills in the defaults, section by section. */
 export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   const o = object(input, 'options') as Partial<UplinkOptions>
   checkKeys(o, OPTION_KEYS, '')
-  if (typeof o.clientId !== 'string' || o.clientId.length === 0) {
-    fail('clientId', 'must be a non-empty string')
-  }
-  if (Buffer.byteLength(o.clientId) > 65_535) fail('clientId', 'is longer than 65535 bytes')
-  if (o.clientId.includes('\u0000')) fail('clientId', 'must not contain NUL')
-  if (!Array.isArray(o.endpoints) || o.endpoints.length === 0) {
-    fail('endpoints', 'must be a non-empty array of mqtt:// or mqtts:// URLs')
-  }
+  const clientId = resolveClientId(o.clientId)
   const tls = checkTls(o.tls, 'tls')
-  const endpoints = o.endpoints.map((e, i) => {
-    const field = `endpoints[${i}]`
-    if (typeof e === 'object' && e !== null) {
-      checkKeys(e, ENDPOINT_KEYS, field)
-      checkTls(e.tls, `${field}.tls`)
-    }
-    return parseEndpoint(e, field, tls)
-  })
+  const endpoints = resolveEndpoints(o.endpoints, tls)
   if (o.username !== undefined && typeof o.username !== 'string')
     fail('username', 'must be a string')
   if (o.password !== undefined && typeof o.password !== 'string' && !Buffer.isBuffer(o.password)) {
@@ -257,85 +295,21 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
   if (o.protocolVersion !== undefined && o.protocolVersion !== 4 && o.protocolVersion !== 5) {
     fail('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5')
   }
-  const b = object(o.backoff, 'backoff')
-  const initialMs = int(b.initialMs, 'backoff.initialMs', DEFAULTS.backoff.initialMs, 1, 3_600_000)
-  const maxMs = int(b.maxMs, 'backoff.maxMs', DEFAULTS.backoff.maxMs, 1, 86_400_000)
-  if (maxMs < initialMs) fail('backoff.maxMs', 'must not be below backoff.initialMs')
-  if (b.jitter !== undefined && !JITTER_MODES.includes(b.jitter)) {
-    fail('backoff.jitter', `must be one of ${JITTER_MODES.join(', ')}`)
-  }
-  const d = object(o.dns, 'dns')
-  if (
-    d.servers !== undefined &&
-    (!Array.isArray(d.servers) || d.servers.some((s) => typeof s !== 'string'))
-  ) {
-    fail('dns.servers', 'must be an array of strings')
-  }
-  if (d.family !== undefined && ![0, 4, 6].includes(d.family))
-    fail('dns.family', 'must be 0, 4 or 6')
-  const watch =
-    d.watch === true
-      ? {}
-      : d.watch === false || d.watch === undefined
-        ? undefined
-        : object(d.watch, 'dns.watch')
   const f = object(o.failover, 'failover')
-  const strings = (v: unknown, field: string): string[] => {
-    if (v === undefined) return []
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0))
-      fail(field, 'must be an array of host names')
-    return v
-  }
-  const concierge = o.concierge === undefined ? undefined : object(o.concierge, 'concierge')
-  if (concierge) {
-    let url: URL | undefined
-    try {
-      url = new URL(String(concierge.url))
-    } catch {}
-    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
-      fail('concierge.url', 'must be an https:// URL')
-    if (url.username || url.password) fail('concierge.url', 'must not carry credentials')
-    int(concierge.intervalMs, 'concierge.intervalMs', 0, 1_000, 86_400_000)
-    int(concierge.timeoutMs, 'concierge.timeoutMs', 0, 10, 600_000)
-    int(concierge.retries, 'concierge.retries', 0, 0, 20)
-    const j = concierge.jitter
-    if (j !== undefined && (typeof j !== 'number' || !Number.isFinite(j) || j < 0 || j > 1))
-      fail('concierge.jitter', 'must be a number from 0 to 1')
-    checkTls(concierge.tls, 'concierge.tls')
-  }
-  const control = o.control === undefined ? undefined : object(o.control, 'control')
-  if (control && (typeof control.topic !== 'string' || control.topic.length === 0))
-    fail('control.topic', 'must be a topic')
+  const c = o.concierge === undefined ? undefined : object(o.concierge, 'concierge')
   // Where a directive may send the device: the configured endpoints, plus what the user allows.
   const allowedHosts = [
     ...new Set([
       ...endpoints.map((e) => e.host),
-      ...strings(f.allowedHosts, 'failover.allowedHosts'),
-      ...strings(concierge?.allowedHosts, 'concierge.allowedHosts'),
+      ...hostList(f.allowedHosts, 'failover.allowedHosts'),
+      ...hostList(c?.allowedHosts, 'concierge.allowedHosts'),
     ]),
   ]
-  const s = object(o.session, 'session')
-  const p = o.presence === undefined ? undefined : object(o.presence, 'presence')
-  if (p) {
-    try {
-      validateTopic(p.topic)
-    } catch (err) {
-      fail('presence.topic', `must be a topic to publish to (${(err as Error).message})`)
-    }
-    if (p.qos !== undefined && p.qos !== 0 && p.qos !== 1 && p.qos !== 2)
-      fail('presence.qos', 'must be 0, 1 or 2')
-  }
-  if (o.outbox !== undefined) {
-    const box = o.outbox as unknown as Record<string, unknown> | null
-    const missing = OUTBOX_METHODS.filter((m) => typeof box?.[m] !== 'function')
-    if (typeof box !== 'object' || box === null || missing.length > 0)
-      fail('outbox', `must implement the Outbox interface (missing ${missing.join(', ')})`)
-  }
   if (o.clock !== undefined && typeof o.clock?.setTimeout !== 'function')
     fail('clock', 'must be a Clock')
   if (o.random !== undefined && typeof o.random !== 'function') fail('random', 'must be a function')
   return {
-    clientId: o.clientId,
+    clientId,
     endpoints,
     tls,
     username: o.username,
@@ -356,52 +330,14 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       10,
       60_000,
     ),
-    backoff: {
-      initialMs,
-      maxMs,
-      jitter: b.jitter ?? DEFAULTS.backoff.jitter,
-      stableMs: int(b.stableMs, 'backoff.stableMs', DEFAULTS.backoff.stableMs, 0, 86_400_000),
-    },
+    backoff: resolveBackoff(o.backoff),
     failoverAfter: int(o.failoverAfter, 'failoverAfter', DEFAULTS.failoverAfter, 1, 1_000),
-    dns: {
-      servers: d.servers,
-      timeoutMs: int(d.timeoutMs, 'dns.timeoutMs', DEFAULTS.dns.timeoutMs, 10, 60_000),
-      attempts: int(d.attempts, 'dns.attempts', DEFAULTS.dns.attempts, 1, 10),
-      family: d.family ?? DEFAULTS.dns.family,
-      resolutionDelayMs: int(
-        d.resolutionDelayMs,
-        'dns.resolutionDelayMs',
-        DEFAULTS.dns.resolutionDelayMs,
-        0,
-        60_000,
-      ),
-      systemFallback: bool(d.systemFallback, 'dns.systemFallback', DEFAULTS.dns.systemFallback),
-      watch: watch && watchIntervals(watch),
-    },
-    concierge: concierge && ({ ...concierge, allowedHosts } as ConciergeOptions),
-    control: control && { topic: validateFilterLike(control.topic as string) },
-    failover: {
-      allowedHosts,
-      minStayMs: int(f.minStayMs, 'failover.minStayMs', DEFAULTS.failover.minStayMs, 0, 86_400_000),
-      handoverTimeoutMs: int(
-        f.handoverTimeoutMs,
-        'failover.handoverTimeoutMs',
-        DEFAULTS.failover.handoverTimeoutMs,
-        0,
-        600_000,
-      ),
-    },
-    session: {
-      clean: bool(s.clean, 'session.clean', DEFAULTS.session.clean),
-      expirySeconds: int(
-        s.expirySeconds,
-        'session.expirySeconds',
-        DEFAULTS.session.expirySeconds,
-        0,
-        2 ** 32 - 1,
-      ),
-    },
-    outbox: o.outbox,
+    dns: resolveDns(o.dns),
+    concierge: c && resolveConcierge(c as ConciergeOptions, allowedHosts),
+    control: resolveControl(o.control),
+    failover: resolveFailover(f, allowedHosts),
+    session: resolveSession(o.session),
+    outbox: resolveOutbox(o.outbox),
     inflightWindow: int(o.inflightWindow, 'inflightWindow', DEFAULTS.inflightWindow, 1, 65_535),
     poisonAfter: int(o.poisonAfter, 'poisonAfter', DEFAULTS.poisonAfter, 1, 1_000),
     maxPayloadBytes: int(
@@ -411,15 +347,248 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       1,
       268_435_455,
     ),
-    presence: p && {
-      topic: p.topic as string,
-      online: str(p.online, 'presence.online', DEFAULTS.presence.online),
-      offline: str(p.offline, 'presence.offline', DEFAULTS.presence.offline),
-      qos: p.qos ?? DEFAULTS.presence.qos,
-    },
+    presence: resolvePresence(o.presence),
     clock: o.clock ?? systemClock,
     random: o.random ?? Math.random,
   }
+}
+
+function resolveClientId(clientId: unknown): string {
+  if (typeof clientId !== 'string' || clientId.length === 0) {
+    fail('clientId', 'must be a non-empty string')
+  }
+  if (Buffer.byteLength(clientId) > 65_535) fail('clientId', 'is longer than 65535 bytes')
+  if (clientId.includes('\u0000')) fail('clientId', 'must not contain NUL')
+  return clientId
+}
+
+function resolveEndpoints(list: unknown, tls: TlsConfig | undefined): Endpoint[] {
+  if (!Array.isArray(list) || list.length === 0) {
+    fail('endpoints', 'must be a non-empty array of mqtt:// or mqtts:// URLs')
+  }
+  return list.map((e: string | EndpointInput, i) => {
+    const field = `endpoints[${i}]`
+    if (typeof e === 'object' && e !== null) {
+      checkKeys(e, ENDPOINT_KEYS, field)
+      checkTls(e.tls, `${field}.tls`)
+    }
+    return parseEndpoint(e, field, tls)
+  })
+}
+
+function resolveBackoff(input: UplinkOptions['backoff']): ResolvedOptions['backoff'] {
+  const b = object(input, 'backoff')
+  const initialMs = int(b.initialMs, 'backoff.initialMs', DEFAULTS.backoff.initialMs, 1, 3_600_000)
+  const maxMs = int(b.maxMs, 'backoff.maxMs', DEFAULTS.backoff.maxMs, 1, 86_400_000)
+  if (maxMs < initialMs) fail('backoff.maxMs', 'must not be below backoff.initialMs')
+  if (b.jitter !== undefined && !JITTER_MODES.includes(b.jitter)) {
+    fail('backoff.jitter', `must be one of ${JITTER_MODES.join(', ')}`)
+  }
+  return {
+    initialMs,
+    maxMs,
+    jitter: b.jitter ?? DEFAULTS.backoff.jitter,
+    stableMs: int(b.stableMs, 'backoff.stableMs', DEFAULTS.backoff.stableMs, 0, 86_400_000),
+  }
+}
+
+function resolveDns(input: UplinkOptions['dns']): ResolvedOptions['dns'] {
+  const d = object(input, 'dns')
+  if (
+    d.servers !== undefined &&
+    (!Array.isArray(d.servers) || d.servers.some((s) => typeof s !== 'string'))
+  ) {
+    fail('dns.servers', 'must be an array of strings')
+  }
+  if (d.family !== undefined && ![0, 4, 6].includes(d.family))
+    fail('dns.family', 'must be 0, 4 or 6')
+  const watch =
+    d.watch === true
+      ? {}
+      : d.watch === false || d.watch === undefined
+        ? undefined
+        : object(d.watch, 'dns.watch')
+  return {
+    servers: d.servers,
+    timeoutMs: int(d.timeoutMs, 'dns.timeoutMs', DEFAULTS.dns.timeoutMs, 10, 60_000),
+    attempts: int(d.attempts, 'dns.attempts', DEFAULTS.dns.attempts, 1, 10),
+    family: d.family ?? DEFAULTS.dns.family,
+    resolutionDelayMs: int(
+      d.resolutionDelayMs,
+      'dns.resolutionDelayMs',
+      DEFAULTS.dns.resolutionDelayMs,
+      0,
+      60_000,
+    ),
+    systemFallback: bool(d.systemFallback, 'dns.systemFallback', DEFAULTS.dns.systemFallback),
+    watch: watch && watchIntervals(watch),
+  }
+}
+
+/**
+ * The concierge section, every field filled in. `allowedHosts` is the whole allow-list (the
+ * configured endpoints' hosts included); without it, the concierge's own.
+ */
+export function resolveConcierge(
+  input: ConciergeOptions,
+  allowedHosts = hostList(input.allowedHosts, 'concierge.allowedHosts'),
+): ResolvedConcierge {
+  const c = object(input, 'concierge')
+  let url: URL | undefined
+  try {
+    url = new URL(String(c.url))
+  } catch {}
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+    fail('concierge.url', 'must be an https:// URL')
+  if (url.username || url.password) fail('concierge.url', 'must not carry credentials')
+  const d = DEFAULTS.concierge
+  const j = c.jitter
+  if (j !== undefined && (typeof j !== 'number' || !Number.isFinite(j) || j < 0 || j > 1))
+    fail('concierge.jitter', 'must be a number from 0 to 1')
+  return {
+    url: url.href,
+    allowedHosts,
+    intervalMs: int(c.intervalMs, 'concierge.intervalMs', d.intervalMs, 1_000, 86_400_000),
+    jitter: j ?? d.jitter,
+    timeoutMs: int(c.timeoutMs, 'concierge.timeoutMs', d.timeoutMs, 10, 600_000),
+    retries: int(c.retries, 'concierge.retries', d.retries, 0, 20),
+    tls: checkTls(c.tls, 'concierge.tls'),
+  }
+}
+
+function resolveControl(input: UplinkOptions['control']): ResolvedOptions['control'] {
+  if (input === undefined) return undefined
+  const control = object(input, 'control')
+  if (typeof control.topic !== 'string' || control.topic.length === 0)
+    fail('control.topic', 'must be a topic')
+  return { topic: validateFilterLike(control.topic) }
+}
+
+function resolveFailover(
+  f: Partial<NonNullable<UplinkOptions['failover']>>,
+  allowedHosts: string[],
+): ResolvedOptions['failover'] {
+  return {
+    allowedHosts,
+    minStayMs: int(f.minStayMs, 'failover.minStayMs', DEFAULTS.failover.minStayMs, 0, 86_400_000),
+    handoverTimeoutMs: int(
+      f.handoverTimeoutMs,
+      'failover.handoverTimeoutMs',
+      DEFAULTS.failover.handoverTimeoutMs,
+      0,
+      600_000,
+    ),
+    maxRedirects: DEFAULTS.maxRedirects,
+  }
+}
+
+function resolveSession(input: UplinkOptions['session']): ResolvedOptions['session'] {
+  const s = object(input, 'session')
+  return {
+    clean: bool(s.clean, 'session.clean', DEFAULTS.session.clean),
+    expirySeconds: int(
+      s.expirySeconds,
+      'session.expirySeconds',
+      DEFAULTS.session.expirySeconds,
+      0,
+      2 ** 32 - 1,
+    ),
+  }
+}
+
+/** The outbox given, checked for the interface; without one, a memory outbox. */
+function resolveOutbox(input: Outbox | undefined): Outbox {
+  if (input === undefined) return memoryOutbox(DEFAULTS.memoryOutbox)
+  const box = input as unknown as Record<string, unknown> | null
+  const missing = OUTBOX_METHODS.filter((m) => typeof box?.[m] !== 'function')
+  if (typeof box !== 'object' || box === null || missing.length > 0)
+    fail('outbox', `must implement the Outbox interface (missing ${missing.join(', ')})`)
+  return input
+}
+
+function resolvePresence(input: PresenceOptions | undefined): ResolvedOptions['presence'] {
+  if (input === undefined) return undefined
+  const p = object(input, 'presence')
+  try {
+    validateTopic(p.topic as string)
+  } catch (err) {
+    fail('presence.topic', `must be a topic to publish to (${(err as Error).message})`)
+  }
+  if (p.qos !== undefined && !QOS.includes(p.qos)) fail('presence.qos', 'must be 0, 1 or 2')
+  return {
+    topic: p.topic as string,
+    online: str(p.online, 'presence.online', DEFAULTS.presence.online),
+    offline: str(p.offline, 'presence.offline', DEFAULTS.presence.offline),
+    qos: p.qos ?? DEFAULTS.presence.qos,
+  }
+}
+
+function hostList(v: unknown, field: string): string[] {
+  if (v === undefined) return []
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0))
+    fail(field, 'must be an array of host names')
+  return v
+}
+
+function argument(must: string): never {
+  throw new UplinkError('INVALID_ARGUMENT', must)
+}
+
+function qosArgument(qos: unknown): Qos {
+  if (!QOS.includes(qos as Qos)) argument('qos must be 0, 1 or 2')
+  return qos as Qos
+}
+
+/** createResolver's optional fields filled in: it is public, and callers may leave them out. */
+export function resolveResolverOptions(
+  o: ResolverOptions,
+): ResolverOptions & { resolutionDelayMs: number } {
+  return { ...o, resolutionDelayMs: o.resolutionDelayMs ?? DEFAULTS.dns.resolutionDelayMs }
+}
+
+/** publish()'s options, checked and filled in; `ttlSeconds` undefined means no expiry. */
+export function resolvePublishOptions(options: unknown): ResolvedPublishOptions {
+  if (typeof options !== 'object' || options === null) {
+    argument('publish options must be an object')
+  }
+  const p = options as PublishOptions
+  const qos = qosArgument(p.qos ?? DEFAULTS.publish.qos)
+  const priority = p.priority ?? DEFAULTS.publish.priority
+  if (priority !== 'alarm' && priority !== 'telemetry') {
+    argument("priority must be 'alarm' or 'telemetry'")
+  }
+  const ttl = p.ttlSeconds
+  // MQTT 5 carries the expiry in 32 bits of seconds: a longer one could never be sent.
+  if (
+    ttl !== undefined &&
+    (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
+  ) {
+    argument(`ttlSeconds must be a number above 0 and at most ${MAX_TTL_SECONDS}`)
+  }
+  const retain = p.retain ?? DEFAULTS.publish.retain
+  if (typeof retain !== 'boolean') argument('retain must be a boolean')
+  return { qos, priority, retain, ttlSeconds: ttl }
+}
+
+/** subscribe()'s options, checked and filled in. */
+export function resolveSubscribeOptions(options: unknown): { qos: Qos } {
+  if (typeof options !== 'object' || options === null) {
+    argument('subscribe options must be an object')
+  }
+  return { qos: qosArgument((options as { qos?: Qos }).qos ?? DEFAULTS.subscribe.qos) }
+}
+
+/** stop()'s options, filled in. */
+export function resolveStopOptions(options: unknown): { timeoutMs: number } {
+  if (typeof options !== 'object' || options === null) {
+    argument('stop options must be an object')
+  }
+  const t = (options as { timeoutMs?: unknown }).timeoutMs
+  if (t === undefined) return { timeoutMs: DEFAULTS.stopTimeoutMs }
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) {
+    argument('timeoutMs must be a number of milliseconds, 0 or more')
+  }
+  return { timeoutMs: t }
 }
 
 function watchIntervals(watch: { minIntervalMs?: number; maxIntervalMs?: number }) {

@@ -1,5 +1,6 @@
-import { backoffDelay } from './backoff.js'
-import { parseServerReference } from './directive.js'
+import { BackoffLadder } from './backoff.js'
+import type { Connect, Connection, SessionParams } from './connection.js'
+import { RedirectPolicy } from './directive.js'
 import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
 import type { GuardedEmitter } from './emitter.js'
@@ -7,18 +8,28 @@ import { type Endpoint, EndpointPool } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
 import type { ResolvedOptions } from './options.js'
-import { type Connection, openConnection } from './transport.js'
+import { retry } from './retry.js'
 
 /** What the rest of the client does when a connection comes and goes. */
 export interface SessionHooks {
   /** A new connection is up: restore subscriptions and presence, then start draining. */
   established(connection: Connection): Promise<void>
-  /** The connection is gone (or is being replaced); stop using it. */
+  /** The connection is gone; stop using it. */
   lost(connection: Connection): void
+  /** A planned move retires this healthy connection: send nothing new on it; it ends cleanly. */
+  retired(connection: Connection): void
   /** A planned move is leaving this still-open connection: last words (presence) before it ends. */
   leaving?(connection: Connection): Promise<void>
   /** Before an attempt to reconnect: a chance to refresh where to go (a stale concierge). */
   beforeReconnect?(): Promise<void>
+}
+
+/** How the supervisor reaches the network: both injected, so its tests need no sockets. */
+export interface Transport {
+  /** Resolves a host afresh before every attempt (and for the DNS watch). */
+  resolver: Resolver
+  /** Opens one connection; `openConnection` (transport.ts) in the product. */
+  connect: Connect
 }
 
 export interface SupervisorStats {
@@ -33,22 +44,36 @@ export interface SupervisorStats {
   dnsPartial: DnsPartialEvent | undefined
 }
 
+/** A requested move, waiting for the loop to take it. */
+interface Move {
+  target: Endpoint
+  reason: FailoverReason
+  since: number
+}
+
 /**
  * The connection state machine and the only place that decides when to connect. It resolves the
  * current endpoint's name before every attempt (never a cached address), bounds each attempt,
  * backs off with jitter after failures, moves to the next endpoint after `failoverAfter`
  * consecutive failures, and resets the backoff only once a connection has stayed up `stableMs`.
  *
- * Planned moves (concierge, DNS watch, control message, manual) are make-before-break: the new
- * connection is opened while the old one carries on; only once the new CONNACK is in does the
- * session (subscriptions, presence, outbox drain) move over and the old connection close
- * cleanly after its in-flight messages are acknowledged. A move that cannot connect leaves the
- * device where it is and is retried with backoff.
+ * One loop owns the connection: offline it resolves, connects and backs off until a connection
+ * is up; connected it waits for that connection to close or for a requested move to fall due.
+ * A move (concierge, DNS watch, control message, manual) is a step of that loop and
+ * make-before-break: the new connection is opened while the old one carries on; only once the
+ * new CONNACK is in does the session move over and the old connection close cleanly after its
+ * in-flight messages are acknowledged. A move that cannot connect leaves the device where it is
+ * and is retried with backoff. Other callers only record requests and ring the loop's bell.
  */
 export class Supervisor {
   private state: ConnectionState = 'idle'
   private readonly pool: EndpointPool
   private readonly abort = new AbortController()
+  /** What every attempt sends, whatever the endpoint: computed once. */
+  private readonly params: SessionParams
+  private readonly ladder: BackoffLadder
+  private readonly moveLadder: BackoffLadder
+  private readonly redirects: RedirectPolicy
   private loop: Promise<void> | undefined
   private connection: Connection | undefined
   private connectedSince: number | undefined
@@ -59,22 +84,26 @@ export class Supervisor {
   private previous: { endpoint: string; address: string } | undefined
   /** Why the next connection is somewhere new, when it is not a plain reconnect. */
   private nextReason: FailoverReason | undefined
-  /** Ends the current backoff wait at once: a new target to try, or stop. */
-  private wake: (() => void) | undefined
-  private pendingMove: { target: Endpoint; reason: FailoverReason; since: number } | undefined
-  private migration: Promise<void> | undefined
-  private moveFailures = 0
-  private moveTimer: unknown
+  private move: Move | undefined
+  /** Ends the loop's current wait at once: a move was requested, or stop. */
+  private bell: (() => void) | undefined
   private stopWatch: (() => void) | undefined
   private dnsPartial: DnsPartialEvent | undefined
 
   constructor(
     private readonly options: ResolvedOptions,
-    private readonly resolver: Resolver,
+    private readonly transport: Transport,
     private readonly hooks: SessionHooks,
     private readonly events: GuardedEmitter<UplinkEvents>,
   ) {
     this.pool = new EndpointPool(options.endpoints, options.failoverAfter)
+    this.params = sessionParams(options)
+    this.ladder = new BackoffLadder(options.backoff, options.random)
+    this.moveLadder = new BackoffLadder(options.backoff, options.random)
+    this.redirects = new RedirectPolicy(
+      options.failover.allowedHosts,
+      options.failover.maxRedirects,
+    )
   }
 
   get current(): Connection | undefined {
@@ -111,11 +140,9 @@ export class Supervisor {
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
   async stop(): Promise<void> {
     this.abort.abort(new UplinkError('STOPPED', 'the client was stopped'))
-    this.wake?.()
-    this.options.clock.clearTimeout(this.moveTimer)
+    this.bell?.()
     this.stopWatch?.()
     this.connection?.destroy(new UplinkError('STOPPED', 'the client was stopped'))
-    await this.migration
     await this.loop
     this.setState('stopped')
   }
@@ -142,31 +169,10 @@ export class Supervisor {
     if (this.stopping) return
     // A configured endpoint keeps its own certificates.
     const target = this.pool.list().find((e) => e.url === requested.url) ?? requested
-    const connection = this.current
-    if (!connection) {
-      this.pool.moveTo(target)
-      this.nextReason = reason
-      this.wake?.()
-      return
-    }
-    if (target.url === connection.endpoint.url && reason !== 'dns-changed') return
-    const { clock } = this.options
-    this.pendingMove = { target, reason, since: clock.now() }
-    const stayed = clock.now() - (this.connectedSince ?? 0)
-    const wait = this.options.failover.minStayMs - stayed
-    clock.clearTimeout(this.moveTimer)
-    if (wait > 0 && reason !== 'manual') {
-      this.moveTimer = clock.setTimeout(() => this.startMigration(), wait)
-      return
-    }
-    this.startMigration()
-  }
-
-  private startMigration(): void {
-    if (this.migration || !this.pendingMove || this.stopping) return
-    this.migration = this.migrate().finally(() => {
-      this.migration = undefined
-    })
+    const here = this.current
+    if (here && target.url === here.endpoint.url && reason !== 'dns-changed') return
+    this.move = { target, reason, since: this.options.clock.now() }
+    this.bell?.()
   }
 
   private setState(state: ConnectionState): void {
@@ -176,110 +182,165 @@ export class Supervisor {
     this.events.emit('state', { state, previous })
   }
 
+  /** The loop: reach a connection, hold it (moving when asked) until it is lost, recover. */
   private async run(): Promise<void> {
-    const { clock, random, backoff } = this.options
-    const signal = this.abort.signal
-    let failures = 0
-    let lastDelay = 0
+    const { clock } = this.options
     let lostAt = clock.now()
-    let redirects = 0
-    const backOff = async (error: UplinkError) => {
-      this.lastError = error
-      failures++
-      if (this.pool.failed()) this.nextReason = 'connection-lost'
-      lastDelay = backoffDelay(failures, backoff, random, lastDelay)
-      const endpoint = this.pool.current().url
-      this.events.emit('reconnecting', { attempt: failures, delayMs: lastDelay, endpoint, error })
-      this.setState('backing-off')
-      // A plain callback cuts the wait short, not AbortSignal.any over a fresh controller: in a
-      // reconnect storm this runs once per attempt, and building those signals showed up.
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clock.clearTimeout(timer)
-          this.wake = undefined
-          resolve()
-        }
-        const timer = clock.setTimeout(done, lastDelay)
-        this.wake = done
-      })
-    }
-    /** An MQTT 5 redirect moves the next attempt at once; a few in a row, then normal backoff. */
-    const followRedirect = (error: UplinkError): boolean => {
-      const reference = error.details?.serverReference
-      if (typeof reference !== 'string' || redirects >= 3) return false
-      try {
-        const target = parseServerReference(
-          reference,
-          this.endpoint,
-          this.options.failover.allowedHosts,
-        )
-        redirects++
-        // A redirect in CONNACK is a move too, even before any connection was up: the failover
-        // event that follows must name where the device was sent from.
-        const from = this.pool.current()
-        const address = error.details?.address
-        if (this.previous?.endpoint !== from.url && typeof address === 'string') {
-          this.previous = { endpoint: from.url, address }
-        }
-        this.pool.moveTo(target)
-        this.nextReason = 'server-redirect'
-        return true
-      } catch (err) {
-        this.events.emit('error', toUplinkError(err, 'DIRECTIVE_REFUSED'))
-        return false
-      }
-    }
-
-    while (!signal.aborted) {
-      if (this.hooks.beforeReconnect) await this.hooks.beforeReconnect().catch(() => {})
-      if (signal.aborted) break
-      const endpoint = this.pool.current()
-      let connection: Connection
-      try {
-        connection = await this.attempt(endpoint, signal, true)
-      } catch (err) {
-        if (signal.aborted) break
-        const error = toUplinkError(err, 'CONNECT_FAILED')
-        if (followRedirect(error)) continue
-        await backOff(error)
-        continue
-      }
-
-      redirects = 0
+    while (!this.stopping) {
+      const connection = await this.reach()
+      if (!connection) break
+      this.redirects.reset()
       this.pool.succeeded()
       await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
       this.nextReason = undefined
-
-      const lost = await this.untilLost()
-      connection = lost.connection
-      const reason = lost.reason
+      const lost = await this.hold(connection)
       lostAt = clock.now()
       this.stopWatch?.()
-      this.hooks.lost(connection)
-      if (signal.aborted) break
-      this.events.emit('disconnect', {
-        endpoint: connection.endpoint.url,
-        address: connection.address,
-        error: reason,
-      })
-      if (followRedirect(reason)) continue
-      if (lostAt - (this.connectedSince ?? lostAt) >= backoff.stableMs) {
-        // A connection that stayed up earns a fresh start: reconnect at once.
-        this.lastError = reason
-        failures = 0
-        lastDelay = 0
-        this.events.emit('reconnecting', {
-          attempt: 0,
-          delayMs: 0,
-          endpoint: this.pool.current().url,
-          error: reason,
-        })
-      } else {
-        // It did not stay up for stableMs: keep climbing the ladder, so a broker that accepts
-        // and then drops does not cause a tight loop.
-        await backOff(reason)
+      this.hooks.lost(lost)
+      if (this.stopping) break
+      await this.recover(lost)
+    }
+  }
+
+  /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */
+  private async reach(): Promise<Connection | undefined> {
+    while (!this.stopping) {
+      if (this.hooks.beforeReconnect) await this.hooks.beforeReconnect().catch(() => {})
+      if (this.stopping) break
+      this.aim()
+      const endpoint = this.pool.current()
+      try {
+        this.setState('resolving')
+        const addresses = await this.addresses(endpoint)
+        this.setState('connecting')
+        return await this.dial(endpoint, addresses)
+      } catch (err) {
+        if (this.stopping) break
+        const error = toUplinkError(err, 'CONNECT_FAILED')
+        if (!this.followRedirect(error)) await this.backOff(error)
       }
     }
+    return undefined
+  }
+
+  /** A move requested while offline: the next attempt goes there. */
+  private aim(): void {
+    const move = this.move
+    if (!move) return
+    this.move = undefined
+    this.pool.moveTo(move.target)
+    this.nextReason = move.reason
+  }
+
+  /**
+   * Connected: waits for the connection to close or for a requested move to fall due, and makes
+   * the move. Returns the connection that closed (the last one, after moves).
+   */
+  private async hold(connection: Connection): Promise<Connection> {
+    let held = connection
+    while (held.isOpen && !this.stopping) {
+      const wait = this.moveWait(held)
+      if (wait === 0) held = await this.migrate(held, this.move as Move)
+      else await this.wait(wait, held.closed)
+    }
+    // Stopped while a move was handing over: the new connection came up after stop() closed the
+    // old one, and nobody else would close it.
+    held.destroy(this.abort.signal.reason)
+    return held
+  }
+
+  /** Until the pending move is due: 0 now, undefined when there is none. */
+  private moveWait(connection: Connection): number | undefined {
+    const move = this.move
+    if (!move) return undefined
+    if (connection.endpoint.url === move.target.url && move.reason !== 'dns-changed') {
+      this.move = undefined
+      return undefined
+    }
+    const { clock, failover } = this.options
+    const due = move.reason === 'manual' ? 0 : (this.connectedSince ?? 0) + failover.minStayMs
+    return Math.max(0, due - clock.now())
+  }
+
+  /** The connection is gone: say so, then follow a redirect or wait as the ladder says. */
+  private async recover(lost: Connection): Promise<void> {
+    const reason = lost.closedBy as UplinkError
+    this.events.emit('disconnect', {
+      endpoint: lost.endpoint.url,
+      address: lost.address,
+      error: reason,
+    })
+    if (this.followRedirect(reason)) return
+    const now = this.options.clock.now()
+    if (now - (this.connectedSince ?? now) >= this.options.backoff.stableMs) {
+      // A connection that stayed up earns a fresh start: reconnect at once.
+      this.lastError = reason
+      this.ladder.reset()
+      this.events.emit('reconnecting', {
+        attempt: 0,
+        delayMs: 0,
+        endpoint: this.pool.current().url,
+        error: reason,
+      })
+    } else {
+      // It did not stay up for stableMs: keep climbing the ladder, so a broker that accepts
+      // and then drops does not cause a tight loop.
+      await this.backOff(reason)
+    }
+  }
+
+  private async backOff(error: UplinkError): Promise<void> {
+    this.lastError = error
+    if (this.pool.failed()) this.nextReason = 'connection-lost'
+    const delayMs = this.ladder.next()
+    const endpoint = this.pool.current().url
+    this.events.emit('reconnecting', { attempt: this.ladder.failures, delayMs, endpoint, error })
+    this.setState('backing-off')
+    // A move asked for during the wait ends it (the bell); one asked for before waits its turn,
+    // so that a fleet told where to go while connecting does not retry in a burst.
+    await this.wait(delayMs)
+  }
+
+  /** An MQTT 5 redirect moves the next attempt at once (a few in a row, see RedirectPolicy). */
+  private followRedirect(error: UplinkError): boolean {
+    let target: Endpoint | undefined
+    try {
+      target = this.redirects.target(error, this.endpoint)
+    } catch (err) {
+      this.events.emit('error', toUplinkError(err, 'DIRECTIVE_REFUSED'))
+      return false
+    }
+    if (!target) return false
+    // A redirect in CONNACK is a move too, even before any connection was up: the failover
+    // event that follows must name where the device was sent from.
+    const from = this.pool.current()
+    const address = error.details?.address
+    if (this.previous?.endpoint !== from.url && typeof address === 'string') {
+      this.previous = { endpoint: from.url, address }
+    }
+    this.pool.moveTo(target)
+    this.nextReason = 'server-redirect'
+    return true
+  }
+
+  /**
+   * Waits `ms` on the clock (undefined: no limit), until `closed` settles, or until the bell
+   * rings. A plain callback cuts the wait short, not AbortSignal.any over a fresh controller: in
+   * a reconnect storm this runs once per attempt, and building those signals showed up.
+   */
+  private wait(ms: number | undefined, closed?: Promise<unknown>): Promise<void> {
+    const { clock } = this.options
+    return new Promise<void>((resolve) => {
+      let timer: unknown
+      const done = () => {
+        clock.clearTimeout(timer)
+        if (this.bell === done) this.bell = undefined
+        resolve()
+      }
+      if (ms !== undefined) timer = clock.setTimeout(done, ms)
+      this.bell = done
+      closed?.then(done)
+    })
   }
 
   /** Makes `connection` the current one: events, session restore, DNS watch. */
@@ -306,16 +367,6 @@ export class Supervisor {
     }
   }
 
-  /** Waits until the current connection is lost; a connection replaced by a move is not a loss. */
-  private async untilLost(): Promise<{ connection: Connection; reason: UplinkError }> {
-    for (;;) {
-      const connection = this.connection as Connection
-      const reason = await connection.closed
-      if (this.migration) await this.migration
-      if (this.connection === connection || !this.connection) return { connection, reason }
-    }
-  }
-
   private watch(connection: Connection): void {
     this.stopWatch?.()
     this.stopWatch = undefined
@@ -334,95 +385,119 @@ export class Supervisor {
     this.stopWatch = () => watcher.stop()
   }
 
-  private async migrate(): Promise<void> {
-    const { clock, random, backoff } = this.options
-    const move = this.pendingMove
-    const old = this.current
-    this.pendingMove = undefined
-    if (!move || !old) return
-    this.setState('migrating')
+  /**
+   * The move step: opens the target while `old` carries on. Returns the connection to hold next:
+   * the new one, or `old` when the target could not be reached (retried after a backoff).
+   */
+  private async migrate(old: Connection, move: Move): Promise<Connection> {
+    const { clock } = this.options
+    this.move = undefined
+    // The waits between attempts end when the old link does, on a newer request (the bell) and
+    // on stop(): the loop must take over then. An attempt under way runs on.
+    const cut = new AbortController()
+    const ring = () => cut.abort()
+    this.bell = ring
+    void old.closed.then(ring)
     let next: Connection
     try {
-      next = await this.attempt(move.target, this.abort.signal, false)
-    } catch (err) {
-      if (this.stopping) return
-      const error = toUplinkError(err, 'FAILOVER_FAILED')
-      this.events.emit(
-        'error',
-        new UplinkError(
-          'FAILOVER_FAILED',
-          `cannot move to ${move.target.url} (${move.reason}): ${error.message}`,
-          {
-            cause: error,
-            details: { reason: move.reason, target: move.target.url },
-          },
-        ),
+      next = await retry(
+        async () => {
+          this.setState('migrating')
+          try {
+            return await this.dial(move.target, await this.addresses(move.target))
+          } catch (err) {
+            // Still where it was: connected again before anyone hears of the failure.
+            if (old.isOpen) this.setState('connected')
+            if (!this.stopping) this.moveFailed(move, err)
+            throw err
+          }
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          clock,
+          signal: cut.signal,
+          delayMs: () => this.moveLadder.next(),
+          shouldRetry: () => old.isOpen,
+        },
       )
+    } catch {
+      if (this.stopping) return old
       if (!old.isOpen) {
-        // The old link died meanwhile: the reconnect loop takes over, aimed at the target.
+        // The old link died meanwhile: the reconnect that follows aims at the target.
         this.pool.moveTo(move.target)
         this.nextReason = move.reason
-        return
       }
-      this.setState('connected')
-      this.moveFailures++
-      this.pendingMove ??= move
-      this.moveTimer = clock.setTimeout(
-        () => this.startMigration(),
-        backoffDelay(this.moveFailures, backoff, random),
-      )
-      return
+      return old
+    } finally {
+      if (this.bell === ring) this.bell = undefined
     }
-    this.moveFailures = 0
+    this.moveLadder.reset()
     this.pool.moveTo(move.target)
-    this.hooks.lost(old)
+    this.hooks.retired(old)
     // Before the new connection says `online`: where both are one cluster, that has the last word.
     await this.hooks.leaving?.(old)
     await this.adopt(next, move.reason, move.since)
     // Only now does the old connection go: in-flight messages get their acks (bounded), then a
     // clean DISCONNECT, so the old broker does not publish the will.
     await old.end(this.options.failover.handoverTimeoutMs, clock)
+    return next
   }
 
-  /**
-   * One attempt: resolve afresh, then race the addresses (Happy Eyeballs) and speak MQTT over
-   * the first to connect. If that one fails before its CONNACK (a port that accepts and drops),
-   * the rest are raced again; a CONNACK refusal is the broker's answer, not the network's.
-   */
-  private async attempt(
-    endpoint: Endpoint,
-    signal: AbortSignal,
-    report: boolean,
-  ): Promise<Connection> {
-    if (report) this.setState('resolving')
-    const resolution = await this.resolve(endpoint.host, signal)
+  /** A move could not connect: the device stays where it is, and says why. */
+  private moveFailed(move: Move, err: unknown): void {
+    const error = toUplinkError(err, 'FAILOVER_FAILED')
+    this.events.emit(
+      'error',
+      new UplinkError(
+        'FAILOVER_FAILED',
+        `cannot move to ${move.target.url} (${move.reason}): ${error.message}`,
+        { cause: error, details: { reason: move.reason, target: move.target.url } },
+      ),
+    )
+  }
+
+  /** The endpoint's addresses, resolved afresh; DNS_NO_ADDRESS when there are none. */
+  private async addresses(endpoint: Endpoint): Promise<string[]> {
+    const resolution = await this.resolve(endpoint.host, this.abort.signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
     }
     if (resolution.addresses.length === 0) {
       throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
-    if (report) this.setState('connecting')
-    let remaining = resolution.addresses.map((a) => a.address)
-    for (;;) {
-      this.attempts++
-      try {
-        return await openConnection(this.connectParams(endpoint, remaining), signal)
-      } catch (err) {
-        // No `details.address`: no address connected at all, and every one has been tried.
-        const failed = err instanceof UplinkError ? err.details?.address : undefined
-        const rest = remaining.filter((a) => a !== failed)
-        if (
-          signal.aborted ||
-          typeof failed !== 'string' ||
-          rest.length === 0 ||
-          (err instanceof UplinkError && err.code === 'CONNECT_REFUSED')
-        ) {
-          throw err
-        }
-        remaining = rest
-      }
-    }
+    return resolution.addresses.map((a) => a.address)
+  }
+
+  /**
+   * Races the addresses (Happy Eyeballs) and speaks MQTT over the first to connect. If that one
+   * fails before its CONNACK (a port that accepts and drops), the rest are raced again; a
+   * CONNACK refusal is the broker's answer, not the network's. An error without
+   * `details.address` had no address connect at all: every one has been tried.
+   */
+  private dial(endpoint: Endpoint, addresses: string[]): Promise<Connection> {
+    let remaining = addresses
+    return retry(
+      () => {
+        this.attempts++
+        return this.transport.connect(
+          { ...this.params, endpoint, addresses: remaining },
+          this.abort.signal,
+        )
+      },
+      {
+        retries: addresses.length - 1,
+        clock: this.options.clock,
+        signal: this.abort.signal,
+        shouldRetry: (err) => {
+          if (!(err instanceof UplinkError) || err.code === 'CONNECT_REFUSED') return false
+          const failed = err.details?.address
+          const rest = remaining.filter((a) => a !== failed)
+          if (typeof failed !== 'string' || rest.length === 0) return false
+          remaining = rest
+          return true
+        },
+      },
+    )
   }
 
   /**
@@ -430,35 +505,11 @@ export class Supervisor {
    * answer is reported wherever it was seen.
    */
   private async resolve(host: string, signal: AbortSignal | undefined): Promise<Resolution> {
-    const resolution = await this.resolver.resolve(host, signal)
+    const resolution = await this.transport.resolver.resolve(host, signal)
     const partial = resolution.partial
     this.dnsPartial = partial && { host, server: resolution.server, ...partial }
     if (this.dnsPartial) this.events.emit('dns-partial', this.dnsPartial)
     return resolution
-  }
-
-  private connectParams(endpoint: Endpoint, addresses: string[]) {
-    const o = this.options
-    return {
-      endpoint,
-      addresses,
-      attemptDelayMs: o.connectAttemptDelayMs,
-      clientId: o.clientId,
-      username: o.username,
-      password: o.password,
-      protocolVersion: o.protocolVersion,
-      keepalive: o.keepalive,
-      clean: o.session.clean,
-      sessionExpirySeconds: o.session.expirySeconds,
-      will: o.presence && {
-        topic: o.presence.topic,
-        payload: o.presence.offline,
-        qos: o.presence.qos,
-        retain: true,
-      },
-      connectTimeoutMs: o.connectTimeoutMs,
-      clock: o.clock,
-    }
   }
 
   /** Emits `failover` when the device came up somewhere other than where it was. */
@@ -476,5 +527,27 @@ export class Supervisor {
       reason,
       durationMs: this.options.clock.now() - since,
     })
+  }
+}
+
+/** The connect parameters every attempt shares, from the options. */
+function sessionParams(o: ResolvedOptions): SessionParams {
+  return {
+    attemptDelayMs: o.connectAttemptDelayMs,
+    clientId: o.clientId,
+    username: o.username,
+    password: o.password,
+    protocolVersion: o.protocolVersion,
+    keepalive: o.keepalive,
+    clean: o.session.clean,
+    sessionExpirySeconds: o.session.expirySeconds,
+    will: o.presence && {
+      topic: o.presence.topic,
+      payload: o.presence.offline,
+      qos: o.presence.qos,
+      retain: true,
+    },
+    connectTimeoutMs: o.connectTimeoutMs,
+    clock: o.clock,
   }
 }

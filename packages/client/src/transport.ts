@@ -13,54 +13,28 @@ import {
   type Packet,
 } from 'mqtt'
 import type { Clock } from './clock.js'
+import {
+  type Connection,
+  type ConnectParams,
+  type InboundMessage,
+  type OutboundOptions,
+  publishBySend,
+} from './connection.js'
 import type { Endpoint } from './endpoints.js'
-import { UplinkError } from './errors.js'
+import { type ConnectFailureDetails, UplinkError } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
 import { isFailureCode, reasonName } from './reason-codes.js'
 
-export interface WillMessage {
-  topic: string
-  payload: string
-  qos: Qos
-  retain: boolean
-}
-
-export interface ConnectParams {
-  endpoint: Endpoint
-  /**
-   * The addresses resolved for this attempt, raced (Happy Eyeballs); the TLS name stays
-   * `endpoint.host` whichever wins.
-   */
-  addresses: string[]
-  /** How long an attempt to one address runs alone before the next address is tried too. */
-  attemptDelayMs: number
-  clientId: string
-  username?: string | undefined
-  password?: string | Buffer | undefined
-  protocolVersion: 4 | 5
-  keepalive: number
-  clean: boolean
-  sessionExpirySeconds: number
-  will?: WillMessage | undefined
-  connectTimeoutMs: number
-  clock: Clock
-}
-
-export interface InboundMessage {
-  topic: string
-  payload: Buffer
-  qos: Qos
-  retain: boolean
-}
-
-export interface OutboundOptions {
-  qos: Qos
-  retain: boolean
-  /** MQTT 5 message expiry interval, seconds. */
-  expirySeconds?: number | undefined
-}
+export type {
+  Connect,
+  Connection,
+  ConnectParams,
+  InboundMessage,
+  OutboundOptions,
+  WillMessage,
+} from './connection.js'
 
 /** MQTT 5 reason codes that carry a Server Reference: "use another server", "server moved". */
 export const REDIRECT_REASON_CODES: ReadonlySet<number> = new Set([0x9c, 0x9d])
@@ -79,7 +53,8 @@ const TCP_ERROR_CODES = new Set([
 /** Bound on messages held for a handler not yet set (a session's backlog is bounded too). */
 const MAX_EARLY_MESSAGES = 10_000
 
-export class Connection {
+/** A Connection over MQTT.js. */
+export class MqttConnection implements Connection {
   /** The reason the connection ended; resolves exactly once. */
   readonly closed: Promise<UplinkError>
   private closeReason: UplinkError | undefined
@@ -139,9 +114,7 @@ export class Connection {
 
   /** Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). */
   publish(topic: string, payload: Uint8Array, options: OutboundOptions): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.send(topic, payload, options, (err) => (err ? reject(err) : resolve())),
-    )
+    return publishBySend(this, topic, payload, options)
   }
 
   /**
@@ -310,7 +283,7 @@ function classify(
   err: unknown,
   endpoint: Endpoint,
   address: string,
-  details?: Record<string, unknown>,
+  details?: ConnectFailureDetails,
 ): UplinkError {
   const where = `${endpoint.url} (${address})`
   if (err instanceof UplinkError) return err
@@ -434,7 +407,7 @@ function speak(
   fail: (reason: UplinkError) => void,
 ): MqttClient {
   const { endpoint, clock } = params
-  let connection: Connection | undefined
+  let connection: MqttConnection | undefined
   let lastError: unknown
   let lastConnack: IConnackPacket | undefined
   let keepaliveExpired = false
@@ -491,7 +464,7 @@ function speak(
   })
   client.on('connect', (connack) => {
     client.removeListener('packetreceive', onPacket)
-    connection = new Connection(client, connack, endpoint, address)
+    connection = new MqttConnection(client, connack, endpoint, address)
     lastError = undefined
     resolve(connection)
   })

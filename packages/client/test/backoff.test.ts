@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type BackoffPolicy, backoffDelay } from '../src/backoff.js'
+import { BackoffLadder, type BackoffPolicy, backoffDelay } from '../src/backoff.js'
 
 const policy = (jitter: BackoffPolicy['jitter']): BackoffPolicy => ({
   initialMs: 1_000,
@@ -57,5 +57,27 @@ describe('backoffDelay', () => {
     for (let i = 0; i < 10_000; i++)
       buckets[Math.floor(backoffDelay(4, policy('full'), random) / 800)]++
     for (const b of buckets) expect(b).toBeGreaterThan(800)
+  })
+})
+
+describe('BackoffLadder', () => {
+  it('climbs one rung per failure and starts from the bottom after reset()', () => {
+    const ladder = new BackoffLadder({ ...policy('none'), maxMs: 4_000 }, () => 0.5)
+    expect([ladder.next(), ladder.next(), ladder.next(), ladder.next()]).toEqual([
+      1_000, 2_000, 4_000, 4_000,
+    ])
+    expect(ladder.failures).toBe(4)
+    ladder.reset()
+    expect(ladder.failures).toBe(0)
+    expect(ladder.next()).toBe(1_000)
+  })
+
+  it('hands decorrelated jitter its own last delay', () => {
+    const ladder = new BackoffLadder(policy('decorrelated'), () => 0.99)
+    const first = ladder.next()
+    const second = ladder.next()
+    expect(second).toBe(backoffDelay(2, policy('decorrelated'), () => 0.99, first))
+    ladder.reset()
+    expect(ladder.next()).toBe(first)
   })
 })

@@ -2,8 +2,9 @@ import { startConcierge, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../src/clock.js'
 import { ConciergePoller } from '../src/concierge.js'
-import { parseDirective } from '../src/directive.js'
+import { EpochFloor, parseDirective } from '../src/directive.js'
 import type { UplinkError } from '../src/errors.js'
+import { resolveConcierge } from '../src/options.js'
 
 const cleanup: Array<() => Promise<unknown> | unknown> = []
 afterEach(async () => {
@@ -16,7 +17,7 @@ async function setup(retries: number) {
   const directives: string[] = []
   const errors: UplinkError[] = []
   const poller = new ConciergePoller(
-    { url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 },
+    resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 }),
     clock,
     () => 0.5,
     {
@@ -77,7 +78,11 @@ async function setupAt(path: string) {
   const concierge = await startConcierge({ body: {} })
   const errors: UplinkError[] = []
   const poller = new ConciergePoller(
-    { url: concierge.url.replace('/v1/endpoint', path), allowedHosts: [], retries: 3 },
+    resolveConcierge({
+      url: concierge.url.replace('/v1/endpoint', path),
+      allowedHosts: [],
+      retries: 3,
+    }),
     new ManualClock(0),
     () => 0.5,
     { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
@@ -96,7 +101,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
     })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 },
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 }),
       clock,
       () => 0.5,
       {
@@ -136,7 +141,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
     })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      { url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 },
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 }),
       clock,
       () => 0.9,
       {
@@ -166,5 +171,41 @@ describe('the concierge cannot make a fleet hammer it', () => {
     await clock.advance(1)
     await polled
     expect(concierge.requestCount).toBe(3)
+  })
+})
+
+describe('one epoch floor for the concierge and the control topic', () => {
+  it('an epoch raised elsewhere (a control message) refuses an older concierge answer, and a newer one raises it', async () => {
+    const concierge = await startConcierge({
+      body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 9 },
+    })
+    const floor = new EpochFloor()
+    const directives: number[] = []
+    const errors: UplinkError[] = []
+    const poller = new ConciergePoller(
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0 }),
+      new ManualClock(0),
+      () => 0.5,
+      {
+        parse: (body, lastEpoch) =>
+          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+        directive: (d) => directives.push(d.epoch),
+        error: (e) => errors.push(e),
+      },
+      floor,
+    )
+    cleanup.push(
+      () => poller.stop(),
+      () => concierge.stop(),
+    )
+    floor.raise(10)
+    expect(await poller.poll()).toBeUndefined()
+    expect(errors).toMatchObject([
+      { code: 'DIRECTIVE_REFUSED', details: { epoch: 9, lastEpoch: 10 } },
+    ])
+    concierge.setBody({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 12 })
+    expect((await poller.poll())?.epoch).toBe(12)
+    expect(floor.value).toBe(12)
+    expect(directives).toEqual([12])
   })
 })

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { hostAllowed, parseDirective, parseServerReference } from '../src/directive.js'
+import {
+  EpochFloor,
+  hostAllowed,
+  parseDirective,
+  parseServerReference,
+  RedirectPolicy,
+} from '../src/directive.js'
 import { parseEndpoint } from '../src/endpoints.js'
+import { UplinkError } from '../src/errors.js'
 
 const allowed = ['*.example.com', 'broker.partner.net']
 const rules = { allowedHosts: allowed, lastEpoch: undefined }
@@ -88,5 +95,48 @@ describe('parseServerReference', () => {
     expect(() => parseServerReference('', current, allowed)).toThrow(
       expect.objectContaining({ code: 'DIRECTIVE_INVALID' }),
     )
+  })
+})
+
+describe('RedirectPolicy', () => {
+  const current = parseEndpoint('mqtt://a.example.com:1883', 'current')
+  const redirect = (serverReference?: string) =>
+    new UplinkError('CONNECT_REFUSED', 'use another server', {
+      details: {
+        reasonCode: 0x9c,
+        address: '10.0.0.1',
+        ...(serverReference ? { serverReference } : {}),
+      },
+    })
+
+  it('follows `max` redirects in a row, then none until reset()', () => {
+    const policy = new RedirectPolicy(allowed, 2)
+    expect(policy.target(redirect('b.example.com'), current)?.url).toBe('mqtt://b.example.com:1883')
+    expect(policy.target(redirect('c.example.com:1884'), current)?.url).toBe(
+      'mqtt://c.example.com:1884',
+    )
+    expect(policy.target(redirect('b.example.com'), current)).toBeUndefined()
+    policy.reset()
+    expect(policy.target(redirect('b.example.com'), current)?.url).toBe('mqtt://b.example.com:1883')
+  })
+
+  it('ignores an error without a server reference and refuses a host outside the list', () => {
+    const policy = new RedirectPolicy(allowed, 3)
+    expect(policy.target(redirect(), current)).toBeUndefined()
+    expect(() => policy.target(redirect('evil.test'), current)).toThrow(
+      expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
+    )
+  })
+})
+
+describe('EpochFloor', () => {
+  it('only rises', () => {
+    const floor = new EpochFloor()
+    expect(floor.value).toBeUndefined()
+    floor.raise(5)
+    floor.raise(3)
+    expect(floor.value).toBe(5)
+    floor.raise(7)
+    expect(floor.value).toBe(7)
   })
 })

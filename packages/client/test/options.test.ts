@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { createUplink } from '../src/client.js'
-import { DEFAULTS, resolveOptions, type UplinkOptions } from '../src/options.js'
+import {
+  DEFAULTS,
+  resolveOptions,
+  resolvePublishOptions,
+  resolveStopOptions,
+  resolveSubscribeOptions,
+  type UplinkOptions,
+} from '../src/options.js'
 
 const base: UplinkOptions = { clientId: 'gw-1', endpoints: ['mqtt://broker.example.com'] }
 
@@ -34,6 +41,57 @@ describe('options', () => {
   ])('a bad %s throws INVALID_OPTIONS naming it', (field, patch) => {
     expect(() => createUplink({ ...base, ...patch } as UplinkOptions)).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringContaining(field) }),
+    )
+  })
+})
+
+describe('options are resolved section by section, every field filled in', () => {
+  it('the concierge section comes out validated and complete, not as it went in', () => {
+    const input = { url: 'https://concierge.example.com/v1', allowedHosts: ['*.example.com'] }
+    const o = resolveOptions({ ...base, concierge: input })
+    expect(o.concierge).toEqual({
+      url: 'https://concierge.example.com/v1',
+      allowedHosts: ['broker.example.com', '*.example.com'],
+      intervalMs: DEFAULTS.concierge.intervalMs,
+      jitter: DEFAULTS.concierge.jitter,
+      timeoutMs: DEFAULTS.concierge.timeoutMs,
+      retries: DEFAULTS.concierge.retries,
+      tls: undefined,
+    })
+    // The caller's object is not touched.
+    expect(input).toEqual({
+      url: 'https://concierge.example.com/v1',
+      allowedHosts: ['*.example.com'],
+    })
+  })
+
+  it('a memory outbox when none is given, and the redirect cap from DEFAULTS', () => {
+    const o = resolveOptions(base)
+    expect(typeof o.outbox.enqueue).toBe('function')
+    expect(o.failover.maxRedirects).toBe(DEFAULTS.maxRedirects)
+  })
+
+  it('publish, subscribe and stop arguments get their defaults from DEFAULTS', () => {
+    expect(resolvePublishOptions({})).toEqual({
+      qos: DEFAULTS.publish.qos,
+      retain: DEFAULTS.publish.retain,
+      priority: DEFAULTS.publish.priority,
+      ttlSeconds: undefined,
+    })
+    expect(resolveSubscribeOptions({})).toEqual({ qos: DEFAULTS.subscribe.qos })
+    expect(resolveStopOptions({})).toEqual({ timeoutMs: DEFAULTS.stopTimeoutMs })
+  })
+
+  it.each([
+    ['qos', () => resolveSubscribeOptions({ qos: 3 })],
+    ['priority', () => resolvePublishOptions({ priority: 'urgent' })],
+    ['timeoutMs', () => resolveStopOptions({ timeoutMs: -1 })],
+  ])('a bad %s is INVALID_ARGUMENT naming it', (field, call) => {
+    expect(call).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringContaining(field),
+      }),
     )
   })
 })

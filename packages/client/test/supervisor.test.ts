@@ -1,170 +1,513 @@
-import { startBroker, startFaultProxy, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createUplink, ManualClock, type UplinkError } from '../src/index.js'
-import { nextEvent } from './support/events.js'
-import { closedPort } from './support/net.js'
+import { ManualClock } from '../src/clock.js'
+import type { Connection } from '../src/connection.js'
+import { GuardedEmitter } from '../src/emitter.js'
+import { parseEndpoint } from '../src/endpoints.js'
+import { UplinkError } from '../src/errors.js'
+import type { ConnectionState, UplinkEvents } from '../src/events.js'
+import { resolveOptions, type UplinkOptions } from '../src/options.js'
+import { type SessionHooks, Supervisor } from '../src/supervisor.js'
+import {
+  type ScriptedConnection,
+  ScriptedResolver,
+  ScriptedTransport,
+} from './support/scripted-transport.js'
 
-const cleanup: Array<() => Promise<unknown>> = []
+/**
+ * The state machine alone: a scripted transport and resolver, the manual clock, no sockets and
+ * no sleeps. Every `await clock.advance(0)` lets the loop run up to its next wait.
+ */
+
+const A = 'mqtt://a.example:1883'
+const B = 'mqtt://b.example:1883'
+
+interface Rig {
+  clock: ManualClock
+  transport: ScriptedTransport
+  resolver: ScriptedResolver
+  supervisor: Supervisor
+  states: ConnectionState[]
+  events: Array<[string, unknown]>
+  hooks: Array<[keyof SessionHooks, string]>
+  tick(ms?: number): Promise<void>
+}
+
+const rigs: Rig[] = []
 afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn()
+  for (const r of rigs.splice(0)) await r.supervisor.stop()
 })
 
-describe('backoff (injected clock and random source, real refused connections)', () => {
-  it('waits 1 s, 2 s, 4 s ... and never more than maxMs', async () => {
-    const port = await closedPort()
-    const clock = new ManualClock(0)
-    const uplink = createUplink({
-      clientId: 'gw-backoff',
-      endpoints: [`mqtt://127.0.0.1:${port}`],
-      clock,
-      backoff: { jitter: 'none', maxMs: 8_000 },
+function rig(options: Partial<UplinkOptions> = {}, extra: Partial<SessionHooks> = {}): Rig {
+  const clock = new ManualClock(0)
+  const transport = new ScriptedTransport()
+  const resolver = new ScriptedResolver()
+  const emitter = new GuardedEmitter<UplinkEvents>()
+  const states: ConnectionState[] = []
+  const events: Array<[string, unknown]> = []
+  const hooks: Array<[keyof SessionHooks, string]> = []
+  for (const name of [
+    'connect',
+    'disconnect',
+    'reconnecting',
+    'failover',
+    'error',
+    'dns-partial',
+  ] as const) {
+    emitter.on(name, ((e: unknown) => events.push([name, e])) as never)
+  }
+  emitter.on('state', (e) => states.push(e.state))
+  const where = (c: Connection) => `${c.endpoint.host}/${c.address}`
+  const resolved = resolveOptions({
+    clientId: 'gw-sm',
+    endpoints: [A, B],
+    clock,
+    random: () => 0.5,
+    backoff: { jitter: 'none' },
+    ...options,
+  })
+  const supervisor = new Supervisor(
+    resolved,
+    { resolver, connect: transport.connect },
+    {
+      established: async (c) => {
+        hooks.push(['established', where(c)])
+      },
+      lost: (c) => hooks.push(['lost', where(c)]),
+      retired: (c) => hooks.push(['retired', where(c)]),
+      leaving: async (c) => {
+        hooks.push(['leaving', where(c)])
+      },
+      ...extra,
+    },
+    emitter,
+  )
+  const r: Rig = {
+    clock,
+    transport,
+    resolver,
+    supervisor,
+    states,
+    events,
+    hooks,
+    tick: (ms = 0) => clock.advance(ms),
+  }
+  rigs.push(r)
+  return r
+}
+
+const named = (r: Rig, name: string) => r.events.filter(([n]) => n === name).map(([, e]) => e)
+
+/** Starts and connects to the first endpoint. */
+async function connected(r: Rig): Promise<ScriptedConnection> {
+  r.supervisor.start()
+  await r.tick()
+  const c = r.transport.pending().accept()
+  await r.tick()
+  expect(r.supervisor.stats().state).toBe('connected')
+  return c
+}
+
+/** No attempt until `ms` have passed, and then one to `url`. */
+async function nextAttemptAfter(r: Rig, ms: number, url: string): Promise<void> {
+  await r.tick(ms - 1)
+  expect(r.transport.pendingCount).toBe(0)
+  await r.tick(1)
+  expect(r.transport.pending().url).toBe(url)
+}
+
+/** Starts, and fails the first attempt. */
+async function backingOff(r: Rig): Promise<Rig> {
+  r.supervisor.start()
+  await r.tick()
+  r.transport.pending().fail()
+  await r.tick()
+  expect(r.supervisor.stats().state).toBe('backing-off')
+  return r
+}
+
+describe('Supervisor states: idle, resolving, connecting, connected', () => {
+  it('is idle until started, then resolves, connects and is connected', async () => {
+    const r = rig()
+    expect(r.supervisor.stats().state).toBe('idle')
+    r.resolver.hold()
+    r.supervisor.start()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('resolving')
+    expect(r.resolver.asked).toEqual(['a.example'])
+    expect(r.transport.attempts).toHaveLength(0)
+    r.resolver.release()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('connecting')
+    const attempt = r.transport.pending()
+    expect(attempt.params).toMatchObject({
+      clientId: 'gw-sm',
+      addresses: ['10.0.0.1'],
+      endpoint: { url: A },
     })
-    cleanup.push(() => uplink.stop())
-    const delays: number[] = []
-    const codes: string[] = []
-    uplink.on('reconnecting', (e) => {
-      delays.push(e.delayMs)
-      codes.push(e.error.code)
-    })
-    await uplink.start()
-    for (let i = 0; i < 7; i++) {
-      await waitFor(() => delays.length === i + 1, `attempt ${i + 1} to fail`)
-      expect(uplink.stats().state).toBe('backing-off')
-      // One tick short of the delay, no new attempt has been made.
-      await clock.advance((delays[i] as number) - 1)
-      expect(uplink.stats().attempts).toBe(i + 1)
-      await clock.advance(1)
-    }
-    expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 8_000, 8_000, 8_000])
-    expect(new Set(codes)).toEqual(new Set(['CONNECT_FAILED']))
+    const c = attempt.accept()
+    await r.tick()
+    expect(r.states).toEqual(['resolving', 'connecting', 'connected'])
+    expect(r.supervisor.current).toBe(c)
+    expect(r.supervisor.stats()).toMatchObject({ address: '10.0.0.1', attempts: 1 })
+    expect(named(r, 'connect')).toEqual([
+      { endpoint: A, address: '10.0.0.1', sessionPresent: false },
+    ])
+    expect(r.hooks).toEqual([['established', 'a.example/10.0.0.1']])
   })
 
-  it('applies full jitter from the injected random source', async () => {
-    const port = await closedPort()
-    const clock = new ManualClock(0)
-    const uplink = createUplink({
-      clientId: 'gw-jitter',
-      endpoints: [`mqtt://127.0.0.1:${port}`],
-      clock,
-      random: () => 0.25,
-    })
-    cleanup.push(() => uplink.stop())
-    const delays: number[] = []
-    uplink.on('reconnecting', (e) => delays.push(e.delayMs))
-    await uplink.start()
-    for (let i = 0; i < 4; i++) {
-      await waitFor(() => delays.length === i + 1, `attempt ${i + 1}`)
-      await clock.advance(delays[i] as number)
-    }
-    expect(delays).toEqual([250, 500, 1_000, 2_000])
-  })
-
-  it('keeps climbing when a broker accepts then drops, and restarts only after a stable period', async () => {
-    const broker = await startBroker()
-    cleanup.push(() => broker.stop())
-    let dropping = true
-    broker.aedes.on('clientReady', (client) => {
-      if (dropping) setImmediate(() => client.close())
-    })
-    const clock = new ManualClock(0)
-    const uplink = createUplink({
-      clientId: 'gw-flappy',
-      endpoints: [broker.url],
-      clock,
-      backoff: { jitter: 'none', stableMs: 30_000 },
-    })
-    cleanup.push(() => uplink.stop())
-    const delays: number[] = []
-    uplink.on('reconnecting', (e) => delays.push(e.delayMs))
-    await uplink.start()
-    await waitFor(() => delays.length === 1, 'first drop')
-    await clock.advance(delays[0] as number)
-    await waitFor(() => delays.length === 2, 'second drop')
-    await clock.advance(delays[1] as number)
-    await waitFor(() => delays.length === 3, 'third drop')
-    expect(delays).toEqual([1_000, 2_000, 4_000])
-
-    dropping = false
-    await clock.advance(4_000)
-    await waitFor(() => uplink.stats().state === 'connected', 'a connection that stays')
-    await clock.advance(30_000)
-    // The reconnect that follows is dropped again and climbs on: look only at the first delay.
-    dropping = true
-    for (const c of broker.clientIds()) broker.dropClient(c)
-    await waitFor(() => delays.length >= 4, 'drop after a stable period')
-    // A connection that stayed up 30 s earns an immediate reconnect.
-    expect(delays[3]).toBe(0)
-  })
-
-  it('bounds each attempt by connectTimeoutMs when no CONNACK comes', async () => {
-    const broker = await startBroker()
-    const proxy = await startFaultProxy({ host: broker.host, port: broker.port })
-    cleanup.push(
-      () => broker.stop(),
-      () => proxy.stop(),
+  it('races the other addresses again when the winner fails before its CONNACK, not after a refusal', async () => {
+    const r = rig()
+    r.resolver.answer('a.example', ['10.0.0.1', '10.0.0.2'])
+    r.supervisor.start()
+    await r.tick()
+    r.transport.pending().fail(
+      new UplinkError('CONNECT_FAILED', 'closed before CONNACK', {
+        details: { address: '10.0.0.1' },
+      }),
     )
-    proxy.setMode('blackhole')
-    const clock = new ManualClock(0)
-    const uplink = createUplink({
-      clientId: 'gw-connack',
-      endpoints: [proxy.url()],
-      clock,
-      connectTimeoutMs: 5_000,
-    })
-    cleanup.push(() => uplink.stop())
-    const failure = nextEvent(uplink, 'reconnecting')
-    await uplink.start()
-    await waitFor(() => proxy.connectionCount === 1, 'the attempt reaching the proxy')
-    await clock.advance(4_999)
-    expect(uplink.stats().state).toBe('connecting')
-    await clock.advance(1)
-    expect((await failure).error.code).toBe('CONNECT_TIMEOUT')
+    await r.tick()
+    // At once, with what is left, and no backoff in between.
+    expect(r.transport.pending().params.addresses).toEqual(['10.0.0.2'])
+    expect(named(r, 'reconnecting')).toEqual([])
+    r.transport.pending().fail(
+      new UplinkError('CONNECT_REFUSED', 'not authorized', {
+        details: { address: '10.0.0.2', reasonCode: 5 },
+      }),
+    )
+    await r.tick()
+    expect(r.transport.pendingCount).toBe(0)
+    expect(r.supervisor.stats()).toMatchObject({ state: 'backing-off', attempts: 2 })
   })
 })
 
-describe('keepalive', () => {
-  it('detects a half-open link within 1.5 x keepalive, then reconnects', async () => {
-    const broker = await startBroker()
-    const proxy = await startFaultProxy({ host: broker.host, port: broker.port })
-    cleanup.push(
-      () => broker.stop(),
-      () => proxy.stop(),
+describe('Supervisor before each attempt', () => {
+  it('asks beforeReconnect first, and a move it asks for aims that very attempt', async () => {
+    let asked = 0
+    let r: Rig | undefined
+    r = rig(
+      {},
+      {
+        beforeReconnect: async () => {
+          asked++
+          r?.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+        },
+      },
     )
-    const clock = new ManualClock(0)
-    const uplink = createUplink({
-      clientId: 'gw-ka',
-      endpoints: [proxy.url()],
-      keepalive: 2,
-      clock,
+    r.supervisor.start()
+    await r.tick()
+    expect(asked).toBe(1)
+    expect(r.transport.pending().url).toBe(B)
+    r.transport.pending().fail()
+    await r.tick(1_000)
+    expect(asked).toBe(2)
+  })
+})
+
+describe('Supervisor backing-off: the ladder on the clock', () => {
+  it('waits 1 s, 2 s, 4 s after failures, and not a tick less', async () => {
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', maxMs: 4_000 } })
+    r.supervisor.start()
+    for (const delay of [1_000, 2_000, 4_000, 4_000]) {
+      await r.tick()
+      r.transport.pending().fail()
+      await r.tick()
+      expect(r.supervisor.stats().state).toBe('backing-off')
+      await r.tick(delay - 1)
+      expect(r.transport.pendingCount).toBe(0)
+      await r.tick(1)
+    }
+    const reconnecting = named(r, 'reconnecting') as Array<{ attempt: number; delayMs: number }>
+    expect(reconnecting.map((e) => [e.attempt, e.delayMs])).toEqual([
+      [1, 1_000],
+      [2, 2_000],
+      [3, 4_000],
+      [4, 4_000],
+    ])
+    expect(r.transport.attempts).toHaveLength(5)
+  })
+
+  it('keeps climbing after a connection that drops early, and starts over after stableMs', async () => {
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', stableMs: 30_000 } })
+    r.supervisor.start()
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick(1_000)
+    // Up, and dropped before stableMs: the next wait is the second rung.
+    r.transport.pending().accept().drop()
+    await r.tick()
+    expect(r.hooks.map(([h]) => h)).toEqual(['established', 'lost'])
+    expect((named(r, 'reconnecting').at(-1) as { delayMs: number }).delayMs).toBe(2_000)
+    await r.tick(2_000)
+    const stable = r.transport.pending().accept()
+    await r.tick(30_000)
+    stable.drop()
+    await r.tick()
+    // Stayed up 30 s: reconnect at once, and the ladder starts from the bottom.
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 0, delayMs: 0 })
+    r.transport.pending().fail()
+    await r.tick()
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 1, delayMs: 1_000 })
+    expect(named(r, 'disconnect')).toHaveLength(2)
+  })
+
+  it('moves to the next endpoint after failoverAfter consecutive failures', async () => {
+    const r = rig({ failoverAfter: 2 })
+    r.supervisor.start()
+    for (let i = 0; i < 2; i++) {
+      await r.tick()
+      r.transport.pending().fail()
+      await r.tick(10_000)
+    }
+    expect(r.transport.attempts.map((a) => a.url)).toEqual([A, A, B])
+    expect(r.supervisor.stats().endpoint).toBe(B)
+    r.transport.pending().accept()
+    await r.tick()
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+  })
+
+  it('a move asked for while backing off cuts the wait and goes there', async () => {
+    const r = await backingOff(rig())
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    await r.tick()
+    expect(r.transport.pending().url).toBe(B)
+  })
+})
+
+describe('Supervisor migrating: planned moves are make-before-break', () => {
+  it('opens the target while the old link carries on, then retires the old one cleanly', async () => {
+    const r = rig()
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('migrating')
+    expect(old.isOpen).toBe(true)
+    expect(r.supervisor.current).toBe(old)
+    const next = r.transport.pending()
+    expect(next.url).toBe(B)
+    next.accept({ address: '10.0.0.9' })
+    await r.tick()
+    expect(r.supervisor.current?.endpoint.url).toBe(B)
+    expect(old.closedWith).toBe('end')
+    // The old link was retired, not lost: `lost` is for connections that went away.
+    expect(r.hooks).toEqual([
+      ['established', 'a.example/10.0.0.1'],
+      ['retired', 'a.example/10.0.0.1'],
+      ['leaving', 'a.example/10.0.0.1'],
+      ['established', 'b.example/10.0.0.9'],
+    ])
+    expect(named(r, 'failover')).toEqual([
+      {
+        from: A,
+        to: B,
+        fromAddress: '10.0.0.1',
+        toAddress: '10.0.0.9',
+        reason: 'manual',
+        durationMs: 0,
+      },
+    ])
+    expect(named(r, 'disconnect')).toEqual([])
+    expect(r.states.slice(-2)).toEqual(['migrating', 'connected'])
+  })
+
+  it('stays where it is when the target cannot be reached, and tries again after a backoff', async () => {
+    const r = rig()
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('connected')
+    expect(r.supervisor.current).toBe(old)
+    expect(named(r, 'error')).toMatchObject([
+      { code: 'FAILOVER_FAILED', details: { reason: 'manual', target: B } },
+    ])
+    expect(r.hooks.map(([h]) => h)).toEqual(['established'])
+    await nextAttemptAfter(r, 1_000, B)
+  })
+
+  it('the old link ending while a failed move waits to retry hands over to the reconnect, aimed at the target', async () => {
+    const r = rig()
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick(500)
+    old.drop()
+    await r.tick()
+    expect(r.hooks.map(([h]) => h)).toEqual(['established', 'lost'])
+    expect(r.supervisor.stats().state).toBe('backing-off')
+    await r.tick(1_000)
+    expect(r.transport.pending().url).toBe(B)
+  })
+
+  it('a newer request during the wait replaces the failed move', async () => {
+    const r = rig({ endpoints: [A, B, 'mqtt://c.example:1883'] })
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick()
+    r.supervisor.requestMove(parseEndpoint('mqtt://c.example:1883', 'c'), 'manual')
+    await r.tick()
+    expect(r.transport.pending().url).toBe('mqtt://c.example:1883')
+  })
+
+  it('waits minStayMs on an endpoint before a concierge move (flap damping); a manual one does not', async () => {
+    const r = rig({ failover: { minStayMs: 60_000 } })
+    await connected(r)
+    await r.tick(20_000)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    await nextAttemptAfter(r, 40_000, B)
+  })
+
+  it('ignores a move to where it already is', async () => {
+    const r = rig()
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(A, 'a'), 'manual')
+    await r.tick(100_000)
+    expect(r.transport.attempts).toHaveLength(1)
+    expect(r.supervisor.stats().state).toBe('connected')
+  })
+
+  it('when the old link dies while the move fails, reconnects aimed at the target', async () => {
+    const r = rig()
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    await r.tick(60_000)
+    const move = r.transport.pending()
+    old.drop()
+    move.fail()
+    await r.tick()
+    expect(r.hooks.map(([h]) => h)).toEqual(['established', 'lost'])
+    expect(named(r, 'disconnect')).toHaveLength(1)
+    await r.tick(1_000)
+    expect(r.transport.pending().url).toBe(B)
+    r.transport.pending().accept()
+    await r.tick()
+    expect(named(r, 'failover')).toMatchObject([{ from: A, to: B, reason: 'concierge' }])
+  })
+})
+
+describe('Supervisor redirects (MQTT 5 Server Reference)', () => {
+  const redirect = (address: string) =>
+    new UplinkError('CONNECT_REFUSED', 'use another server', {
+      details: { reasonCode: 0x9c, address, serverReference: 'b.example' },
     })
-    cleanup.push(() => uplink.stop())
-    await uplink.start()
-    await nextEvent(uplink, 'connect')
 
-    // A healthy link survives many keepalive periods: each PINGREQ gets its PINGRESP.
-    for (let i = 0; i < 6; i++) {
-      await clock.advance(1_000)
-      await new Promise((r) => setTimeout(r, 30))
+  it('follows a CONNACK redirect at once, three in a row, then backs off', async () => {
+    const r = rig({ endpoints: [A], failover: { allowedHosts: ['b.example'] } })
+    r.supervisor.start()
+    await r.tick()
+    for (let i = 0; i < 3; i++) {
+      r.transport.pending().fail(redirect('10.0.0.1'))
+      await r.tick()
+      expect(r.transport.pending().url).toBe(B)
     }
-    expect(uplink.stats().state).toBe('connected')
+    r.transport.pending().fail(redirect('10.0.0.1'))
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('backing-off')
+    expect(named(r, 'reconnecting')).toHaveLength(1)
+  })
 
-    // Now the link goes half-open: bytes vanish both ways, no FIN, no RST.
-    const lost = nextEvent(uplink, 'disconnect')
-    proxy.setMode('blackhole')
-    const t0 = clock.now()
-    await clock.advance(2_999)
-    expect(uplink.stats().state).toBe('connected')
-    await clock.advance(1_000)
-    const error = (await lost).error as UplinkError
-    expect(error.code).toBe('KEEPALIVE_TIMEOUT')
-    expect(clock.now() - t0).toBeLessThanOrEqual(1.5 * 2_000 + 1_000)
+  it('refuses a redirect to a host outside allowedHosts and backs off instead', async () => {
+    const r = rig({ endpoints: [A] })
+    r.supervisor.start()
+    await r.tick()
+    r.transport.pending().fail(redirect('10.0.0.1'))
+    await r.tick()
+    expect(named(r, 'error')).toMatchObject([{ code: 'DIRECTIVE_REFUSED' }])
+    expect(r.supervisor.stats().state).toBe('backing-off')
+  })
 
-    proxy.setMode('pass')
-    const back = nextEvent(uplink, 'connect')
-    for (let i = 0; i < 5 && uplink.stats().state !== 'connected'; i++) {
-      await clock.advance(2_000)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    await back
+  it('a DISCONNECT naming another server moves a connected device there at once', async () => {
+    const r = rig()
+    const c = await connected(r)
+    c.drop(
+      new UplinkError('CONNECTION_LOST', 'server moved', {
+        details: { reasonCode: 0x9d, address: '10.0.0.1', serverReference: 'b.example' },
+      }),
+    )
+    await r.tick()
+    expect(r.transport.pending().url).toBe(B)
+    r.transport.pending().accept()
+    await r.tick()
+    expect(named(r, 'failover')).toMatchObject([{ from: A, to: B, reason: 'server-redirect' }])
+    expect(named(r, 'reconnecting')).toEqual([])
+  })
+})
+
+describe('Supervisor stopped: stop() returns at once from every state', () => {
+  const stopNow = async (r: Rig) => {
+    // No clock advance: stop() must not wait on a timer.
+    await r.supervisor.stop()
+    expect(r.supervisor.stats().state).toBe('stopped')
+    expect(r.clock.pending()).toBe(0)
+  }
+
+  it('idle', async () => {
+    await stopNow(rig())
+  })
+
+  it('resolving', async () => {
+    const r = rig()
+    r.resolver.hold()
+    r.supervisor.start()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('resolving')
+    await stopNow(r)
+    expect(r.transport.attempts).toHaveLength(0)
+  })
+
+  it('connecting: the attempt is aborted', async () => {
+    const r = rig()
+    r.supervisor.start()
+    await r.tick()
+    const attempt = r.transport.pending()
+    await stopNow(r)
+    expect(attempt.signal.aborted).toBe(true)
+    expect(named(r, 'reconnecting')).toEqual([])
+  })
+
+  it('connected: the connection is closed, and no reconnect follows', async () => {
+    const r = rig()
+    const c = await connected(r)
+    await stopNow(r)
+    expect(c.isOpen).toBe(false)
+    expect(r.hooks.map(([h]) => h)).toEqual(['established', 'lost'])
+    expect(named(r, 'disconnect')).toEqual([])
+    expect(r.transport.attempts).toHaveLength(1)
+  })
+
+  it('migrating: the move is aborted and the old link closed', async () => {
+    const r = rig()
+    const c = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    const move = r.transport.pending()
+    await stopNow(r)
+    expect(move.signal.aborted).toBe(true)
+    expect(c.isOpen).toBe(false)
+    expect(named(r, 'error')).toEqual([])
+  })
+
+  it('migrating, after the new CONNACK: the new connection is closed too, not left open', async () => {
+    let leave: () => void = () => {}
+    const r = rig({}, { leaving: () => new Promise<void>((resolve) => (leave = resolve)) })
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    const next = r.transport.pending().accept()
+    await r.tick()
+    const stopped = r.supervisor.stop()
+    leave()
+    await stopped
+    expect(r.supervisor.stats().state).toBe('stopped')
+    expect([old.isOpen, next.isOpen]).toEqual([false, false])
+  })
+
+  it('backing-off: the wait ends', async () => {
+    const r = await backingOff(rig())
+    await stopNow(r)
+    expect(r.transport.attempts).toHaveLength(1)
   })
 })

@@ -1,0 +1,103 @@
+import type { Clock } from './clock.js'
+import type { Endpoint } from './endpoints.js'
+import type { UplinkError } from './errors.js'
+import type { Qos } from './outbox.js'
+
+/**
+ * The seam between the connection logic and the network: the supervisor is handed a `Connect`
+ * and sees only `Connection`s, so its state machine runs over a scripted transport in tests and
+ * over MQTT.js (transport.ts) in the product.
+ */
+
+export interface WillMessage {
+  topic: string
+  payload: string
+  qos: Qos
+  retain: boolean
+}
+
+/** What every attempt shares: computed once from the options. */
+export interface SessionParams {
+  /** How long an attempt to one address runs alone before the next address is tried too. */
+  attemptDelayMs: number
+  clientId: string
+  username?: string | undefined
+  password?: string | Buffer | undefined
+  protocolVersion: 4 | 5
+  keepalive: number
+  clean: boolean
+  sessionExpirySeconds: number
+  will?: WillMessage | undefined
+  connectTimeoutMs: number
+  clock: Clock
+}
+
+export interface ConnectParams extends SessionParams {
+  endpoint: Endpoint
+  /**
+   * The addresses resolved for this attempt, raced (Happy Eyeballs); the TLS name stays
+   * `endpoint.host` whichever wins.
+   */
+  addresses: string[]
+}
+
+export interface InboundMessage {
+  topic: string
+  payload: Buffer
+  qos: Qos
+  retain: boolean
+}
+
+export interface OutboundOptions {
+  qos: Qos
+  retain: boolean
+  /** MQTT 5 message expiry interval, seconds. */
+  expirySeconds?: number | undefined
+}
+
+/** One network connection to one resolved address, accepted by the broker. */
+export interface Connection {
+  readonly endpoint: Endpoint
+  readonly address: string
+  /** The reason the connection ended; resolves exactly once. */
+  readonly closed: Promise<UplinkError>
+  readonly sessionPresent: boolean
+  readonly isOpen: boolean
+  /** Why it closed; undefined while open. */
+  readonly closedBy: UplinkError | undefined
+  onMessage(handler: (message: InboundMessage) => void): void
+  /** Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). */
+  publish(topic: string, payload: Uint8Array, options: OutboundOptions): Promise<void>
+  /** `publish` with a callback, for the drainer's one call per message. */
+  send(
+    topic: string,
+    payload: Uint8Array,
+    options: OutboundOptions,
+    done: (err?: UplinkError) => void,
+  ): void
+  subscribe(filters: Array<{ topic: string; qos: Qos }>): Promise<void>
+  unsubscribe(topics: string[]): Promise<void>
+  /** A clean disconnect after in-flight messages (bounded by `graceMs`); the will is discarded. */
+  end(graceMs: number, clock: Clock): Promise<void>
+  /** Drops the connection at once, as a dead link would (the will fires). */
+  destroy(reason: UplinkError): void
+}
+
+/**
+ * Opens one connection and resolves once the broker accepted it; rejects with an UplinkError.
+ * An error after one address connected names it (`details.address`); one without had every
+ * address fail.
+ */
+export type Connect = (params: ConnectParams, signal: AbortSignal) => Promise<Connection>
+
+/** `publish` over `send`: one promise per call, for the callers that want one. */
+export function publishBySend(
+  connection: Pick<Connection, 'send'>,
+  topic: string,
+  payload: Uint8Array,
+  options: OutboundOptions,
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    connection.send(topic, payload, options, (err) => (err ? reject(err) : resolve())),
+  )
+}
