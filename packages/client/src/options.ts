@@ -262,7 +262,11 @@ function checkTls(value: unknown, field: string): TlsConfig | undefined {
     createSecureContext({ ca: t.ca, cert: t.cert, key: t.key, passphrase: t.passphrase })
   } catch (err) {
     const text = err instanceof Error ? err.message : String(err)
-    const why = /bad decrypt|bad password|passphrase/i.test(text)
+    // OpenSSL on Node says "bad decrypt", BoringSSL on Bun "BAD_DECRYPT": both set this code.
+    const badPassphrase =
+      (err as { code?: unknown }).code === 'ERR_OSSL_BAD_DECRYPT' ||
+      /bad[ _]decrypt|bad password|passphrase/i.test(text)
+    const why = badPassphrase
       ? 'the private key cannot be decrypted with the passphrase'
       : 'the certificate, key or CA cannot be used'
     throw new UplinkError('TLS_ERROR', `${field}: ${why} (${text}); retrying will not help`, {

@@ -1,13 +1,16 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import net from 'node:net'
-import { Worker } from 'node:worker_threads'
 import { assertLoopback } from './loopback.js'
 
 /**
  * A listener whose TCP handshake never completes: what a client sees of an address that routes
  * nowhere (a dark IPv6 route, a dead node in a multi-A record), made on loopback. The listening
- * socket lives in a worker thread whose event loop is blocked, so nothing is ever accepted; its
- * accept queue (backlog 1) is filled by connections held here, and then Linux drops every
- * further SYN (net.ipv4.tcp_abort_on_overflow 0, the default): a connect just hangs.
+ * socket belongs to a small Python process that never calls accept(), so its accept queue
+ * (backlog 0: one connection) is filled by connections held here, and then Linux drops every
+ * further SYN (net.ipv4.tcp_abort_on_overflow 0, the default): a connect just hangs. A process
+ * of its own, not a thread of ours: Bun's sockets accept natively even while a JS thread is
+ * blocked, so a blocked worker stalled nothing there.
  */
 export interface StalledListener {
   host: string
@@ -16,19 +19,23 @@ export interface StalledListener {
   stop(): Promise<void>
 }
 
-// CommonJS, as an eval'd worker is. Atomics.wait blocks the thread without burning CPU, and the
-// bound ends it even if nobody calls stop().
-const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads')
-const net = require('node:net')
-const server = net.createServer()
-server.on('error', (err) => parentPort.postMessage({ error: err.code || String(err) }))
-server.listen({ host: workerData.host, port: workerData.port, backlog: 1 }, () => {
-  parentPort.postMessage({ port: server.address().port })
-  Atomics.wait(new Int32Array(workerData.flag), 0, 0, workerData.maxMs)
-  server.close()
-})
+// Listens, says its port, then sleeps until its input closes (stop(), or this process dying)
+// or the bound runs out, whichever is first.
+const LISTENER = `
+import select, socket, sys
+host, port, max_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind((host, port))
+except OSError as e:
+    print('error', e.errno, flush=True)
+    sys.exit(1)
+s.listen(0)
+print('port', s.getsockname()[1], flush=True)
+select.select([sys.stdin], [], [], max_s)
 `
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
 
 /** How long a held connection may take before it counts as hanging: loopback takes < 1 ms. */
 const HANG_MS = 500
@@ -53,21 +60,31 @@ export async function startStalledListener(
 ): Promise<StalledListener> {
   const host = options.host ?? '127.0.0.1'
   assertLoopback(host)
-  const flag = new SharedArrayBuffer(4)
-  const worker = new Worker(WORKER, {
-    eval: true,
-    workerData: { host, port: options.port ?? 0, flag, maxMs: options.maxMs ?? 120_000 },
-  })
+  const maxMs = options.maxMs ?? 120_000
+  const child = spawn(
+    PYTHON,
+    ['-c', LISTENER, host, String(options.port ?? 0), `${maxMs / 1000}`],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  )
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const held: net.Socket[] = []
   const stop = async () => {
     for (const s of held) s.destroy()
-    Atomics.store(new Int32Array(flag), 0, 1)
-    Atomics.notify(new Int32Array(flag), 0)
-    await worker.terminate()
+    child.stdin?.end()
+    if (child.exitCode === null && child.signalCode === null) await exited
   }
   const started = await new Promise<{ port?: number; error?: string }>((resolve, reject) => {
-    worker.once('message', resolve)
-    worker.once('error', reject)
+    let out = ''
+    child.stdout?.on('data', (chunk) => {
+      out += chunk
+      const line = /^(port|error) (\d+)\n/.exec(out)
+      if (line?.[1] === 'port') resolve({ port: Number(line[2]) })
+      else if (line) resolve({ error: line[2] === '98' ? 'EADDRINUSE' : `errno ${line[2]}` })
+    })
+    child.once('error', reject)
+    child.once('exit', (code) => resolve({ error: `listener exited (${code})` }))
   })
   if (started.port === undefined) {
     await stop()
