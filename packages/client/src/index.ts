@@ -30,7 +30,6 @@ export {
 export type {
   DeliveryDropReason,
   DropReason,
-  IdSet,
   Outbox,
   OutboxEntry,
   OutboxInput,

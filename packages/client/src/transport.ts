@@ -19,6 +19,7 @@ import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
 import { isFailureCode, reasonName } from './reason-codes.js'
+import { MAX_TTL_SECONDS } from './topics.js'
 
 export interface WillMessage {
   topic: string
@@ -58,8 +59,19 @@ export interface InboundMessage {
 export interface OutboundOptions {
   qos: Qos
   retain: boolean
-  /** MQTT 5 message expiry interval, seconds. */
-  expirySeconds?: number | undefined
+  /** When the message expires (ms since the epoch); on MQTT 5 it goes as an expiry interval. */
+  expiresAt?: number | undefined
+  /** The clock's time, with `expiresAt`: the interval sent is what is left of it now. */
+  now?: number | undefined
+}
+
+/**
+ * The MQTT 5 message expiry interval of a message queued until `now`: what is left of its time to
+ * live, at least a second. Bounded as publish() bounds a TTL, for entries stored before it did:
+ * MQTT.js refuses a packet whose expiry does not fit 32 bits, on every connection.
+ */
+export function expiryInterval(expiresAt: number, now: number): number {
+  return Math.min(MAX_TTL_SECONDS, Math.max(1, Math.ceil((expiresAt - now) / 1000)))
 }
 
 /** MQTT 5 reason codes that carry a Server Reference: "use another server", "server moved". */
@@ -159,13 +171,16 @@ export class Connection {
       ? payload
       : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
     // No `properties` key unless there is one: MQTT.js copies every key of these options.
+    const { expiresAt } = options
     const opts: IClientPublishOptions =
-      options.expirySeconds === undefined
+      expiresAt === undefined || this.client.options.protocolVersion !== 5
         ? { qos: options.qos, retain: options.retain }
         : {
             qos: options.qos,
             retain: options.retain,
-            properties: { messageExpiryInterval: options.expirySeconds },
+            properties: {
+              messageExpiryInterval: expiryInterval(expiresAt, options.now ?? expiresAt),
+            },
           }
     this.client.publish(topic, buffer, opts, (err) => {
       if (!err) return done()
