@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { memoryOutbox } from '../src/memory-outbox.js'
 import type { DropReason, OutboxEntry, OutboxInput, Priority } from '../src/outbox.js'
+import { outboxContract } from './support/outbox-contract.js'
 
 const msg = (n: number, priority: Priority = 'telemetry', expiresAt?: number): OutboxInput => ({
   topic: `t/${n}`,
@@ -80,3 +81,5 @@ describe('memoryOutbox', () => {
     await expect(box.enqueue(msg(1), 0)).rejects.toMatchObject({ code: 'OUTBOX_CLOSED' })
   })
 })
+
+outboxContract('memoryOutbox', { open: (bounds) => memoryOutbox(bounds), settle: async () => {} })
