@@ -20,7 +20,8 @@ export class Ledger {
 
   constructor(
     private readonly db: Database,
-    private readonly durability: 'full' | 'normal',
+    /** The file's `synchronous` level (see open.ts), restored after a relaxed commit. */
+    private readonly synchronous: string,
     totals: Totals,
   ) {
     this.messages = totals.n
@@ -41,7 +42,7 @@ export class Ledger {
    */
   transaction<T>(fn: () => T, durable: boolean): T {
     const { messages, bytes, nextId, telemetryFloor } = this
-    const relax = !durable && this.durability === 'full'
+    const relax = !durable && this.synchronous === 'FULL'
     if (relax) this.db.exec('PRAGMA synchronous = NORMAL')
     this.db.exec('BEGIN IMMEDIATE')
     try {
@@ -58,7 +59,7 @@ export class Ledger {
       Object.assign(this, { messages, bytes, nextId, telemetryFloor })
       throw err
     } finally {
-      if (relax) this.db.exec('PRAGMA synchronous = FULL')
+      if (relax) this.db.exec(`PRAGMA synchronous = ${this.synchronous}`)
     }
   }
 }

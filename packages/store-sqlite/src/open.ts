@@ -32,12 +32,20 @@ function lock(db: Database): void {
   db.exec('COMMIT')
 }
 
+/**
+ * How far a commit waits for the disk: FULL (an fsync per commit) for durability full, NORMAL
+ * otherwise. Every place that sets `synchronous` asks here, so one answer holds for the file.
+ */
+export function synchronousLevel(o: ResolvedSqliteOptions): 'FULL' | 'NORMAL' {
+  return o.durability === 'full' ? 'FULL' : 'NORMAL'
+}
+
 /** The connection's pragmas: journal, durability, WAL bounds, the page cap. */
 function pragmas(db: Database, o: ResolvedSqliteOptions): void {
   if (String(db.pragma('journal_mode = WAL')).toLowerCase() !== 'wal') {
     throw new UplinkError('OUTBOX_ERROR', 'SQLite refused WAL journal mode')
   }
-  db.exec(`PRAGMA synchronous = ${o.durability === 'full' ? 'FULL' : 'NORMAL'}`)
+  db.exec(`PRAGMA synchronous = ${synchronousLevel(o)}`)
   db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`)
   const pageSize = Number(db.pragma('page_size'))
   db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpointPages(o.path, pageSize)}`)

@@ -12,7 +12,7 @@ import { runtime, type SqliteDriver, selectDriver } from './driver.js'
 import { isFull, translate } from './failures.js'
 import { GroupCommit } from './group-commit.js'
 import { Ledger } from './ledger.js'
-import { openOutboxFile } from './open.js'
+import { openOutboxFile, synchronousLevel } from './open.js'
 import { resolveSqliteOptions, type SqliteOutboxOptions } from './options.js'
 import { Removals } from './removals.js'
 import { COL, type Row, toEntry } from './row.js'
@@ -59,7 +59,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   space.ensureReserve()
   const sql = prepareStatements(db)
   // Totals of what is committed; loaded once, then kept by every transaction.
-  const ledger = new Ledger(db, o.durability, countTotals(sql))
+  const ledger = new Ledger(db, synchronousLevel(o), countTotals(sql))
   // Rows this process commits, so that the drain rarely reads them back.
   const caches = new RowCaches(o.cacheBytes, ledger.nextId - 1)
   const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
