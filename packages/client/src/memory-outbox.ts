@@ -117,6 +117,7 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
     release(ids) {
       for (const id of ids) out.delete(id)
     },
+    head: () => queues.alarm.values().next().value ?? queues.telemetry.values().next().value,
     stats: (): OutboxStats => ({ messages: count(), bytes, dropped: { ...dropped } }),
     setListener(l) {
       listener = l

@@ -201,6 +201,7 @@ const OUTBOX_METHODS = [
   'take',
   'ack',
   'release',
+  'head',
   'stats',
   'setListener',
   'close',

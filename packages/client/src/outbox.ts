@@ -75,6 +75,11 @@ export interface Outbox {
    * the next `take` hands them out again, in drain order. Ids not out are ignored.
    */
   release(ids: Iterable<number>): void
+  /**
+   * The first message in drain order, out or not, without handing it out or expiring anything:
+   * a look at what waits (is an alarm still unsent?).
+   */
+  head(): Promise<OutboxEntry | undefined> | OutboxEntry | undefined
   stats(): OutboxStats
   setListener(listener: OutboxListener): void
   close(): Promise<void>

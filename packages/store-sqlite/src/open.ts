@@ -5,6 +5,7 @@ import { translate } from './failures.js'
 import type { ResolvedSqliteOptions } from './options.js'
 import { inspect, migrate } from './schema.js'
 import { autocheckpointPages } from './space.js'
+import { testHooks } from './test-hooks.js'
 
 /** Thrown inside open when the file is SQLite but not an outbox this code can use. */
 class NotOurs extends Error {}
@@ -34,10 +35,11 @@ function lock(db: Database): void {
 
 /**
  * How far a commit waits for the disk: FULL (an fsync per commit) for durability full, NORMAL
- * otherwise. Every place that sets `synchronous` asks here, so one answer holds for the file.
+ * otherwise (OFF only in the power-loss test, through its hook). Every place that sets
+ * `synchronous` asks here, so one answer holds for the file.
  */
-export function synchronousLevel(o: ResolvedSqliteOptions): 'FULL' | 'NORMAL' {
-  return o.durability === 'full' ? 'FULL' : 'NORMAL'
+export function synchronousLevel(o: ResolvedSqliteOptions): 'FULL' | 'NORMAL' | 'OFF' {
+  return testHooks.synchronous ?? (o.durability === 'full' ? 'FULL' : 'NORMAL')
 }
 
 /** The connection's pragmas: journal, durability, WAL bounds, the page cap. */
@@ -48,7 +50,8 @@ function pragmas(db: Database, o: ResolvedSqliteOptions): void {
   db.exec(`PRAGMA synchronous = ${synchronousLevel(o)}`)
   db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`)
   const pageSize = Number(db.pragma('page_size'))
-  db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpointPages(o.path, pageSize)}`)
+  const checkpointPages = testHooks.walAutocheckpoint ?? autocheckpointPages(o.path, pageSize)
+  db.exec(`PRAGMA wal_autocheckpoint = ${checkpointPages}`)
   if (o.maxPageCount !== undefined) db.pragma(`max_page_count = ${o.maxPageCount}`)
 }
 

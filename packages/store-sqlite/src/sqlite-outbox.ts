@@ -20,6 +20,9 @@ import { RowCaches } from './row-cache.js'
 import { Space } from './space.js'
 import { countTotals, prepareStatements } from './statements.js'
 
+/** Rows `head()` reads at a time. */
+const HEAD_READ = 64
+
 export interface SqliteOutboxInfo {
   /** Transactions committed since open: group commit shows as far fewer than messages. */
   transactions: number
@@ -179,6 +182,25 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 
     release(ids) {
       if (!closed) cursor.release(ids)
+    },
+
+    head() {
+      if (closed) return undefined
+      try {
+        // Past the acknowledged rows not yet deleted: at most REMOVAL_BATCH, so a few reads.
+        for (const rowsAfter of [sql.alarmsAfter, sql.telemetryAfter]) {
+          for (let after = 0; ; ) {
+            const rows = rowsAfter.values(after, HEAD_READ) as Row[]
+            for (const row of rows) if (!removals.has(row[COL.id])) return toEntry(row)
+            const last = rows[rows.length - 1]
+            if (!last || rows.length < HEAD_READ) break
+            after = last[COL.id]
+          }
+        }
+        return undefined
+      } catch (err) {
+        throw translate(err, o.path, 'reading messages')
+      }
     },
 
     stats: (): OutboxStats => ({

@@ -82,6 +82,22 @@ export function outboxContract(name: string, subject: ContractSubject): void {
       expect(await take(box, 10)).toEqual([1, 3])
     })
 
+    it('head shows the first message in drain order, out or not, without handing it out', async () => {
+      const box = subject.open()
+      expect(await box.head()).toBeUndefined()
+      const [a, b] = await store(box, msg(1), msg(2, 'alarm'), msg(3))
+      expect((await box.head())?.topic).toBe('t/2')
+      expect(await take(box, 1)).toEqual([2])
+      expect((await box.head())?.topic).toBe('t/2')
+      // Acknowledged: gone from the head at once, before its batched delete.
+      await box.ack(b?.id as number)
+      expect((await box.head())?.topic).toBe('t/1')
+      expect(await take(box, 10)).toEqual([1, 3])
+      await box.ack(a?.id as number)
+      await subject.settle()
+      expect((await box.head())?.topic).toBe('t/3')
+    })
+
     it('drops expired messages at take, reports and counts them; they are not out', async () => {
       const box = subject.open()
       const drops = listen(box)
