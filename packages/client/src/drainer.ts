@@ -8,9 +8,9 @@ import type { Connection } from './transport.js'
  * it at a time, each acknowledged to the outbox only once a broker acknowledged it. The outbox
  * hands out messages and keeps them out of the drain; the drainer keeps which connection holds
  * which. When that connection dies its messages are released to the outbox and go again, from
- * the oldest, on the next one: a message may be sent twice, never lost. A connection left by a planned move is still open and
- * finishing its in-flight messages (make-before-break): those stay held until it has closed, so
- * the move sends none of them twice.
+ * the oldest, on the next one: a message may be sent twice, never lost. A connection left by a
+ * planned move is still open and finishing its in-flight messages (make-before-break): those
+ * stay held, and out of the drain, until it has closed, so the move sends none of them twice.
  *
  * A message that can never be delivered must not block the rest: one the broker refuses (an
  * MQTT 5 failure reason code) is set aside at once; one that was the oldest unacknowledged on its

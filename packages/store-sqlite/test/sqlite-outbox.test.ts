@@ -267,7 +267,7 @@ describe('sqliteOutbox: storing and draining', () => {
           for (const side of sides) {
             const got = await side.box.take(limit, now)
             for (const e of got) side.inFlight.add(e.id)
-            side.log.push(`peek ${got.map((e) => e.id).join(',')}`)
+            side.log.push(`take ${got.map((e) => e.id).join(',')}`)
           }
         } else if (r < 0.95) {
           // Acknowledgements, in any order.
