@@ -4,6 +4,7 @@ import { configDefaults, defineConfig } from 'vitest/config'
 // condition, so `pnpm test` needs no build first.
 const OUTBOX_SUITES = [
   'packages/store-sqlite/test/sqlite-outbox.test.ts',
+  'packages/store-sqlite/test/contract.test.ts',
   'packages/store-sqlite/test/driver.test.ts',
   'test/store-*.test.ts',
 ]

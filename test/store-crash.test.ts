@@ -84,4 +84,16 @@ describe('SQLite outbox across SIGKILL', () => {
     await again.closed
     expect(again.lines).toEqual(['opened'])
   }, 60_000)
+
+  it('a publish waiting for its group commit (maxDelayMs) keeps the process alive until it is stored', async () => {
+    const path = join(tempDir(), 'outbox.db')
+    const child = runFixture('delayed-commit.ts', [path])
+    // An unref'd commit timer let Node exit first (code 13: a top-level await never settled).
+    expect(await child.closed).toBe(0)
+    expect(child.lines).toEqual(['stored'])
+    const { sqliteOutbox } = await import('@uplink/store-sqlite')
+    const box = sqliteOutbox({ path, driver: TEST_DRIVER })
+    cleanup.push(() => box.close())
+    expect(box.stats().messages).toBe(1)
+  }, 60_000)
 })

@@ -68,29 +68,22 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
         this.emit('drop', { id: entry.id, topic: entry.topic, priority: entry.priority, reason }),
       error: (err) => this.report(err),
     })
-    this.drainer = new Drainer(
-      this.outbox,
-      o.clock,
-      o.inflightWindow,
-      o.protocolVersion,
-      o.poisonAfter,
-      {
-        error: (err) => this.emit('error', err),
-        drop: (entry, reason, error) => {
-          const { id, topic, priority } = entry
-          const rc = error.details?.reasonCode
-          const name = error.details?.reasonName
-          this.emit('drop', {
-            id,
-            topic,
-            priority,
-            reason,
-            error,
-            ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
-          })
-        },
+    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, {
+      error: (err) => this.emit('error', err),
+      drop: (entry, reason, error) => {
+        const { id, topic, priority } = entry
+        const rc = error.details?.reasonCode
+        const name = error.details?.reasonName
+        this.emit('drop', {
+          id,
+          topic,
+          priority,
+          reason,
+          error,
+          ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
+        })
       },
-    )
+    })
     this.#concierge =
       o.concierge &&
       new ConciergePoller(

@@ -5,16 +5,20 @@
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number
-  setTimeout(fn: () => void, ms: number): unknown
+  /**
+   * `keepAlive`: the timer holds the host process open until it fires, for work a caller is
+   * awaiting (a publish waiting for its group commit). Every other timer (backoff, polls) must
+   * never keep a process alive on its own.
+   */
+  setTimeout(fn: () => void, ms: number, keepAlive?: boolean): unknown
   clearTimeout(handle: unknown): void
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => {
+  setTimeout: (fn, ms, keepAlive) => {
     const t = setTimeout(fn, ms)
-    // A pending backoff or poll must never keep the host process alive on its own.
-    t.unref?.()
+    if (!keepAlive) t.unref?.()
     return t
   },
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),

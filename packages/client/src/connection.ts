@@ -51,8 +51,10 @@ export interface InboundMessage {
 export interface OutboundOptions {
   qos: Qos
   retain: boolean
-  /** MQTT 5 message expiry interval, seconds. */
-  expirySeconds?: number | undefined
+  /** When the message expires (ms since the epoch); on MQTT 5 it goes as an expiry interval. */
+  expiresAt?: number | undefined
+  /** The clock's time, with `expiresAt`: the interval sent is what is left of it now. */
+  now?: number | undefined
 }
 
 /** One network connection to one resolved address, accepted by the broker. */

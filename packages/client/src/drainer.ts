@@ -1,17 +1,16 @@
 import type { Clock } from './clock.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { DeliveryDropReason, Outbox, OutboxEntry } from './outbox.js'
-import { MAX_TTL_SECONDS } from './topics.js'
 import type { Connection } from './transport.js'
 
 /**
- * Moves messages from the outbox to the current connection: in drain order, at most `window`
- * unacknowledged on it at a time, each removed from the outbox only once a broker acknowledged
- * it. A message stays out of the drain while a connection holds it unacknowledged. When that
- * connection dies its messages are released and go again, from the oldest, on the next one: a
- * message may be sent twice, never lost. A connection left by a planned move is still open and
- * finishing its in-flight messages (make-before-break): those stay held until it has closed, so
- * the move sends none of them twice.
+ * Moves messages from the outbox to the current connection: at most `window` unacknowledged on
+ * it at a time, each acknowledged to the outbox only once a broker acknowledged it. The outbox
+ * hands out messages and keeps them out of the drain; the drainer keeps which connection holds
+ * which. When that connection dies its messages are released to the outbox and go again, from
+ * the oldest, on the next one: a message may be sent twice, never lost. A connection left by a
+ * planned move is still open and finishing its in-flight messages (make-before-break): those
+ * stay held, and out of the drain, until it has closed, so the move sends none of them twice.
  *
  * A message that can never be delivered must not block the rest: one the broker refuses (an
  * MQTT 5 failure reason code) is set aside at once; one that was the oldest unacknowledged on its
@@ -24,23 +23,16 @@ export interface DrainerHooks {
   drop(entry: OutboxEntry, reason: DeliveryDropReason, error: UplinkError): void
 }
 
-interface InFlight {
-  connection: Connection
-  entry: OutboxEntry
-}
-
 export class Drainer {
   // Private fields: a connection holds MQTT.js's client, and that the credentials.
   #connection: Connection | undefined
-  /** Every message sent and not yet acknowledged or released, in the order sent. */
-  readonly #sent = new Map<number, InFlight>()
+  /** What each connection holds: sent, not yet acknowledged or released, in the order sent. */
+  readonly #held = new Map<Connection, Map<number, OutboxEntry>>()
   /** Links closed in a row under a message while it was the oldest unacknowledged on them. */
   private readonly strikes = new Map<number, number>()
   readonly dropped: Record<DeliveryDropReason, number> = { refused: 0, undeliverable: 0 }
-  /** How many of those are on the current connection: the window counts only these. */
-  private onCurrent = 0
   private scheduled = false
-  private peeking = false
+  private taking = false
   private again = false
   private paused = false
   private idleWaiters: Array<() => void> = []
@@ -49,7 +41,6 @@ export class Drainer {
     private readonly outbox: Outbox,
     private readonly clock: Clock,
     private readonly window: number,
-    private readonly protocolVersion: 4 | 5,
     private readonly poisonAfter: number,
     private readonly hooks: DrainerHooks,
   ) {}
@@ -59,12 +50,13 @@ export class Drainer {
   }
 
   get inFlightCount(): number {
-    return this.#sent.size
+    let n = 0
+    for (const held of this.#held.values()) n += held.size
+    return n
   }
 
   attach(connection: Connection): void {
     this.#connection = connection
-    this.onCurrent = 0
     this.paused = false
     this.notify()
   }
@@ -75,10 +67,7 @@ export class Drainer {
    * connection ended cleanly after a move.
    */
   detach(connection: Connection): void {
-    if (this.#connection === connection) {
-      this.#connection = undefined
-      this.onCurrent = 0
-    }
+    if (this.#connection === connection) this.#connection = undefined
     // A connection left open by a planned move is ended by the client: no message is to blame.
     if (!connection.isOpen) this.release(connection, true)
     else void connection.closed.then(() => this.release(connection, false))
@@ -91,14 +80,14 @@ export class Drainer {
 
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
-    if (this.#sent.size === 0) return Promise.resolve()
+    if (this.#held.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
   /**
    * Something was enqueued or acknowledged: look for more to send. Calls in the same turn share
    * one look, a microtask later: PUBACKs arrive many to a socket read, publishes many to a tick,
-   * and one peek for all of them costs a fraction of one peek each.
+   * and one take for all of them costs a fraction of one take each.
    */
   notify(): void {
     if (this.scheduled) return
@@ -108,7 +97,7 @@ export class Drainer {
 
   private readonly refill = (): void => {
     this.scheduled = false
-    if (this.peeking) {
+    if (this.taking) {
       this.again = true
       return
     }
@@ -122,51 +111,53 @@ export class Drainer {
   private fill(): void {
     for (;;) {
       const connection = this.#connection
-      const room = this.window - this.onCurrent
-      if (!connection?.isOpen || this.paused || room <= 0) return
-      const peeked = this.outbox.peek(room, this.#sent, this.clock.now())
-      if (!Array.isArray(peeked)) {
-        // An asynchronous outbox: one peek at a time; what is notified meanwhile looks again.
-        this.peeking = true
-        peeked.then(
+      if (!connection?.isOpen || this.paused) return
+      const room = this.window - (this.#held.get(connection)?.size ?? 0)
+      if (room <= 0) return
+      const taken = this.outbox.take(room, this.clock.now())
+      if (!Array.isArray(taken)) {
+        // An asynchronous outbox: one take at a time; what is notified meanwhile looks again.
+        this.taking = true
+        taken.then(
           (batch) => {
-            this.peeking = false
-            if (this.#connection === connection) this.sendAll(connection, batch)
+            this.taking = false
+            // Replaced meanwhile: the batch goes back, for the next connection.
+            if (this.#connection === connection && connection.isOpen)
+              this.sendAll(connection, batch)
+            else this.outbox.release(batch.map((e) => e.id))
             if (batch.length > 0 || this.again) {
               this.again = false
               this.notify()
             }
           },
           (err: unknown) => {
-            this.peeking = false
+            this.taking = false
             this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'reading the outbox'))
           },
         )
         return
       }
-      this.sendAll(connection, peeked)
+      this.sendAll(connection, taken)
       // Fewer than asked for: the outbox has no more now; an enqueue or an ack notifies again.
-      if (peeked.length < room) return
+      if (taken.length < room) return
     }
   }
 
   private sendAll(connection: Connection, batch: OutboxEntry[]): void {
-    for (const entry of batch) this.send(connection, entry)
+    if (batch.length === 0) return
+    let held = this.#held.get(connection)
+    if (!held) {
+      held = new Map()
+      this.#held.set(connection, held)
+    }
+    for (const entry of batch) this.send(connection, held, entry)
   }
 
-  private send(connection: Connection, entry: OutboxEntry): void {
-    this.#sent.set(entry.id, { connection, entry })
-    this.onCurrent++
-    const expirySeconds =
-      this.protocolVersion === 5 && entry.expiresAt !== undefined
-        ? // Bounded as publish() bounds a TTL, for entries stored before it did: MQTT.js refuses
-          // a packet whose expiry does not fit 32 bits, on every connection.
-          Math.min(
-            MAX_TTL_SECONDS,
-            Math.max(1, Math.ceil((entry.expiresAt - this.clock.now()) / 1000)),
-          )
-        : undefined
-    const options = { qos: entry.qos, retain: entry.retain, expirySeconds }
+  private send(connection: Connection, held: Map<number, OutboxEntry>, entry: OutboxEntry): void {
+    held.set(entry.id, entry)
+    const { qos, retain, expiresAt } = entry
+    const options =
+      expiresAt === undefined ? { qos, retain } : { qos, retain, expiresAt, now: this.clock.now() }
     connection.send(entry.topic, entry.payload, options, (err) => {
       if (err?.code === 'PUBLISH_REFUSED') return this.setAside(connection, entry, 'refused', err)
       // A failing connection: the message stays in the outbox and is released with it.
@@ -195,12 +186,12 @@ export class Drainer {
     else this.acked(connection, entry.id)
   }
 
-  /** Removes an acknowledged message; a promise only when the outbox's remove is async. */
+  /** Deletes an acknowledged message; a promise only when the outbox's ack is async. */
   private remove(id: number): Promise<void> | undefined {
     const fail = (err: unknown) =>
       this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'removing an acknowledged message'))
     try {
-      const pending = this.outbox.remove(id)
+      const pending = this.outbox.ack(id)
       return pending instanceof Promise ? pending.catch(fail) : undefined
     } catch (err) {
       fail(err)
@@ -210,24 +201,27 @@ export class Drainer {
 
   private acked(connection: Connection, id: number): void {
     // Released meanwhile (its connection died) and perhaps sent again elsewhere: not this one's.
-    if (this.#sent.get(id)?.connection !== connection) return
-    this.#sent.delete(id)
-    if (connection === this.#connection) this.onCurrent--
+    const held = this.#held.get(connection)
+    if (!held?.delete(id)) return
+    if (held.size === 0) this.#held.delete(connection)
     this.settled()
   }
 
   /**
-   * A closed connection's unacknowledged messages go back to the drain. When the other side
-   * closed it, the oldest of them takes a strike (a broker acknowledges in order, so a message it
-   * will not take is the first one left unanswered) and the others start over.
+   * A closed connection's unacknowledged messages go back to the outbox's drain. When the other
+   * side closed it, the oldest of them takes a strike (a broker acknowledges in order, so a
+   * message it will not take is the first one left unanswered) and the others start over.
    */
   private release(connection: Connection, blame: boolean): void {
+    const held = this.#held.get(connection)
+    this.#held.delete(connection)
+    if (!held) return this.settled()
     const by = connection.closedBy
     let suspect = blame && by?.code === 'CONNECTION_LOST' && !by.details?.byClient
-    for (const [id, { connection: on, entry }] of this.#sent) {
-      if (on !== connection) continue
-      this.#sent.delete(id)
+    const back: number[] = []
+    for (const [id, entry] of held) {
       if (!suspect) {
+        back.push(id)
         this.strikes.delete(id)
         continue
       }
@@ -241,13 +235,18 @@ export class Drainer {
           { cause: by, details: { strikes } },
         )
         this.setAside(undefined, entry, 'undeliverable', error)
-      }
+      } else back.push(id)
+    }
+    try {
+      this.outbox.release(back)
+    } catch (err) {
+      this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'releasing unacknowledged messages'))
     }
     this.settled()
   }
 
   private settled(): void {
-    if (this.#sent.size === 0) this.wakeIdle()
+    if (this.#held.size === 0) this.wakeIdle()
     this.notify()
   }
 

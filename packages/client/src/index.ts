@@ -39,7 +39,6 @@ export {
 export type {
   DeliveryDropReason,
   DropReason,
-  IdSet,
   Outbox,
   OutboxEntry,
   OutboxInput,

@@ -26,7 +26,8 @@ export function entrySize(input: Pick<OutboxInput, 'topic' | 'payload'>): number
 
 /**
  * A bounded outbox in memory: survives outages, not restarts. Two insertion-ordered maps (alarms,
- * telemetry) give FIFO order per priority with O(1) removal of acknowledged messages.
+ * telemetry) give FIFO order per priority with O(1) removal of acknowledged messages; a set says
+ * which are out.
  */
 export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
   const maxMessages = options.maxMessages ?? 10_000
@@ -36,6 +37,8 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
     alarm: new Map(),
     telemetry: new Map(),
   }
+  /** Handed out by `take`, not yet acknowledged or released. */
+  const out = new Set<number>()
   const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
   let listener: OutboxListener | undefined
   let nextId = 1
@@ -43,9 +46,13 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
   let closed = false
 
   const count = () => queues.alarm.size + queues.telemetry.size
-  const discard = (entry: OutboxEntry, reason: DropReason) => {
-    queues[entry.priority].delete(entry.id)
+  const forget = (queue: Map<number, OutboxEntry>, entry: OutboxEntry) => {
+    queue.delete(entry.id)
+    out.delete(entry.id)
     bytes -= entrySize(entry)
+  }
+  const discard = (entry: OutboxEntry, reason: DropReason) => {
+    forget(queues[entry.priority], entry)
     dropped[reason]++
     listener?.drop(entry, reason)
   }
@@ -86,28 +93,31 @@ export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
       bytes += size
       return entry
     },
-    peek(limit, skip, now) {
-      const out: OutboxEntry[] = []
+    take(limit, now) {
+      const batch: OutboxEntry[] = []
       for (const queue of [queues.alarm, queues.telemetry]) {
         for (const entry of queue.values()) {
-          if (out.length >= limit) return out
-          if (skip.has(entry.id)) continue
+          if (batch.length >= limit) return batch
+          if (out.has(entry.id)) continue
           if (entry.expiresAt !== undefined && entry.expiresAt <= now) discard(entry, 'expired')
-          else out.push(entry)
+          else {
+            out.add(entry.id)
+            batch.push(entry)
+          }
         }
       }
-      return out
+      return batch
     },
-    remove(id) {
+    ack(id) {
       for (const queue of [queues.alarm, queues.telemetry]) {
         const entry = queue.get(id)
-        if (entry) {
-          queue.delete(id)
-          bytes -= entrySize(entry)
-          return
-        }
+        if (entry) return forget(queue, entry)
       }
     },
+    release(ids) {
+      for (const id of ids) out.delete(id)
+    },
+    head: () => queues.alarm.values().next().value ?? queues.telemetry.values().next().value,
     stats: (): OutboxStats => ({ messages: count(), bytes, dropped: { ...dropped } }),
     setListener(l) {
       listener = l

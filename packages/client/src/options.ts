@@ -248,7 +248,16 @@ function str(value: unknown, field: string, fallback: string): string {
   return value
 }
 
-const OUTBOX_METHODS = ['enqueue', 'peek', 'remove', 'stats', 'setListener', 'close'] as const
+const OUTBOX_METHODS = [
+  'enqueue',
+  'take',
+  'ack',
+  'release',
+  'head',
+  'stats',
+  'setListener',
+  'close',
+] as const
 
 /**
  * TLS settings must be an object, and a key must open with its passphrase and match its

@@ -3,8 +3,11 @@ import type { UplinkError } from './errors.js'
 /**
  * The Outbox is where `publish()` puts a message before anything touches the network. The
  * client resolves `publish()` once `enqueue()` resolves, so an outbox that survives power loss
- * (the SQLite one) makes `publish()` a durability promise. The drainer reads it in drain order
- * and removes a message only once the broker has acknowledged it.
+ * (the SQLite one) makes `publish()` a durability promise.
+ *
+ * The outbox owns which messages are out: `take` hands out the next ones in drain order and they
+ * stay out (never handed out twice) until `ack` deletes them or `release` puts them back, as when
+ * the connection that held them has closed. The drainer only keeps which connection holds which.
  */
 
 export type Qos = 0 | 1 | 2
@@ -50,12 +53,6 @@ export interface OutboxListener {
   error(err: UplinkError): void
 }
 
-/** The ids `peek` leaves out: a Set, or the drainer's map of messages in flight. */
-export interface IdSet {
-  has(id: number): boolean
-  readonly size: number
-}
-
 export interface Outbox {
   /**
    * Stores a message and resolves once it is durable by this outbox's standard. Rejects with an
@@ -63,13 +60,26 @@ export interface Outbox {
    */
   enqueue(input: OutboxInput, now: number): Promise<OutboxEntry>
   /**
-   * Up to `limit` messages in drain order (alarms first, then by id), leaving out the ids in
-   * `skip` (those already in flight). Messages whose `expiresAt` is at or before `now` are
-   * removed and reported to the listener as `expired` instead of being returned.
+   * Hands out up to `limit` messages in drain order (alarms first, then by id) that are not out
+   * already; they are out until acknowledged or released. Messages whose `expiresAt` is at or
+   * before `now` are removed and reported to the listener as `expired` instead of handed out.
    */
-  peek(limit: number, skip: IdSet, now: number): Promise<OutboxEntry[]> | OutboxEntry[]
-  /** Deletes an acknowledged message. Unknown ids are ignored. */
-  remove(id: number): Promise<void> | void
+  take(limit: number, now: number): Promise<OutboxEntry[]> | OutboxEntry[]
+  /**
+   * Deletes a message: acknowledged by a broker, or set aside by the drainer. Whether it is out
+   * or not (a late acknowledgement after a release); unknown ids are ignored.
+   */
+  ack(id: number): Promise<void> | void
+  /**
+   * Puts messages that are out back into the drain (their connection closed unacknowledged):
+   * the next `take` hands them out again, in drain order. Ids not out are ignored.
+   */
+  release(ids: Iterable<number>): void
+  /**
+   * The first message in drain order, out or not, without handing it out or expiring anything:
+   * a look at what waits (is an alarm still unsent?).
+   */
+  head(): Promise<OutboxEntry | undefined> | OutboxEntry | undefined
   stats(): OutboxStats
   setListener(listener: OutboxListener): void
   close(): Promise<void>

@@ -26,6 +26,7 @@ import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
 import { isFailureCode, reasonName } from './reason-codes.js'
+import { MAX_TTL_SECONDS } from './topics.js'
 
 export type {
   Connect,
@@ -35,6 +36,15 @@ export type {
   OutboundOptions,
   WillMessage,
 } from './connection.js'
+
+/**
+ * The MQTT 5 message expiry interval of a message queued until `now`: what is left of its time to
+ * live, at least a second. Bounded as publish() bounds a TTL, for entries stored before it did:
+ * MQTT.js refuses a packet whose expiry does not fit 32 bits, on every connection.
+ */
+export function expiryInterval(expiresAt: number, now: number): number {
+  return Math.min(MAX_TTL_SECONDS, Math.max(1, Math.ceil((expiresAt - now) / 1000)))
+}
 
 /** MQTT 5 reason codes that carry a Server Reference: "use another server", "server moved". */
 export const REDIRECT_REASON_CODES: ReadonlySet<number> = new Set([0x9c, 0x9d])
@@ -132,13 +142,16 @@ export class MqttConnection implements Connection {
       ? payload
       : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
     // No `properties` key unless there is one: MQTT.js copies every key of these options.
+    const { expiresAt } = options
     const opts: IClientPublishOptions =
-      options.expirySeconds === undefined
+      expiresAt === undefined || this.client.options.protocolVersion !== 5
         ? { qos: options.qos, retain: options.retain }
         : {
             qos: options.qos,
             retain: options.retain,
-            properties: { messageExpiryInterval: options.expirySeconds },
+            properties: {
+              messageExpiryInterval: expiryInterval(expiresAt, options.now ?? expiresAt),
+            },
           }
     this.client.publish(topic, buffer, opts, (err) => {
       if (!err) return done()

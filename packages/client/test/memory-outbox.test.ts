@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { memoryOutbox } from '../src/memory-outbox.js'
 import type { DropReason, OutboxEntry, OutboxInput, Priority } from '../src/outbox.js'
+import { outboxContract } from './support/outbox-contract.js'
 
 const msg = (n: number, priority: Priority = 'telemetry', expiresAt?: number): OutboxInput => ({
   topic: `t/${n}`,
@@ -10,19 +11,18 @@ const msg = (n: number, priority: Priority = 'telemetry', expiresAt?: number): O
   priority,
   expiresAt,
 })
-const none = new Set<number>()
 
 describe('memoryOutbox', () => {
-  it('drains alarms first, then FIFO, skipping in-flight ids', async () => {
+  it('drains alarms first, then FIFO, never handing out a message that is out', async () => {
     const box = memoryOutbox()
-    for (const m of [msg(1), msg(2, 'alarm'), msg(3), msg(4, 'alarm')]) await box.enqueue(m, 0)
-    const order = (await box.peek(10, none, 0)).map((e) => e.topic)
+    const entries = []
+    for (const m of [msg(1), msg(2, 'alarm'), msg(3), msg(4, 'alarm')])
+      entries.push(await box.enqueue(m, 0))
+    const order = (await box.take(10, 0)).map((e) => e.topic)
     expect(order).toEqual(['t/2', 't/4', 't/1', 't/3'])
-    const first = await box.peek(2, none, 0)
-    expect((await box.peek(2, new Set(first.map((e) => e.id)), 0)).map((e) => e.topic)).toEqual([
-      't/1',
-      't/3',
-    ])
+    box.release(entries.map((e) => e.id))
+    await box.take(2, 0)
+    expect((await box.take(2, 0)).map((e) => e.topic)).toEqual(['t/1', 't/3'])
   })
 
   it('removes only what is acknowledged and keeps ids increasing', async () => {
@@ -30,8 +30,8 @@ describe('memoryOutbox', () => {
     const a = await box.enqueue(msg(1), 0)
     const b = await box.enqueue(msg(2), 0)
     expect(b.id).toBeGreaterThan(a.id)
-    await box.remove(a.id)
-    await box.remove(999)
+    await box.ack(a.id)
+    await box.ack(999)
     expect(box.stats().messages).toBe(1)
     expect(box.stats().bytes).toBe(5)
   })
@@ -47,7 +47,7 @@ describe('memoryOutbox', () => {
       ['t/3', 'overflow'],
       ['t/4', 'overflow'],
     ])
-    expect((await box.peek(10, none, 0)).map((e) => e.topic)).toEqual(['t/1', 't/5', 't/6'])
+    expect((await box.take(10, 0)).map((e) => e.topic)).toEqual(['t/1', 't/5', 't/6'])
     await box.enqueue(msg(7, 'alarm'), 0)
     expect(drops.at(-1)).toEqual(['t/1', 'overflow'])
     expect(box.stats().dropped.overflow).toBe(4)
@@ -67,8 +67,10 @@ describe('memoryOutbox', () => {
     box.setListener({ drop: (e) => drops.push(e.topic), error: () => {} })
     await box.enqueue(msg(1, 'telemetry', 1_000), 0)
     await box.enqueue(msg(2), 0)
-    expect((await box.peek(10, none, 999)).length).toBe(2)
-    expect((await box.peek(10, none, 1_000)).map((e) => e.topic)).toEqual(['t/2'])
+    const first = await box.take(10, 999)
+    expect(first.length).toBe(2)
+    box.release(first.map((e) => e.id))
+    expect((await box.take(10, 1_000)).map((e) => e.topic)).toEqual(['t/2'])
     expect(drops).toEqual(['t/1'])
     expect(box.stats().dropped.expired).toBe(1)
   })
@@ -79,3 +81,5 @@ describe('memoryOutbox', () => {
     await expect(box.enqueue(msg(1), 0)).rejects.toMatchObject({ code: 'OUTBOX_CLOSED' })
   })
 })
+
+outboxContract('memoryOutbox', { open: (bounds) => memoryOutbox(bounds), settle: async () => {} })

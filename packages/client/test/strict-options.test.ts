@@ -67,9 +67,9 @@ describe('options say what they mean', () => {
   })
 
   it('names the missing methods of an outbox', () => {
-    const { peek: _peek, ...partial } = memoryOutbox()
+    const { take: _take, ...partial } = memoryOutbox()
     expect(create({ outbox: partial })).toThrow(
-      /outbox must implement the Outbox interface \(missing peek\)/,
+      /outbox must implement the Outbox interface \(missing take\)/,
     )
   })
 

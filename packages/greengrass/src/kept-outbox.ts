@@ -8,8 +8,10 @@ import type { Outbox } from '@uplink/client'
 export function keptOpen(outbox: Outbox): Outbox {
   return {
     enqueue: (input, now) => outbox.enqueue(input, now),
-    peek: (limit, skip, now) => outbox.peek(limit, skip, now),
-    remove: (id) => outbox.remove(id),
+    take: (limit, now) => outbox.take(limit, now),
+    ack: (id) => outbox.ack(id),
+    release: (ids) => outbox.release(ids),
+    head: () => outbox.head(),
     stats: () => outbox.stats(),
     setListener: (listener) => outbox.setListener(listener),
     close: async () => {},

@@ -378,7 +378,8 @@ export class GreengrassRunner {
   /** Alarms still in the outbox (stored, not yet acknowledged by a broker)? */
   private async alarmsUnsent(): Promise<boolean> {
     if (!this.kept) return false
-    const [first] = await this.kept.peek(1, new Set(), Date.now())
+    // head(), not take(): looking must not hand the message out.
+    const first = await this.kept.head()
     return first?.priority === 'alarm'
   }
 

@@ -1,4 +1,4 @@
-import { checkKeys, type KeyTree, UplinkError } from '@uplink/client'
+import { type Clock, checkKeys, type KeyTree, systemClock, UplinkError } from '@uplink/client'
 import { DRIVERS, type SqliteDriver } from './driver.js'
 
 export interface SqliteOutboxOptions {
@@ -48,6 +48,11 @@ export interface SqliteOutboxOptions {
    * installed and loads, else Node's built-in node:sqlite (Node 22.13 and later).
    */
   driver?: SqliteDriver | 'auto'
+  /**
+   * Where the batched deletes' and `groupCommit.maxDelayMs`'s timers come from; default the
+   * system clock. Tests pass the client's ManualClock.
+   */
+  clock?: Clock
 }
 
 export const SQLITE_DEFAULTS = {
@@ -59,6 +64,7 @@ export const SQLITE_DEFAULTS = {
   groupCommit: { maxBatch: 2_000, maxDelayMs: 0 },
   cacheBytes: 16 * 2 ** 20,
   reserveBytes: 64 * 1024,
+  clock: systemClock as Clock,
 }
 
 export interface ResolvedSqliteOptions {
@@ -73,6 +79,7 @@ export interface ResolvedSqliteOptions {
   cacheBytes: number
   reserveBytes: number
   driver: SqliteDriver | 'auto'
+  clock: Clock
 }
 
 function fail(field: string, why: string): never {
@@ -99,6 +106,7 @@ const KEYS: KeyTree = {
   cacheBytes: true,
   reserveBytes: true,
   driver: true,
+  clock: true,
 } satisfies Record<keyof Required<SqliteOutboxOptions>, true | KeyTree>
 
 export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqliteOptions {
@@ -122,6 +130,16 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
   if (driver !== 'auto' && !DRIVERS.includes(driver)) {
     fail('driver', `must be 'auto' or one of ${DRIVERS.map((d) => `'${d}'`).join(', ')}`)
   }
+  const clock = input.clock ?? SQLITE_DEFAULTS.clock
+  if (
+    typeof clock !== 'object' ||
+    clock === null ||
+    typeof clock.now !== 'function' ||
+    typeof clock.setTimeout !== 'function' ||
+    typeof clock.clearTimeout !== 'function'
+  ) {
+    fail('clock', 'must be a Clock (now, setTimeout, clearTimeout)')
+  }
   const group = input.groupCommit ?? {}
   if (typeof group !== 'object' || group === null) fail('groupCommit', 'must be an object')
   const { maxBatch, maxDelayMs } = SQLITE_DEFAULTS.groupCommit
@@ -140,5 +158,6 @@ export function resolveSqliteOptions(input: SqliteOutboxOptions): ResolvedSqlite
     cacheBytes: int(input.cacheBytes, 'cacheBytes', SQLITE_DEFAULTS.cacheBytes, 0, 2 ** 40),
     reserveBytes: int(input.reserveBytes, 'reserveBytes', SQLITE_DEFAULTS.reserveBytes, 0, 2 ** 30),
     driver,
+    clock,
   }
 }

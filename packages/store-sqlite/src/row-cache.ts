@@ -1,15 +1,6 @@
-/** A stored message as the drain reads it: an array in COLUMNS order, cheaper than an object. */
-export type Row = [
-  id: number,
-  priority: number,
-  topic: string,
-  payload: Uint8Array,
-  qos: number,
-  retain: number,
-  enqueuedAt: number,
-  expiresAt: number | null,
-  size: number,
-]
+import { ALARM, COL, type Row, TELEMETRY } from './row.js'
+
+export type { Row } from './row.js'
 
 /** What a cached row costs beyond its topic and payload bytes: the array, the Buffer object. */
 const ROW_OVERHEAD = 160
@@ -50,7 +41,7 @@ export class RowCache {
   /** A committed row, newer than every row added before. */
   add(row: Row): void {
     this.rows.push(row)
-    this.bytes += row[8] + ROW_OVERHEAD
+    this.bytes += row[COL.size] + ROW_OVERHEAD
     while (this.bytes > this.budget) this.letGo()
   }
 
@@ -58,14 +49,14 @@ export class RowCache {
   delete(id: number): void {
     if (id <= this.floor || this.at >= this.rows.length) return
     // Acknowledgements come mostly in order: the bottom row, let go at once without a search.
-    if ((this.rows[this.at] as Row)[0] !== id) {
+    if ((this.rows[this.at] as Row)[COL.id] !== id) {
       const i = this.search(id - 1)
-      if (i >= this.rows.length || (this.rows[i] as Row)[0] !== id) return
+      if (i >= this.rows.length || (this.rows[i] as Row)[COL.id] !== id) return
       this.gone.add(id)
       return
     }
     this.letGo()
-    while (this.at < this.rows.length && this.gone.has((this.rows[this.at] as Row)[0])) {
+    while (this.at < this.rows.length && this.gone.has((this.rows[this.at] as Row)[COL.id])) {
       this.letGo()
     }
   }
@@ -75,7 +66,7 @@ export class RowCache {
     const out: Row[] = []
     for (let i = this.search(id); i < this.rows.length && out.length < limit; i++) {
       const row = this.rows[i] as Row
-      if (!this.gone.has(row[0])) out.push(row)
+      if (!this.gone.has(row[COL.id])) out.push(row)
     }
     return out
   }
@@ -84,9 +75,9 @@ export class RowCache {
   private letGo(): void {
     const row = this.rows[this.at] as Row
     this.rows[this.at++] = undefined
-    this.bytes -= row[8] + ROW_OVERHEAD
-    this.gone.delete(row[0])
-    this.floor = row[0]
+    this.bytes -= row[COL.size] + ROW_OVERHEAD
+    this.gone.delete(row[COL.id])
+    this.floor = row[COL.id]
     // Reclaim the emptied front of the array once it is most of it: amortised O(1) per row.
     if (this.at > 1024 && this.at * 2 > this.rows.length) {
       this.rows = this.rows.slice(this.at)
@@ -100,9 +91,32 @@ export class RowCache {
     let hi = this.rows.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if ((this.rows[mid] as Row)[0] <= id) lo = mid + 1
+      if ((this.rows[mid] as Row)[COL.id] <= id) lo = mid + 1
       else hi = mid
     }
     return lo
+  }
+}
+
+/**
+ * One cache per priority, so that each stays one unbroken stretch of its queue. Alarms are few:
+ * an eighth of the budget is theirs.
+ */
+export class RowCaches {
+  readonly byPriority: readonly [alarm: RowCache, telemetry: RowCache]
+
+  constructor(budget: number, floor: number) {
+    const alarms = Math.floor(budget / 8)
+    this.byPriority = [new RowCache(alarms, floor), new RowCache(budget - alarms, floor)]
+  }
+
+  of(priority: number): RowCache {
+    return this.byPriority[priority === ALARM ? ALARM : TELEMETRY]
+  }
+
+  /** A committed delete, of either priority. */
+  delete(id: number): void {
+    this.byPriority[ALARM].delete(id)
+    this.byPriority[TELEMETRY].delete(id)
   }
 }

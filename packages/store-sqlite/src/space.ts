@@ -8,6 +8,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { dirname } from 'node:path'
+import type { Clock } from '@uplink/client'
 import type { Database } from './driver.js'
 
 /**
@@ -31,6 +32,7 @@ export class Space {
     private readonly db: Database,
     path: string,
     private readonly reserveBytes: number,
+    private readonly clock: Clock,
   ) {
     this.reservePath = `${path}-reserve`
   }
@@ -74,7 +76,7 @@ export class Space {
     try {
       if (Number(this.db.pragma('auto_vacuum')) === 2) this.db.pragma('incremental_vacuum')
       this.db.pragma('wal_checkpoint(TRUNCATE)')
-      this.lastTruncate = Date.now()
+      this.lastTruncate = this.clock.now()
     } catch {
       // Still no room: the next write reports it.
     }
@@ -82,7 +84,7 @@ export class Space {
 
   /** The outbox has drained: give the WAL back (at most once a second) and retake the reserve. */
   drained(): void {
-    if (!this.pressure && Date.now() - this.lastTruncate < 1_000) return
+    if (!this.pressure && this.clock.now() - this.lastTruncate < 1_000) return
     this.reclaim()
     if (this.ensureReserve()) this.pressure = false
   }

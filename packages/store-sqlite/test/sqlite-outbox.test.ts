@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
+  ManualClock,
   memoryOutbox,
   type Outbox,
   type OutboxEntry,
@@ -34,7 +35,8 @@ const msg = (
 
 const seqOf = (e: OutboxEntry) => Number(e.topic.slice(2))
 const tick = () => new Promise((r) => setTimeout(r, 0))
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** The outboxes' clock: their batched deletes wait on it, not on real time. */
+const clock = new ManualClock()
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..')
 
@@ -56,7 +58,12 @@ const tempPath = () => {
   return join(dir, 'outbox.db')
 }
 const outbox = (options: Partial<SqliteOutboxOptions> = {}) => {
-  const box = sqliteOutbox({ driver: TEST_DRIVER, ...options, path: options.path ?? tempPath() })
+  const box = sqliteOutbox({
+    driver: TEST_DRIVER,
+    clock,
+    ...options,
+    path: options.path ?? tempPath(),
+  })
   open.push(box)
   return box
 }
@@ -95,27 +102,30 @@ describe('sqliteOutbox: storing and draining', () => {
     )
     expect(entries.map((e) => e.id)).toEqual([1, 2, 3, 4])
     expect(entries[0]).toMatchObject({ topic: 't/1', qos: 1, retain: false, enqueuedAt: 1_000 })
-    expect(box.peek(10, new Set(), 0)).toHaveLength(4)
-    expect((await box.peek(10, new Set([2]), 0)).map(seqOf)).toEqual([4, 1, 3])
-    await box.remove(4)
-    expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([2, 1, 3])
+    expect(box.take(10, 0)).toHaveLength(4)
+    // 2 stays out, the others go back.
+    box.release([4, 1, 3])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([4, 1, 3])
+    await box.ack(4)
+    box.release([1, 2, 3])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([2, 1, 3])
     expect(box.stats()).toMatchObject({ messages: 3 })
     await closeOne(box)
 
     const again = outbox({ path })
-    const drained = await again.peek(10, new Set(), 0)
+    const drained = await again.take(10, 0)
     expect(drained.map(seqOf)).toEqual([2, 1, 3])
     expect(new TextDecoder().decode(drained[1]?.payload)).toBe('payload-1')
     expect(drained[0]).toMatchObject({ priority: 'alarm', qos: 1, retain: false })
     expect(again.stats()).toMatchObject({ messages: 3, bytes: 3 * (3 + 9) })
-    for (const e of drained) await again.remove(e.id)
+    for (const e of drained) await again.ack(e.id)
     expect(again.stats()).toMatchObject({ messages: 0, bytes: 0 })
     // Ids keep growing after the table empties: a late acknowledgement of an old id must never
     // delete a new message.
-    await sleep(60)
+    await clock.advance(60)
     expect((await again.enqueue(msg(5), 0)).id).toBe(4)
-    again.remove(1)
-    expect((await again.peek(10, new Set(), 0)).map(seqOf)).toEqual([5])
+    again.ack(1)
+    expect((await again.take(10, 0)).map(seqOf)).toEqual([5])
   })
 
   it('keeps every field of a message', async () => {
@@ -128,7 +138,7 @@ describe('sqliteOutbox: storing and draining', () => {
     )
     await box.enqueue({ ...msg(2), qos: 0 }, 43)
     await closeOne(box)
-    const [a, b] = outbox({ path }).peek(10, new Set(), 0) as OutboxEntry[]
+    const [a, b] = outbox({ path }).take(10, 0) as OutboxEntry[]
     expect(a).toMatchObject({
       id: 1,
       topic: 'a/ü',
@@ -147,7 +157,7 @@ describe('sqliteOutbox: storing and draining', () => {
     await fill(box, 1, 10)
     const inFlight = new Set<number>()
     const take = (n: number) => {
-      const got = box.peek(n, inFlight, 0) as OutboxEntry[]
+      const got = box.take(n, 0) as OutboxEntry[]
       for (const e of got) inFlight.add(e.id)
       return got.map(seqOf)
     }
@@ -156,10 +166,11 @@ describe('sqliteOutbox: storing and draining', () => {
     // Acks out of order: each frees a slot, the next message follows.
     for (const id of [2, 5]) {
       inFlight.delete(id)
-      box.remove(id)
+      box.ack(id)
     }
     expect(take(2)).toEqual([7, 8])
     // The connection drops: nothing is in flight, unacknowledged messages go again from the oldest.
+    box.release(inFlight)
     inFlight.clear()
     expect(take(4)).toEqual([1, 3, 4, 6])
     // An alarm jumps the queue even though telemetry is being drained.
@@ -176,29 +187,29 @@ describe('sqliteOutbox: storing and draining', () => {
     await box.enqueue(msg(1, 'alarm'), 0)
     await box.enqueue(msg(2, 'alarm'), 0)
     await box.enqueue(msg(3), 0)
-    expect((await box.peek(1, new Set(), 0)).map(seqOf)).toEqual([1])
+    expect((await box.take(1, 0)).map(seqOf)).toEqual([1])
     await box.enqueue(msg(4, 'alarm'), 0)
-    expect((await box.peek(5, new Set([1]), 0)).map(seqOf)).toEqual([2, 4, 3])
+    expect((await box.take(5, 0)).map(seqOf)).toEqual([2, 4, 3])
   })
 
   it('never hands out a message acknowledged while it waited in the rows read ahead', async () => {
     const box = outbox()
     const entries = await fill(box, 1, 5)
-    expect((await box.peek(1, new Set(), 0)).map(seqOf)).toEqual([1])
+    expect((await box.take(1, 0)).map(seqOf)).toEqual([1])
     // Acknowledged without having been handed out (a late PUBACK from before a reconnect), and
-    // deleted before peek gets to it.
-    box.remove(entries[2]?.id as number)
-    await sleep(60)
-    expect((await box.peek(10, new Set([1]), 0)).map(seqOf)).toEqual([2, 4, 5])
+    // deleted before take gets to it.
+    box.ack(entries[2]?.id as number)
+    await clock.advance(60)
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([2, 4, 5])
   })
 
   it('never hands out a message dropped while it waited in the rows read ahead', async () => {
     const box = outbox({ maxMessages: 5 })
     await fill(box, 1, 5)
-    expect((await box.peek(1, new Set(), 0)).map(seqOf)).toEqual([1])
+    expect((await box.take(1, 0)).map(seqOf)).toEqual([1])
     // 6 and 7 push out 1 (in flight) and 2 (read ahead).
     await fill(box, 6, 7)
-    expect((await box.peek(10, new Set([1]), 0)).map(seqOf)).toEqual([3, 4, 5, 6, 7])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([3, 4, 5, 6, 7])
   })
 
   // cacheBytes: 0 reads every row back from SQLite; 2 000 keeps a handful of rows in memory, so
@@ -254,9 +265,9 @@ describe('sqliteOutbox: storing and draining', () => {
         } else if (r < 0.75) {
           const limit = 1 + Math.floor(random() * 6)
           for (const side of sides) {
-            const got = await side.box.peek(limit, side.inFlight, now)
+            const got = await side.box.take(limit, now)
             for (const e of got) side.inFlight.add(e.id)
-            side.log.push(`peek ${got.map((e) => e.id).join(',')}`)
+            side.log.push(`take ${got.map((e) => e.id).join(',')}`)
           }
         } else if (r < 0.95) {
           // Acknowledgements, in any order.
@@ -268,14 +279,18 @@ describe('sqliteOutbox: storing and draining', () => {
               const id = ids.splice(Math.floor(p * ids.length), 1)[0]
               if (id === undefined) continue
               side.inFlight.delete(id)
-              await side.box.remove(id)
+              await side.box.ack(id)
             }
           }
         } else if (r < 0.98) {
-          for (const side of sides) side.inFlight.clear()
+          // A reconnect: what was in flight goes back.
+          for (const side of sides) {
+            side.box.release(side.inFlight)
+            side.inFlight.clear()
+          }
         } else {
           // Let the batched deletes happen.
-          await sleep(30)
+          await clock.advance(30)
         }
         now += Math.floor(random() * 20)
         const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]]
@@ -296,14 +311,16 @@ describe('sqliteOutbox: storing and draining', () => {
     async (_, cacheBytes) => {
       const box = outbox({ cacheBytes })
       await fill(box, 1, 8)
-      expect((await box.peek(6, new Set(), 0)).map(seqOf)).toEqual([1, 2, 3, 4, 5, 6])
-      for (const id of [3, 5]) box.remove(id)
+      expect((await box.take(6, 0)).map(seqOf)).toEqual([1, 2, 3, 4, 5, 6])
+      for (const id of [3, 5]) box.ack(id)
       // The deletes are done with the next commit.
       await box.enqueue(msg(9), 0)
-      expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([1, 2, 4, 6, 7, 8, 9])
-      for (const id of [1, 2]) box.remove(id)
-      await sleep(60)
-      expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([4, 6, 7, 8, 9])
+      box.release([1, 2, 4, 6])
+      expect((await box.take(10, 0)).map(seqOf)).toEqual([1, 2, 4, 6, 7, 8, 9])
+      for (const id of [1, 2]) box.ack(id)
+      await clock.advance(60)
+      box.release([4, 6, 7, 8, 9])
+      expect((await box.take(10, 0)).map(seqOf)).toEqual([4, 6, 7, 8, 9])
       expect(box.stats()).toMatchObject({ messages: 5 })
     },
   )
@@ -313,16 +330,19 @@ describe('sqliteOutbox: storing and draining', () => {
     const payload = new TextEncoder().encode('original')
     await box.enqueue({ ...msg(1), payload }, 0)
     payload.fill(0)
-    const [entry] = await box.peek(1, new Set(), 0)
+    const [entry] = await box.take(1, 0)
     expect(new TextDecoder().decode(entry?.payload)).toBe('original')
   })
 
-  it('hands out a message skipped as in flight once it no longer is', async () => {
+  it('hands out a released message again, and one still out only once released', async () => {
     const box = outbox()
     await fill(box, 1, 4)
-    // The caller says 2 is in flight without this outbox having handed it out.
-    expect((await box.peek(10, new Set([2]), 0)).map(seqOf)).toEqual([1, 3, 4])
-    expect((await box.peek(10, new Set([1, 3, 4]), 0)).map(seqOf)).toEqual([2])
+    expect((await box.take(2, 0)).map(seqOf)).toEqual([1, 2])
+    // 1's connection closed; 2's (a connection left by a move) has not yet.
+    box.release([1])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([1, 3, 4])
+    box.release([2])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([2])
   })
 
   it('drops expired messages at drain, counts them, and does not let them hide live ones', async () => {
@@ -331,8 +351,9 @@ describe('sqliteOutbox: storing and draining', () => {
     await box.enqueue(msg(1, 'telemetry', { expiresAt: 5_000 }), 0)
     await box.enqueue(msg(2), 0)
     await box.enqueue(msg(3, 'alarm', { expiresAt: 10_000 }), 0)
-    expect((await box.peek(10, new Set(), 4_999)).map(seqOf)).toEqual([3, 1, 2])
-    expect((await box.peek(10, new Set(), 10_000)).map(seqOf)).toEqual([2])
+    expect((await box.take(10, 4_999)).map(seqOf)).toEqual([3, 1, 2])
+    box.release([3, 1, 2])
+    expect((await box.take(10, 10_000)).map(seqOf)).toEqual([2])
     expect(drops).toEqual([
       [3, 'expired'],
       [1, 'expired'],
@@ -344,7 +365,7 @@ describe('sqliteOutbox: storing and draining', () => {
       Array.from({ length: 300 }, (_, i) => many.enqueue(msg(i, 'telemetry', { expiresAt: 1 }), 0)),
     )
     await many.enqueue(msg(1_000), 0)
-    expect((await many.peek(1, new Set(), 2)).map(seqOf)).toEqual([1_000])
+    expect((await many.take(1, 2)).map(seqOf)).toEqual([1_000])
     expect(many.stats()).toMatchObject({ messages: 1, dropped: { expired: 300 } })
   })
 })
@@ -358,7 +379,7 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
       ),
     )
     expect(entries.map((e) => e.id)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
-    const order = (await box.peek(100, new Set(), 0)).map(seqOf)
+    const order = (await box.take(100, 0)).map(seqOf)
     const alarms = Array.from({ length: 100 }, (_, i) => i).filter((i) => i % 7 === 0)
     const telemetry = Array.from({ length: 100 }, (_, i) => i).filter((i) => i % 7 !== 0)
     expect(order).toEqual([...alarms, ...telemetry])
@@ -391,6 +412,8 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
       stored.push(box.enqueue(msg(i), 0))
       await tick()
     }
+    expect(box.info().transactions - before).toBe(0)
+    await clock.advance(200)
     expect((await Promise.all(stored)).map((e) => e.id)).toEqual([1, 2, 3, 4, 5])
     expect(box.info().transactions - before).toBe(1)
   })
@@ -399,13 +422,13 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
     const path = tempPath()
     const box = outbox({ path })
     const entries = await fill(box, 1, 300)
-    box.peek(290, new Set(), 0)
+    box.take(290, 0)
     const before = box.info().transactions
     // Acknowledged out of order and with gaps, plus ids never handed out or never stored.
     const acked = entries.slice(0, 200).filter((_, i) => i % 50 !== 7)
-    for (const e of [...acked].reverse()) box.remove(e.id)
-    box.remove(295)
-    box.remove(99_999)
+    for (const e of [...acked].reverse()) box.ack(e.id)
+    box.ack(295)
+    box.ack(99_999)
     const sizeOf = (list: OutboxEntry[]) =>
       list.reduce((sum, e) => sum + e.topic.length + e.payload.length, 0)
     // Counted gone at once: all but 295, which was never handed out so its size is not known.
@@ -413,7 +436,7 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
       messages: 300 - acked.length,
       bytes: sizeOf(entries) - sizeOf(acked),
     })
-    await sleep(100)
+    await clock.advance(100)
     expect(box.info().transactions - before).toBe(1)
     const left = entries.filter((e) => !acked.includes(e) && e.id !== 295)
     expect(box.stats()).toEqual({
@@ -422,7 +445,7 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
       dropped: { overflow: 0, expired: 0 },
     })
     // Deletes waiting when publishes arrive share their commit.
-    box.remove(entries[200]?.id as number)
+    box.ack(entries[200]?.id as number)
     await box.enqueue(msg(301), 0)
     expect(box.info().transactions - before).toBe(2)
     const stats = box.stats()
@@ -435,9 +458,9 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
     const path = tempPath()
     const box = outbox({ path })
     const [a] = await fill(box, 1, 2)
-    box.remove(a?.id as number)
+    box.ack(a?.id as number)
     await closeOne(box)
-    expect((await outbox({ path }).peek(10, new Set(), 0)).map(seqOf)).toEqual([2])
+    expect((await outbox({ path }).take(10, 0)).map(seqOf)).toEqual([2])
   })
 })
 
@@ -456,7 +479,7 @@ describe('sqliteOutbox: bounds', () => {
     // Only alarms are left: telemetry may not displace one, an alarm displaces the oldest alarm.
     await expect(box.enqueue(msg(7), 0)).rejects.toMatchObject({ code: 'OUTBOX_FULL' })
     await box.enqueue(msg(8, 'alarm'), 0)
-    expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([5, 6, 8])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([5, 6, 8])
     expect(box.stats()).toMatchObject({ messages: 3, dropped: { overflow: 4, expired: 0 } })
   })
 
@@ -466,7 +489,7 @@ describe('sqliteOutbox: bounds', () => {
     await fill(box, 1, 250)
     expect(drops).toHaveLength(150)
     expect(drops[0]).toEqual([1, 'overflow'])
-    expect((await box.peek(1_000, new Set(), 0)).map(seqOf)).toEqual(
+    expect((await box.take(1_000, 0)).map(seqOf)).toEqual(
       Array.from({ length: 100 }, (_, i) => 151 + i),
     )
   })
@@ -475,7 +498,7 @@ describe('sqliteOutbox: bounds', () => {
     const box = outbox({ maxBytes: 40 })
     for (let i = 1; i <= 5; i++) await box.enqueue(msg(i), 0)
     // Each message is 12 bytes: three fit in 40.
-    expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([3, 4, 5])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([3, 4, 5])
     expect(box.stats()).toMatchObject({ messages: 3, bytes: 36 })
     await expect(box.enqueue({ ...msg(9), payload: new Uint8Array(100) }, 0)).rejects.toMatchObject(
       { code: 'OUTBOX_FULL' },
@@ -490,9 +513,7 @@ describe('sqliteOutbox: bounds', () => {
     )
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(40)
     expect(results.slice(40).every((r) => r.status === 'rejected')).toBe(true)
-    expect((await box.peek(100, new Set(), 0)).map(seqOf)).toEqual(
-      Array.from({ length: 40 }, (_, i) => i + 1),
-    )
+    expect((await box.take(100, 0)).map(seqOf)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1))
   })
 
   it('the reject policy refuses new messages and keeps what is stored', async () => {
@@ -501,10 +522,10 @@ describe('sqliteOutbox: bounds', () => {
     await box.enqueue(msg(1), 0)
     await box.enqueue(msg(2), 0)
     await expect(box.enqueue(msg(3, 'alarm'), 0)).rejects.toMatchObject({ code: 'OUTBOX_FULL' })
-    expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([1, 2])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([1, 2])
     expect(drops).toEqual([])
     // Acknowledged messages make room.
-    box.remove(1)
+    box.ack(1)
     await box.enqueue(msg(4), 0)
   })
 
@@ -527,9 +548,11 @@ describe('sqliteOutbox: bounds', () => {
     expect(box.stats().messages).toBe(stored)
     // A whole batch that does not fit is refused; what was stored before is untouched.
     await expect(fill(box, 2_000, 2_010)).rejects.toMatchObject({ code: 'OUTBOX_DISK_FULL' })
-    expect((await box.peek(10_000, new Set(), 0)).length).toBe(stored)
+    const all = await box.take(10_000, 0)
+    expect(all.length).toBe(stored)
+    box.release(all.map((e) => e.id))
     // Room comes back once acknowledged messages are deleted.
-    for (const e of await box.peek(5, new Set(), 0)) box.remove(e.id)
+    for (const e of await box.take(5, 0)) box.ack(e.id)
     await box.enqueue(msg(9_999), 0)
     await closeOne(box)
     expect(outbox({ path }).stats().messages).toBe(stored - 5 + 1)
@@ -549,9 +572,7 @@ describe('sqliteOutbox: files', () => {
     db.close()
 
     const box = outbox({ path })
-    expect((await box.peek(10, new Set(), 0)).map((e) => [e.topic, e.enqueuedAt])).toEqual([
-      ['old/1', 7],
-    ])
+    expect((await box.take(10, 0)).map((e) => [e.topic, e.enqueuedAt])).toEqual([['old/1', 7]])
     expect((await box.enqueue(msg(2), 0)).id).toBe(2)
     await closeOne(box)
     const check = openDatabase(path, TEST_DRIVER)
@@ -576,7 +597,7 @@ describe('sqliteOutbox: files', () => {
     insert.run(0, 't/2', new Uint8Array(1))
     db.close()
     const box = outbox({ path })
-    expect((await box.peek(10, new Set(), 0)).map(seqOf)).toEqual([2, 1])
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([2, 1])
     expect(box.stats()).toMatchObject({ messages: 2, bytes: 6 })
   })
 
@@ -659,7 +680,7 @@ describe('sqliteOutbox: files', () => {
     child.kill('SIGKILL')
     await child.closed
     const box = outbox({ path })
-    expect((await box.peek(10, new Set(), 0)).map((e) => e.topic)).toEqual(['t/child'])
+    expect((await box.take(10, 0)).map((e) => e.topic)).toEqual(['t/child'])
 
     const third = runFixture('hold-outbox.ts', [path])
     children.push(third)
@@ -711,7 +732,7 @@ describe('sqliteOutbox: options and lifecycle', () => {
     const path = tempPath()
     const box = outbox({ path, durability: 'normal' })
     await fill(box, 1, 100)
-    box.remove(1)
+    box.ack(1)
     await closeOne(box)
     expect(outbox({ path, durability: 'full' }).stats().messages).toBe(99)
   })
@@ -724,8 +745,8 @@ describe('sqliteOutbox: options and lifecycle', () => {
     await box.close()
     expect((await pending).id).toBe(1)
     await expect(box.enqueue(msg(2), 0)).rejects.toMatchObject({ code: 'OUTBOX_CLOSED' })
-    expect(box.peek(10, new Set(), 0)).toEqual([])
-    box.remove(1)
+    expect(box.take(10, 0)).toEqual([])
+    box.ack(1)
     expect(outbox({ path }).stats().messages).toBe(1)
   })
 
