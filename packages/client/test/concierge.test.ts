@@ -95,15 +95,14 @@ async function setupAt(path: string) {
 }
 
 describe('the concierge cannot make a fleet hammer it', () => {
-  async function polling(pollIntervalSeconds: number) {
-    const concierge = await startConcierge({
-      body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1, pollIntervalSeconds },
-    })
+  /** A poller on the manual clock against a real concierge, with `random` always `r`. */
+  async function poller(body: object, retries: number, r: number) {
+    const concierge = await startConcierge({ body })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 0, jitter: 0 }),
+      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 }),
       clock,
-      () => 0.5,
+      () => r,
       {
         parse: (body, lastEpoch) =>
           parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
@@ -115,7 +114,17 @@ describe('the concierge cannot make a fleet hammer it', () => {
       () => poller.stop(),
       () => concierge.stop(),
     )
-    poller.start()
+    return { concierge, clock, poller }
+  }
+
+  async function polling(pollIntervalSeconds: number) {
+    const endpoint = 'mqtt://127.0.0.2:1883'
+    const {
+      concierge,
+      clock,
+      poller: p,
+    } = await poller({ endpoint, epoch: 1, pollIntervalSeconds }, 0, 0.5)
+    p.start()
     await waitFor(() => concierge.requestCount === 1 && clock.pending() === 1, 'first poll done')
     return { concierge, clock }
   }
@@ -136,27 +145,13 @@ describe('the concierge cannot make a fleet hammer it', () => {
   )
 
   it('spreads its retries: with random 0.9 the first retry waits 280 ms, not 200', async () => {
-    const concierge = await startConcierge({
-      body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 },
-    })
-    const clock = new ManualClock(0)
-    const poller = new ConciergePoller(
-      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries: 2, jitter: 0 }),
+    const {
+      concierge,
       clock,
-      () => 0.9,
-      {
-        parse: (body, lastEpoch) =>
-          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
-        directive: () => {},
-        error: () => {},
-      },
-    )
-    cleanup.push(
-      () => poller.stop(),
-      () => concierge.stop(),
-    )
+      poller: p,
+    } = await poller({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 }, 2, 0.9)
     concierge.setFault('500')
-    const polled = poller.poll()
+    const polled = p.poll()
     await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
     expect(clock.nextDelay()).toBe(280)
     await clock.advance(279)
