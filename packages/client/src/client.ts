@@ -109,6 +109,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
         // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
         // have been failed over while the device was away. Unreachable: keep the current plan.
         beforeReconnect: concierge && (() => concierge.refreshIfStale()),
+        refreshDueAt: concierge && (() => concierge.staleAt()),
       },
       this,
     )

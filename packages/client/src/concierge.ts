@@ -161,9 +161,12 @@ export class ConciergePoller {
 
   /** No answer yet, or the last one is older than the poll interval. */
   isStale(): boolean {
-    return (
-      this.lastAnswerAt === undefined || this.clock.now() - this.lastAnswerAt >= this.intervalMs
-    )
+    return this.clock.now() >= this.staleAt()
+  }
+
+  /** When the last answer goes stale (now, without one). */
+  staleAt(): number {
+    return this.lastAnswerAt === undefined ? this.clock.now() : this.lastAnswerAt + this.intervalMs
   }
 
   /** A poll when the last answer is stale, bounded by two request timeouts; never rejects. */

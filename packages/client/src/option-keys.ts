@@ -21,7 +21,13 @@ export const OPTION_KEYS: KeyTree = {
   keepalive: true,
   connectTimeoutMs: true,
   connectAttemptDelayMs: true,
-  backoff: { initialMs: true, maxMs: true, jitter: true, stableMs: true },
+  backoff: {
+    initialMs: true,
+    maxMs: true,
+    jitter: true,
+    stableMs: true,
+    informed: { spreadMs: true, minProbeIntervalMs: true },
+  },
   failoverAfter: true,
   dns: {
     servers: true,

@@ -1,3 +1,4 @@
+import { AnswersSeen } from './answers-seen.js'
 import { BackoffLadder } from './backoff.js'
 import type { Connect, Connection, SessionParams } from './connection.js'
 import { RedirectPolicy } from './directive.js'
@@ -7,7 +8,7 @@ import type { GuardedEmitter } from './emitter.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
-import type { ResolvedOptions } from './options.js'
+import type { InformedBackoff, ResolvedOptions } from './options.js'
 import { retry } from './retry.js'
 
 /** What the rest of the client does when a connection comes and goes. */
@@ -22,6 +23,8 @@ export interface SessionHooks {
   leaving?(connection: Connection): Promise<void>
   /** Before an attempt to reconnect: a chance to refresh where to go (a stale concierge). */
   beforeReconnect?(): Promise<void>
+  /** When beforeReconnect would next have something to refresh (the concierge answer goes stale). */
+  refreshDueAt?(): number
 }
 
 /** How the supervisor reaches the network: both injected, so its tests need no sockets. */
@@ -89,6 +92,10 @@ export class Supervisor {
   private bell: (() => void) | undefined
   private stopWatch: (() => void) | undefined
   private dnsPartial: DnsPartialEvent | undefined
+  /** The DNS answers of the current ladder's attempts, for informed backoff. */
+  private readonly seen = new AnswersSeen()
+  /** When beforeReconnect last ran: a concierge that cannot answer is not asked more often. */
+  private refreshedAt = Number.NEGATIVE_INFINITY
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -205,13 +212,13 @@ export class Supervisor {
   /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */
   private async reach(): Promise<Connection | undefined> {
     while (!this.stopping) {
-      if (this.hooks.beforeReconnect) await this.hooks.beforeReconnect().catch(() => {})
+      await this.refresh()
       if (this.stopping) break
       this.aim()
       const endpoint = this.pool.current()
       try {
         this.setState('resolving')
-        const addresses = await this.addresses(endpoint)
+        const addresses = await this.addresses(endpoint, this.seen)
         this.setState('connecting')
         return await this.dial(endpoint, addresses)
       } catch (err) {
@@ -275,7 +282,7 @@ export class Supervisor {
     if (now - (this.connectedSince ?? now) >= this.options.backoff.stableMs) {
       // A connection that stayed up earns a fresh start: reconnect at once.
       this.lastError = reason
-      this.ladder.reset()
+      this.freshLadder()
       this.events.emit('reconnecting', {
         attempt: 0,
         delayMs: 0,
@@ -298,7 +305,95 @@ export class Supervisor {
     this.setState('backing-off')
     // A move asked for during the wait ends it (the bell); one asked for before waits its turn,
     // so that a fleet told where to go while connecting does not retry in a burst.
-    await this.wait(delayMs)
+    const informed = this.options.backoff.informed
+    if (!informed) await this.wait(delayMs)
+    else if (await this.waitInformed(delayMs, informed)) this.freshLadder()
+  }
+
+  /** A fresh start: the next failure waits as the first one did, and every address is new. */
+  private freshLadder(): void {
+    this.ladder.reset()
+    this.seen.forget()
+  }
+
+  /**
+   * The ladder's wait, informed: at each point where an attempt could have become worth making
+   * (the endpoint's DNS answer has run out, the concierge's has gone stale), look, cheaply. An
+   * answer that names an address no attempt of this ladder was given, or a move to another
+   * endpoint, ends the wait after a random 0..spreadMs (so that a fleet that learns at one
+   * instant does not arrive at one instant); anything else lets the ladder run. True when the
+   * wait ended on such news: the attempt after it starts a fresh ladder. A manual move ends the
+   * wait at once, as without informed backoff.
+   */
+  private async waitInformed(delayMs: number, informed: InformedBackoff): Promise<boolean> {
+    const { clock, random } = this.options
+    const floor = informed.minProbeIntervalMs
+    const end = clock.now() + delayMs
+    const pending = this.move
+    // Each round waits until the next probe is due, at least `floor` after the last: bounded.
+    for (;;) {
+      const until = Math.min(end, this.probeDueAt(floor))
+      await this.wait(Math.max(0, until - clock.now()))
+      if (this.stopping || this.move !== pending) break
+      if (until >= end) return false
+      const news = await this.probe(floor)
+      if (this.stopping || this.move !== pending) break
+      if (news) break
+    }
+    if (this.stopping || this.move?.reason === 'manual') return false
+    await this.wait(
+      Math.min(Math.floor(random() * informed.spreadMs), Math.max(0, end - clock.now())),
+    )
+    return !this.stopping
+  }
+
+  /** When the next look is due: the earlier of the DNS answer's expiry and the concierge's. */
+  private probeDueAt(floor: number): number {
+    const dns = this.seen.dueAt(this.pool.current().host, floor) ?? Number.POSITIVE_INFINITY
+    return Math.min(dns, this.refreshDueAt(floor))
+  }
+
+  private refreshDueAt(floor: number): number {
+    const due = this.hooks.refreshDueAt?.()
+    return due === undefined ? Number.POSITIVE_INFINITY : Math.max(due, this.refreshedAt + floor)
+  }
+
+  /**
+   * One look while backing off: a stale concierge answer is refreshed (a new endpoint arrives as
+   * a move), the endpoint re-resolved once its TTL has run out. True when DNS names a new
+   * address. A failed lookup changes nothing: the next look is after the floor.
+   */
+  private async probe(floor: number): Promise<boolean> {
+    const { clock } = this.options
+    if (this.refreshDueAt(floor) <= clock.now()) await this.refresh()
+    const host = this.pool.current().host
+    if ((this.seen.dueAt(host, floor) ?? Number.POSITIVE_INFINITY) > clock.now()) return false
+    try {
+      const resolution = await this.resolve(host, this.abort.signal)
+      const addresses = resolution.addresses.map((a) => a.address)
+      return this.seen.probed(host, addresses, resolution.ttl, clock.now())
+    } catch {
+      this.seen.unanswered(clock.now())
+      return false
+    }
+  }
+
+  /** beforeReconnect, never failing and never holding up stop(). */
+  private async refresh(): Promise<void> {
+    const hook = this.hooks.beforeReconnect
+    if (!hook) return
+    this.refreshedAt = this.options.clock.now()
+    const signal = this.abort.signal
+    let onAbort = () => {}
+    const stopped = new Promise<void>((resolve) => {
+      onAbort = resolve
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      await Promise.race([hook().catch(() => {}), stopped])
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
   }
 
   /** An MQTT 5 redirect moves the next attempt at once (a few in a row, see RedirectPolicy). */
@@ -456,8 +551,11 @@ export class Supervisor {
     )
   }
 
-  /** The endpoint's addresses, resolved afresh; DNS_NO_ADDRESS when there are none. */
-  private async addresses(endpoint: Endpoint): Promise<string[]> {
+  /**
+   * The endpoint's addresses, resolved afresh; DNS_NO_ADDRESS when there are none. `seen`
+   * records them as given to an attempt (a name's, not a literal's: that never changes).
+   */
+  private async addresses(endpoint: Endpoint, seen?: AnswersSeen): Promise<string[]> {
     const resolution = await this.resolve(endpoint.host, this.abort.signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
@@ -465,7 +563,11 @@ export class Supervisor {
     if (resolution.addresses.length === 0) {
       throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
-    return resolution.addresses.map((a) => a.address)
+    const addresses = resolution.addresses.map((a) => a.address)
+    if (resolution.source !== 'literal') {
+      seen?.attempted(endpoint.host, addresses, resolution.ttl, this.options.clock.now())
+    }
+    return addresses
   }
 
   /**

@@ -74,6 +74,45 @@ describe('DNS on every connect', () => {
   })
 })
 
+describe('informed backoff, real sockets', () => {
+  it('a device waiting out a 30 s backoff is on the secondary within TTL + spread of a DNS flip', async () => {
+    const primary = await startBroker({ host: '127.0.0.1' })
+    const secondary = await startBroker({ host: '127.0.0.2', port: primary.port })
+    const dns = await startDnsServer()
+    cleanup.push(
+      () => primary.stop(),
+      () => secondary.stop(),
+      () => dns.stop(),
+    )
+    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+    const uplink = createUplink({
+      clientId: 'gw-informed',
+      endpoints: [`mqtt://iot.uplink.test:${primary.port}`],
+      dns: { servers: [dns.server], timeoutMs: 300 },
+      // The first wait after the crash is 30 s: only news can end it sooner.
+      backoff: {
+        initialMs: 30_000,
+        maxMs: 60_000,
+        jitter: 'none',
+        informed: { spreadMs: 500, minProbeIntervalMs: 500 },
+      },
+    })
+    cleanup.push(() => uplink.stop())
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const waiting = nextEvent(uplink, 'reconnecting')
+    await primary.kill()
+    expect(await waiting).toMatchObject({ delayMs: 30_000 })
+    const failover = nextEvent(uplink, 'failover')
+    const flippedAt = Date.now()
+    dns.set('iot.uplink.test', ['127.0.0.2'], 1)
+    expect(await failover).toMatchObject({ toAddress: '127.0.0.2', reason: 'connection-lost' })
+    // TTL 1 s + spread 0.5 s, with room for a loaded machine; the ladder alone would wait 30 s.
+    expect(Date.now() - flippedAt).toBeLessThan(5_000)
+    expect(uplink.stats()).toMatchObject({ address: '127.0.0.2', attempts: 2 })
+  })
+})
+
 describe('several endpoints', () => {
   it('moves to the next endpoint after failoverAfter consecutive failures and says why', async () => {
     const dead = await closedPort()

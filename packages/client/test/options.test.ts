@@ -31,6 +31,9 @@ describe('options', () => {
     ['backoff.initialMs', { backoff: { initialMs: -1 } }],
     ['backoff.maxMs', { backoff: { initialMs: 5_000, maxMs: 1_000 } }],
     ['backoff.jitter', { backoff: { jitter: 'random' } }],
+    ['backoff.informed', { backoff: { informed: 'yes' } }],
+    ['backoff.informed.spreadMs', { backoff: { informed: { spreadMs: -1 } } }],
+    ['backoff.informed.minProbeIntervalMs', { backoff: { informed: { minProbeIntervalMs: 10 } } }],
     ['protocolVersion', { protocolVersion: 3 }],
     ['dns.servers', { dns: { servers: 'a' } }],
     ['presence.topic', { presence: { topic: 'status/#' } }],
@@ -63,6 +66,15 @@ describe('options are resolved section by section, every field filled in', () =>
       url: 'https://concierge.example.com/v1',
       allowedHosts: ['*.example.com'],
     })
+  })
+
+  it('informed backoff is on by default; false turns it off, an object overrides a field', () => {
+    const on = (informed?: boolean | { spreadMs?: number }) =>
+      resolveOptions({ ...base, backoff: { informed } }).backoff.informed
+    expect(on()).toEqual({ spreadMs: 1_000, minProbeIntervalMs: 5_000 })
+    expect(on(true)).toEqual(on())
+    expect(on(false)).toBeUndefined()
+    expect(on({ spreadMs: 0 })).toEqual({ spreadMs: 0, minProbeIntervalMs: 5_000 })
   })
 
   it('a memory outbox when none is given, and the redirect cap from DEFAULTS', () => {

@@ -265,11 +265,18 @@ describe('Supervisor backing-off: the ladder on the clock', () => {
     expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
   })
 
-  it('a move asked for while backing off cuts the wait and goes there', async () => {
+  it('a manual move asked for while backing off cuts the wait at once and goes there', async () => {
     const r = await backingOff(rig())
-    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
     await r.tick()
     expect(r.transport.pending().url).toBe(B)
+  })
+
+  it('a concierge move asked for while backing off cuts the wait after the spread', async () => {
+    const r = await backingOff(rig({ backoff: { jitter: 'none', initialMs: 32_000 } }))
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    // random() is 0.5: half of the default 1 s spread.
+    await nextAttemptAfter(r, 500, B)
   })
 })
 
@@ -509,5 +516,153 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
     const r = await backingOff(rig())
     await stopNow(r)
     expect(r.transport.attempts).toHaveLength(1)
+  })
+})
+
+describe('Supervisor informed backoff: the wait ends early only on news', () => {
+  const HOST = 'a.example'
+  /** One endpoint, a 32 s wait after the first failure (no jitter), the TTL given. */
+  const waiting = async (ttl: number, options: Partial<UplinkOptions> = {}, extra = {}) => {
+    const r = rig(
+      {
+        endpoints: [A],
+        ...options,
+        backoff: { jitter: 'none', initialMs: 32_000, maxMs: 60_000, ...options.backoff },
+      },
+      extra,
+    )
+    r.resolver.answer(HOST, ['10.0.0.1'], ttl)
+    await backingOff(r)
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ delayMs: 32_000 })
+    return r
+  }
+
+  it('a 32 s wait ends within TTL + spread once DNS names a new address', async () => {
+    const r = await waiting(5)
+    await r.tick(2_000)
+    r.resolver.answer(HOST, ['10.0.0.2'], 5)
+    // The TTL runs out at 5 s; the answer is news; random() 0.5 of the 1 s spread: 5.5 s.
+    await nextAttemptAfter(r, 3_500, A)
+    expect(r.transport.pending().params.addresses).toEqual(['10.0.0.2'])
+    expect(r.resolver.asked).toHaveLength(3)
+  })
+
+  it('an unchanged answer, or one that only drops or rotates tried addresses, lets the ladder run', async () => {
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', initialMs: 32_000 } })
+    r.resolver.answer(HOST, ['10.0.0.1', '10.0.0.3'], 5)
+    await backingOff(r)
+    r.resolver.answer(HOST, ['10.0.0.3'], 5)
+    await r.tick(20_000)
+    r.resolver.answer(HOST, ['10.0.0.1'], 5)
+    await nextAttemptAfter(r, 32_000 - 20_000, A)
+    // Looked at 5, 10, ..., 30 s: six probes, none of them news.
+    expect(r.resolver.asked).toHaveLength(1 + 6 + 1)
+  })
+
+  it('probes honour the TTL above the floor, and the floor above the TTL', async () => {
+    // TTL 12 s, floor 8 s: looks at 12 and 24 s; at 36 s the wait has ended.
+    const long = await waiting(12, { backoff: { informed: { minProbeIntervalMs: 8_000 } } })
+    await long.tick(32_000 - 1)
+    expect(long.resolver.asked).toHaveLength(1 + 2)
+    // TTL 1 s, floor 8 s: looks at 8, 16 and 24 s, not every second.
+    const short = await waiting(1, { backoff: { informed: { minProbeIntervalMs: 8_000 } } })
+    await short.tick(32_000 - 1)
+    expect(short.resolver.asked).toHaveLength(1 + 3)
+    expect([long.transport.pendingCount, short.transport.pendingCount]).toEqual([0, 0])
+  })
+
+  it('a changed answer starts a fresh ladder; failures before it keep climbing', async () => {
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', initialMs: 1_000 } })
+    r.resolver.answer(HOST, ['10.0.0.1'], 5)
+    r.supervisor.start()
+    for (const delay of [1_000, 2_000, 4_000, 8_000, 16_000]) {
+      await r.tick()
+      r.transport.pending().fail()
+      await r.tick(delay)
+    }
+    r.transport.pending().fail()
+    await r.tick()
+    r.resolver.answer(HOST, ['10.0.0.2'], 5)
+    await r.tick(5_500)
+    r.transport.pending().fail()
+    await r.tick()
+    const ladder = named(r, 'reconnecting').map((e) => {
+      const { attempt, delayMs } = e as { attempt: number; delayMs: number }
+      return [attempt, delayMs]
+    })
+    expect(ladder).toEqual([
+      [1, 1_000],
+      [2, 2_000],
+      [3, 4_000],
+      [4, 8_000],
+      [5, 16_000],
+      [6, 32_000],
+      [1, 1_000],
+    ])
+  })
+
+  it('a stale concierge answer is refreshed during the wait; its new endpoint ends the wait after the spread', async () => {
+    let r: Rig | undefined
+    let refreshed = 0
+    r = await waiting(
+      60,
+      { endpoints: [A, B], failoverAfter: 10 },
+      {
+        refreshDueAt: () => 10_000,
+        beforeReconnect: async () => {
+          refreshed++
+          if (r && r.clock.now() >= 10_000)
+            r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+        },
+      },
+    )
+    await nextAttemptAfter(r, 10_500, B)
+    // Before the first attempt, at 10 s during the wait, before the attempt to B.
+    expect(refreshed).toBe(3)
+    expect(r.resolver.asked).toEqual([HOST, 'b.example'])
+  })
+
+  it('a resolver error during a probe changes nothing: the next look is after the floor', async () => {
+    const r = await waiting(5)
+    r.resolver.failing = new UplinkError('DNS_TIMEOUT', 'no answer')
+    await r.tick(5_000)
+    expect(r.resolver.asked).toHaveLength(2)
+    r.resolver.failing = undefined
+    r.resolver.answer(HOST, ['10.0.0.1'], 5)
+    await nextAttemptAfter(r, 32_000 - 5_000, A)
+    expect(r.resolver.asked).toHaveLength(2 + 5 + 1)
+    expect(named(r, 'error')).toEqual([])
+  })
+
+  it('stop() during a probe returns at once, the lookup or the concierge refresh still pending', async () => {
+    const dns = await waiting(5)
+    dns.resolver.hold()
+    await dns.tick(5_000)
+    expect(dns.resolver.asked).toHaveLength(2)
+    await dns.supervisor.stop()
+    expect([dns.supervisor.stats().state, dns.clock.pending()]).toEqual(['stopped', 0])
+    let concierge: Rig | undefined
+    concierge = await waiting(
+      60,
+      {},
+      {
+        refreshDueAt: () => 10_000,
+        beforeReconnect: () =>
+          concierge?.clock.now() ? new Promise<void>(() => {}) : Promise.resolve(),
+      },
+    )
+    await concierge.tick(10_000)
+    await concierge.supervisor.stop()
+    expect([concierge.supervisor.stats().state, concierge.transport.attempts.length]).toEqual([
+      'stopped',
+      1,
+    ])
+  })
+
+  it('off (backoff.informed false): no look during the wait, which runs to its end', async () => {
+    const r = await waiting(5, { backoff: { informed: false } })
+    r.resolver.answer(HOST, ['10.0.0.2'], 5)
+    await nextAttemptAfter(r, 32_000, A)
+    expect(r.resolver.asked).toHaveLength(2)
   })
 })

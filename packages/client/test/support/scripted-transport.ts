@@ -160,16 +160,19 @@ export class ScriptedTransport {
 }
 
 /**
- * Answers every name with fixed addresses (default 10.0.0.1), or holds the answer until the
- * test releases it; an aborted lookup rejects with the signal's reason, as the real one does.
+ * Answers every name with fixed addresses (default 10.0.0.1, TTL 30 s), or holds the answer
+ * until the test releases it, or fails while `failing` is set; an aborted lookup rejects with
+ * the signal's reason, as the real one does.
  */
 export class ScriptedResolver implements Resolver {
   readonly asked: string[] = []
-  private readonly answers = new Map<string, string[]>()
+  /** While set, every lookup rejects with it. */
+  failing: UplinkError | undefined
+  private readonly answers = new Map<string, { addresses: string[]; ttl: number }>()
   private held: Array<() => void> | undefined
 
-  answer(host: string, addresses: string[]): void {
-    this.answers.set(host, addresses)
+  answer(host: string, addresses: string[], ttl = 30): void {
+    this.answers.set(host, { addresses, ttl })
   }
 
   /** Lookups from now on wait until `release()`. */
@@ -185,12 +188,13 @@ export class ScriptedResolver implements Resolver {
 
   resolve(host: string, signal?: AbortSignal): Promise<Resolution> {
     this.asked.push(host)
+    if (this.failing) return Promise.reject(this.failing)
     const answer = (): Resolution => {
-      const list = this.answers.get(host) ?? ['10.0.0.1']
+      const { addresses, ttl } = this.answers.get(host) ?? { addresses: ['10.0.0.1'], ttl: 30 }
       return {
         host,
-        addresses: list.map((address) => ({ address, family: 4, ttl: 30 })),
-        ttl: 30,
+        addresses: addresses.map((address) => ({ address, family: 4, ttl })),
+        ttl,
         source: 'dns',
         server: 'scripted',
       }

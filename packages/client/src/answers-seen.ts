@@ -1,0 +1,52 @@
+/**
+ * What a backing-off device has learnt from DNS since its ladder started: every address its
+ * attempts were given for the host (all of them failed, or it would not be waiting), and when
+ * the newest answer runs out. A probe's answer is news only when it names an address outside
+ * that set: a record that lost an address, or one that rotates a subset of a pool (round-robin
+ * DNS), offers nothing the last attempts did not try, and must not cut the ladder short.
+ */
+export class AnswersSeen {
+  private host: string | undefined
+  private readonly tried = new Set<string>()
+  private askedAt = 0
+  private ttlMs = 0
+
+  /** An attempt's answer: its addresses join the tried set; its TTL sets the next probe. */
+  attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): void {
+    if (host !== this.host) this.forget()
+    this.host = host
+    for (const a of addresses) this.tried.add(a)
+    this.asked(now, ttlSeconds)
+  }
+
+  /** A probe's answer: true when it names an address no attempt was given. */
+  probed(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
+    if (host !== this.host) return false
+    this.asked(now, ttlSeconds)
+    return addresses.some((a) => !this.tried.has(a))
+  }
+
+  /** A probe that got no answer: nothing learnt, ask again after the floor. */
+  unanswered(now: number): void {
+    this.asked(now, 0)
+  }
+
+  /**
+   * When `host` is worth asking again: once the answer's TTL has run out, and never sooner than
+   * `floorMs` after the last question. Undefined when nothing is known of it to compare with.
+   */
+  dueAt(host: string, floorMs: number): number | undefined {
+    return host === this.host ? this.askedAt + Math.max(this.ttlMs, floorMs) : undefined
+  }
+
+  /** A fresh ladder: what failed before says nothing about what comes next. */
+  forget(): void {
+    this.host = undefined
+    this.tried.clear()
+  }
+
+  private asked(now: number, ttlSeconds: number): void {
+    this.askedAt = now
+    this.ttlMs = ttlSeconds * 1_000
+  }
+}
