@@ -1,4 +1,5 @@
 /** The storm's settings: defaults in one object, flags parsed and checked in one function. */
+import { parseShard, parseStartAt, type Shard, shardSlice } from './shard.js'
 
 export const SCENARIOS = ['crash', 'blackhole', 'dns-flip', 'concierge-flip'] as const
 export type Scenario = (typeof SCENARIOS)[number]
@@ -50,6 +51,12 @@ export interface StormConfig {
   seed: number
   tickMs: number
   progress: boolean
+  /** `--shard I/N`: this process runs the I-th slice of the `devices` (shard.ts). */
+  shard: Shard
+  /** Epoch ms every shard starts at (`--start-at`); undefined: at once. */
+  startAt?: number | undefined
+  /** With `startAt`: the failure is injected this long after it, in every shard alike. */
+  failAtMs?: number | undefined
   json?: string | undefined
   html?: string | undefined
 }
@@ -78,6 +85,7 @@ export const DEFAULTS: StormConfig = {
   seed: 1,
   tickMs: 250,
   progress: true,
+  shard: { index: 0, count: 1 },
 }
 
 export const USAGE = `pnpm bench:storm [flags]
@@ -100,6 +108,9 @@ export const USAGE = `pnpm bench:storm [flags]
   --workers N              device worker processes (default: one per 5 000 devices)
   --probe N                connections in the accept-rate probe (default min(devices, 2000))
   --seed N                 seed for every device's jitter (default ${DEFAULTS.seed})
+  --shard I/N              run the I-th of N slices of the fleet (ids and seeds as in the whole fleet)
+  --start-at TIME          every shard starts then (epoch ms or ISO 8601, e.g. 2026-12-01T11:00:00Z)
+  --fail-at-ms MS          with --start-at: inject the failure MS after it (the same moment in every shard)
   --json FILE              write one record per run
   --html FILE              write a self-contained page with charts
   --no-progress            no progress bar on stderr`
@@ -131,6 +142,7 @@ const NUMERIC: Record<string, [path: string, min: number, max: number, round?: b
   '--workers': ['workers', 1, 64],
   '--probe': ['probe', 10, 20_000],
   '--seed': ['seed', 0, 2 ** 31],
+  '--fail-at-ms': ['failAtMs', 1_000, 3_600_000],
 }
 
 function setPath(c: StormConfig, path: string, v: number): void {
@@ -174,6 +186,12 @@ export function parseArgs(argv: string[]): StormConfig {
         c.store = v
         break
       }
+      case '--shard':
+        c.shard = parseShard(value())
+        break
+      case '--start-at':
+        c.startAt = parseStartAt(value())
+        break
       case '--json':
         c.json = value()
         break
@@ -192,6 +210,9 @@ export function parseArgs(argv: string[]): StormConfig {
   }
   if (c.backoff.maxMs < c.backoff.initialMs)
     throw new Error('--backoff-max-ms must not be below --backoff-initial-ms')
+  if (c.failAtMs !== undefined && c.startAt === undefined)
+    throw new Error('--fail-at-ms needs --start-at')
+  if (c.shard.count > c.devices) throw new Error('--shard: more shards than devices')
   return withFleetDefaults(c)
 }
 
@@ -202,6 +223,14 @@ export function withFleetDefaults(c: StormConfig): StormConfig {
     dnsTtl: c.dnsTtl || Math.max(5, Math.ceil(c.devices / 500)),
     conciergeIntervalMs: c.conciergeIntervalMs || Math.max(5_000, 4 * c.devices),
   }
+}
+
+/**
+ * The part of the fleet this process runs: its first device index and how many. The fleet-size
+ * defaults (DNS TTL, concierge interval) stay those of the whole fleet, as every shard shares them.
+ */
+export function shardRun(c: StormConfig): { first: number; devices: number } {
+  return shardSlice(c.devices, c.shard)
 }
 
 export class HelpRequested extends Error {}

@@ -5,6 +5,7 @@
 import { type Fleet, fleetSum } from './fleet.js'
 import { BROKER_NAME, REGION_B_NAME, type Regions, SECONDARY_ADDRESS } from './regions.js'
 import { type RunContext, sleep } from './run-context.js'
+import { msUntil } from './shard.js'
 
 export class Failure {
   /** Epoch ms of the failure. */
@@ -38,6 +39,22 @@ export class Failure {
       this.flipDns()
     }
   }
+}
+
+/**
+ * Sharded runs share the scenario's clock: with `--start-at` and `--fail-at-ms` every shard
+ * injects its failure at the same moment, however long its own start took.
+ */
+export async function awaitFailureMoment(ctx: RunContext): Promise<void> {
+  const { startAt, failAtMs } = ctx.config
+  if (startAt === undefined || failAtMs === undefined) return
+  const wait = msUntil(startAt + failAtMs, Date.now())
+  if (wait === 0)
+    ctx.log(
+      `${ctx.scenario} / ${ctx.client}: --fail-at-ms passed before the fleet was ready; failing now`,
+    )
+  ctx.progress.phase(`failure in ${(wait / 1000).toFixed(1)} s (shared clock)`)
+  await sleep(wait)
 }
 
 /** Fails the primary the scenario's way; the returned Failure's t0 is the moment it did. */

@@ -69,8 +69,9 @@ export async function startFleet(
   ctx.progress.phase('starting device workers')
   const workers: Worker[] = []
   for (let w = 0; w < workerCount; w++) {
-    const first = Math.floor((n * w) / workerCount)
-    const count = Math.floor((n * (w + 1)) / workerCount) - first
+    const offset = Math.floor((n * w) / workerCount)
+    const count = Math.floor((n * (w + 1)) / workerCount) - offset
+    const first = ctx.firstDevice + offset
     const child = ctx.fork('device-worker.ts', `devices-${w}`, { gc: true })
     const ticks: WorkerTick[] = []
     child.onMessage((m) => {

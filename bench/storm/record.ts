@@ -4,7 +4,7 @@
  */
 import type { ClientKind, Scenario } from './config.js'
 import { round } from './format.js'
-import { type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
+import { type Accounting, type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
 import type { DeviceReport, MemorySample, RunSamples } from './samples.js'
 
 /** One run's figures in the design's record format, plus what a reader needs to judge them. */
@@ -71,6 +71,24 @@ export interface StormRecord {
   machine: { cores: number; loadAverageAtStart: number; udpReceiveDropsDuringStorm?: number }
   wallSeconds: number
   lostExamples?: Array<{ device: number; seq: number }>
+  /** Which slice of the fleet this run was (`--shard`): `devices` above counts the slice. */
+  shard: { index: number; count: number; firstDevice: number; fleetDevices: number }
+  /**
+   * Per device of the slice, from `firstDevice` on: what an exact merge of shards needs (merge.ts
+   * sums the counts by device id and recomputes the percentiles from the union of recoveries).
+   */
+  perDevice: PerDevice
+}
+
+export interface PerDevice {
+  /** ms from the failure to the device's first CONNACK on the secondary; null: never. */
+  recoveryMs: Array<number | null>
+  /** ms from the failure until the device noticed its connection gone; null: never. */
+  detectedMs: Array<number | null>
+  published: number[]
+  delivered: number[]
+  duplicates: number[]
+  attempts: number[]
 }
 
 /** The fleet's per-device reports, summed up. */
@@ -110,6 +128,35 @@ export function deviceFigures(reports: DeviceReport[], t0: number): DeviceFigure
     for (const [k, v] of Object.entries(r.errors)) figures.errors[k] = (figures.errors[k] ?? 0) + v
   }
   return figures
+}
+
+/** The slice's per-device figures, ordered by device index from `first`. */
+export function perDeviceOf(
+  reports: DeviceReport[],
+  t0: number,
+  first: number,
+  devices: number,
+  perDevice: Accounting['perDevice'],
+): PerDevice {
+  const out: PerDevice = {
+    recoveryMs: new Array(devices).fill(null),
+    detectedMs: new Array(devices).fill(null),
+    published: Array.from(perDevice.published.subarray(first, first + devices)),
+    delivered: Array.from(perDevice.delivered.subarray(first, first + devices)),
+    duplicates: Array.from(perDevice.duplicates.subarray(first, first + devices)),
+    attempts: new Array(devices).fill(0),
+  }
+  for (const r of reports) {
+    for (let j = 0; j < r.published.length; j++) {
+      const k = r.first + j - first
+      const at = r.firstSecondaryAt[j] as number
+      out.recoveryMs[k] = at > 0 ? at - t0 : null
+      const lossAt = r.firstLossAt[j] as number
+      out.detectedMs[k] = lossAt > 0 ? lossAt - t0 : null
+      out.attempts[k] = r.attempts[j] as number
+    }
+  }
+  return out
 }
 
 /**
@@ -235,5 +282,7 @@ export function buildRecord(s: RunSamples): StormRecord {
     },
     wallSeconds: round(s.wallMs / 1000, 1),
     ...(accounting.lost > 0 ? { lostExamples: accounting.lostExamples } : {}),
+    shard: s.shard,
+    perDevice: perDeviceOf(s.reports, s.t0, s.shard.firstDevice, n, accounting.perDevice),
   }
 }

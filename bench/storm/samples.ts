@@ -102,4 +102,6 @@ export interface RunSamples {
     udpDropsAfter: number | undefined
   }
   wallMs: number
+  /** Which slice of the fleet this run was (index 0 of 1 unless sharded). */
+  shard: { index: number; count: number; firstDevice: number; fleetDevices: number }
 }

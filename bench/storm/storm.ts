@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import type { ClientKind, Scenario, StormConfig } from './config.js'
-import { injectFailure, watchRecovery } from './failure.js'
+import { awaitFailureMoment, injectFailure, watchRecovery } from './failure.js'
 import {
   collectFleet,
   connectFleet,
@@ -28,8 +28,9 @@ import { type AcceptRate, measureAcceptRate } from './probe.js'
 import { openFileLimit } from './proc.js'
 import { buildRecord, ledgerOf, type StormRecord } from './record.js'
 import { type Regions, regionsCpuSeconds, startRegions, stopBrokers } from './regions.js'
-import { RunContext, type RunHooks } from './run-context.js'
+import { RunContext, type RunHooks, sleep } from './run-context.js'
 import type { RecoveryBound, RunSamples } from './samples.js'
+import { msUntil } from './shard.js'
 import { buildTimeline, type StormTimeline } from './timeline.js'
 
 export interface StormRun {
@@ -98,6 +99,12 @@ export async function runScenario(
   const ctx = new RunContext(scenario, client, input, hooks)
   try {
     const { config } = ctx
+    // Every shard starts at the shared moment (a pod that came up early waits for the rest).
+    const startIn = msUntil(config.startAt, Date.now())
+    if (startIn > 0) {
+      ctx.progress.phase(`starting in ${(startIn / 1000).toFixed(1)} s (--start-at)`)
+      await sleep(startIn)
+    }
     const plan = layout(config)
     const regions = await startRegions(ctx, plan.proxyShards)
     const fleet = await startFleet(ctx, regions, plan.workers)
@@ -107,6 +114,7 @@ export async function runScenario(
     await connectFleet(ctx, fleet, rate.perSec)
     const memory = await warmUp(ctx, fleet)
     const udpDropsBefore = udpReceiveDrops()
+    await awaitFailureMoment(ctx)
     const failure = await injectFailure(ctx, regions)
     await watchRecovery(ctx, fleet, failure, bound.total)
     const { udpDropsAfter, ...counted } = await drainAndCount(ctx, regions, fleet)
@@ -132,6 +140,7 @@ export async function runScenario(
         udpDropsAfter,
       },
       wallMs: Date.now() - ctx.startedAt,
+      shard: { ...config.shard, firstDevice: ctx.firstDevice, fleetDevices: input.devices },
     }
     const record = buildRecord(samples)
     if (process.env.STORM_DEBUG_TICKS) dumpTicks(process.env.STORM_DEBUG_TICKS, samples)
@@ -165,7 +174,7 @@ async function drainAndCount(ctx: RunContext, regions: Regions, fleet: Fleet) {
   }
   ctx.progress.phase('stopping')
   await stopBrokers(regions)
-  const accounting = account(ledgerOf(reports, ctx.config.devices), [
+  const accounting = account(ledgerOf(reports, ctx.firstDevice + ctx.config.devices), [
     regions.primary.receipts,
     regions.secondary.receipts,
   ])
