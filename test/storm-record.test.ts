@@ -36,6 +36,7 @@ function report(
   return {
     first,
     queued: rest.queued ?? 0,
+    queuedPer: new Uint32Array(devices.length),
     published: Uint32Array.from(devices, (d) => d.published),
     failed: rest.failed ?? new Int32Array(0),
     pending: Uint32Array.from(devices, (d) => d.pending ?? 0),

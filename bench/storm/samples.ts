@@ -42,6 +42,8 @@ export interface MemorySample {
 export interface DeviceReport {
   first: number
   queued: number
+  /** Per device: messages still waiting or in flight at the end. */
+  queuedPer: Uint32Array
   /** Messages issued (the next seq). */
   published: Uint32Array
   /** Pairs (device index, seq) whose publish() rejected. */
