@@ -176,3 +176,38 @@ export function account(ledger: DeviceLedger, receiptFiles: string[]): Accountin
     perDevice,
   }
 }
+
+/**
+ * Target mode's accounting, from the devices' side (no receipts at the user's brokers): a
+ * published message counts as delivered once no device holds it any more (its broker
+ * acknowledged it); what a device still held at the end, or its outbox dropped, is lost.
+ * Duplicates cannot be seen from here (0).
+ */
+export function accountFromDevices(
+  ledger: DeviceLedger,
+  queuedPer: Map<number, number>,
+  drops: number,
+): Accounting {
+  const n = ledger.issued.length
+  const perDevice = {
+    published: new Uint32Array(n),
+    delivered: new Uint32Array(n),
+    duplicates: new Uint32Array(n),
+  }
+  for (let d = 0; d < n; d++) {
+    const published = (ledger.issued[d] as number) - (ledger.notPublished.get(d)?.size ?? 0)
+    perDevice.published[d] = published
+    perDevice.delivered[d] = Math.max(0, published - (queuedPer.get(d) ?? 0))
+  }
+  const published = perDevice.published.reduce((a, b) => a + b, 0)
+  const delivered = Math.max(0, perDevice.delivered.reduce((a, b) => a + b, 0) - drops)
+  return {
+    published,
+    delivered,
+    lost: published - delivered,
+    duplicates: 0,
+    unexpected: 0,
+    lostExamples: [],
+    perDevice,
+  }
+}

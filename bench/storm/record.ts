@@ -6,6 +6,7 @@ import type { ClientKind, Scenario } from './config.js'
 import { round } from './format.js'
 import { type Accounting, type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
 import type { DeviceReport, MemorySample, RunSamples } from './samples.js'
+import { DERIVED } from './target.js'
 
 /** One run's figures in the design's record format, plus what a reader needs to judge them. */
 export interface StormRecord {
@@ -78,6 +79,13 @@ export interface StormRecord {
    * sums the counts by device id and recomputes the percentiles from the union of recoveries).
    */
   perDevice: PerDevice
+  /** Target mode: the user's brokers (URLs only; credentials are never written). */
+  target?: { primary: string; secondary: string }
+  /**
+   * Target mode: the figures that would need the broker's side, each derived from the devices'
+   * side instead, with how.
+   */
+  derived?: Record<string, string>
 }
 
 export interface PerDevice {
@@ -210,8 +218,11 @@ export function buildRecord(s: RunSamples): StormRecord {
   const detected = (f: number) =>
     losses.length ? (percentileOf(losses, losses.length, f) ?? null) : null
   const recoveredAll = p(1)
+  // Target mode sees no broker: the devices' first CONNACKs at the secondary stand in for both.
   const secondaryAt = (pick: 'connects' | 'accepts') =>
-    s.secondaryTicks.flatMap((t) => t[pick]).filter((at) => at >= s.t0)
+    s.target
+      ? fleet.recoveries.map((ms) => s.t0 + ms)
+      : s.secondaryTicks.flatMap((t) => t[pick]).filter((at) => at >= s.t0)
   // The storm's window for lateness: from the failure until the whole fleet had moved.
   const stormEnd = s.t0 + (recoveredAll ?? s.end - s.t0)
   const { udpDropsBefore, udpDropsAfter } = s.machine
@@ -284,5 +295,6 @@ export function buildRecord(s: RunSamples): StormRecord {
     ...(accounting.lost > 0 ? { lostExamples: accounting.lostExamples } : {}),
     shard: s.shard,
     perDevice: perDeviceOf(s.reports, s.t0, s.shard.firstDevice, n, accounting.perDevice),
+    ...(s.target ? { target: s.target, derived: { ...DERIVED } } : {}),
   }
 }

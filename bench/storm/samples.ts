@@ -106,4 +106,6 @@ export interface RunSamples {
   wallMs: number
   /** Which slice of the fleet this run was (index 0 of 1 unless sharded). */
   shard: { index: number; count: number; firstDevice: number; fleetDevices: number }
+  /** Target mode: the user's brokers (URLs, never credentials). */
+  target?: { primary: string; secondary: string } | undefined
 }
