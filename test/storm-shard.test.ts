@@ -6,14 +6,13 @@
  * the clock, so the counts themselves differ between runs; what must match is who took part and
  * that nothing was lost, and the merge must be exactly the shards' figures summed by device.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { MergedRecord, ShardRecord } from '../bench/storm/merge.js'
 import { percentileOf } from '../bench/storm/metrics.js'
-import { tsExecArgv } from '../bench/storm/proc.js'
+import { storm } from './storm-cli.js'
 
 const DEVICES = 80
 const SHARDS = 4
@@ -37,27 +36,6 @@ const FLEET = [
 ]
   .flat()
   .map(String)
-
-/** Runs the storm's command line in its own process; resolves with its exit code and output. */
-function storm(args: string[], timeoutMs = 45_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...tsExecArgv(), 'bench/storm/main.ts', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-    })
-    child.stderr.on('data', (d) => {
-      out += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out })
-    })
-  })
-}
 
 const readRecords = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as ShardRecord[]
 

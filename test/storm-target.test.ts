@@ -5,15 +5,14 @@
  * moment. Every device must end on the secondary with nothing lost, the figures that need the
  * broker's side must say they were derived, and the password must be in no output.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startMosquitto, type TestMosquitto } from '@uplink/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tsExecArgv } from '../bench/storm/proc.js'
 import type { StormRecord } from '../bench/storm/record.js'
 import { DERIVED } from '../bench/storm/target.js'
+import { storm } from './storm-cli.js'
 
 const DEVICES = 60
 const PASSWORD = 's3cret-storm-pw'
@@ -37,26 +36,6 @@ function pidOf(broker: TestMosquitto): number {
     if (cmdline.includes(broker.dir) && cmdline.includes('mosquitto')) return Number(entry)
   }
   throw new Error(`no process for ${broker.dir}`)
-}
-
-function storm(args: string[], timeoutMs = 40_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...tsExecArgv(), 'bench/storm/main.ts', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-    })
-    child.stderr.on('data', (d) => {
-      out += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out })
-    })
-  })
 }
 
 describe('fleet storm in target mode', () => {

@@ -65,8 +65,9 @@ export function runCells(r: StormRecord): string[] {
     fmtS(r.recovery.allMs),
     fmtS(r.boundMs),
     String(r.connectAttempts),
-    String(r.peakConnectsPerSec),
-    String(r.acceptRatePerSec),
+    // Target mode: measured from the devices' side (record.derived), marked with *.
+    `${r.peakConnectsPerSec}${r.derived ? '*' : ''}`,
+    `${r.acceptRatePerSec}${r.derived ? '*' : ''}`,
     String(r.messages.published),
     String(r.messages.delivered),
     String(r.messages.lost),
@@ -77,7 +78,10 @@ export function runCells(r: StormRecord): string[] {
 }
 
 export function runsTable(records: StormRecord[]): string {
-  return table(RUN_COLUMNS, records.map(runCells))
+  const note = records.some((r) => r.derived)
+    ? "\n* derived from the devices' side (target mode: the brokers are not ours to see; the record's `derived` says how)"
+    : ''
+  return table(RUN_COLUMNS, records.map(runCells)) + note
 }
 
 function ratio(base: number | null, ours: number | null): string {
