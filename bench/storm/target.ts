@@ -50,7 +50,9 @@ export function normalizeBrokerUrl(flag: string, text: string | undefined): stri
   if (url.username || url.password)
     throw new Error(`${flag} must not carry credentials: use --username-file and --password-file`)
   const port = url.port || (url.protocol === 'mqtts:' ? '8883' : '1883')
-  return `${url.protocol}//${url.hostname}:${port}`
+  // As Uplink names it: mqtt: is not a scheme URL lowercases the host of, and a device's
+  // endpoint would not match a mixed-case --primary.
+  return `${url.protocol}//${url.hostname.toLowerCase()}:${port}`
 }
 
 /** Host and port of a normalized URL, and whether it is TLS. */
