@@ -25,6 +25,23 @@ export function settingsText(config: StormConfig): string {
       `${config.conciergeIntervalMs} ms ±${config.conciergeJitter * 100}%; failover.minStayMs ${config.minStayMs}; ` +
       `dns.family 4, dns.systemFallback off (loopback names only)`,
   ]
+  const t = config.target
+  if (t)
+    // URLs and file names only: the files' contents are never printed.
+    lines.push(
+      `target mode: primary ${t.primary}, secondary ${t.secondary}` +
+        `${t.dnsServer ? ` (DNS via ${t.dnsServer})` : ''}; the failure by ` +
+        `${t.failCmd ? `--fail-cmd (bounded at ${t.cmdTimeoutMs} ms)` : `you, at the end of a ${t.countdownS} s countdown`}` +
+        `${t.usernameFile || t.passwordFile ? '; login from files' : ''}` +
+        `${t.ca || t.cert ? '; TLS files given' : ''}; figures marked * are derived from the devices' side` +
+        " (the DNS flip and health check above are your own failover's)",
+    )
+  if (config.shard.count > 1)
+    lines.push(
+      `shard ${config.shard.index}/${config.shard.count} of the fleet` +
+        `${config.startAt !== undefined ? `, starting at ${new Date(config.startAt).toISOString()}` : ''}` +
+        `${config.failAtMs !== undefined ? `, the failure ${config.failAtMs} ms after it` : ''}`,
+    )
   if (config.clients.includes('mqttjs'))
     lines.push(
       'baseline: MQTT.js 5 MqttClient, reconnectPeriod 1000 ms, clean session, in-memory offline queue, ' +
