@@ -36,6 +36,7 @@ function report(
   return {
     first,
     queued: rest.queued ?? 0,
+    queuedPer: new Uint32Array(devices.length),
     published: Uint32Array.from(devices, (d) => d.published),
     failed: rest.failed ?? new Int32Array(0),
     pending: Uint32Array.from(devices, (d) => d.pending ?? 0),
@@ -105,6 +106,11 @@ function samples(overrides: Partial<RunSamples> = {}): RunSamples {
       duplicates: 1,
       unexpected: 0,
       lostExamples: [],
+      perDevice: {
+        published: Uint32Array.from([2, 1, 1]),
+        delivered: Uint32Array.from([2, 1, 1]),
+        duplicates: Uint32Array.from([1, 0, 0]),
+      },
     },
     memory: { rss: 3 * 10 * 1024, youngGen: 3 * 4 * 1024, heap: 3 * 2 * 1024 },
     cpu: { devices: 8.004, brokers: 2.5, services: 0.333 },
@@ -117,6 +123,7 @@ function samples(overrides: Partial<RunSamples> = {}): RunSamples {
     ],
     machine: { cores: 2, loadAverageAtStart: 0.5, udpDropsBefore: 10, udpDropsAfter: 25 },
     wallMs: 41_260,
+    shard: { index: 0, count: 1, firstDevice: 0, fleetDevices: 3 },
     ...overrides,
   }
 }
@@ -199,6 +206,16 @@ describe('storm record builder', () => {
       load: { workersMaxLagMs: 301, secondaryMaxLagMs: 56 },
       machine: { cores: 2, loadAverageAtStart: 0.5, udpReceiveDropsDuringStorm: 15 },
       wallSeconds: 41.3,
+      shard: { index: 0, count: 1, firstDevice: 0, fleetDevices: 3 },
+      // Per device, in index order: what a merge of shards sums and takes percentiles of.
+      perDevice: {
+        recoveryMs: [2_000, null, 3_000],
+        detectedMs: [500, 700, null],
+        published: [2, 1, 1],
+        delivered: [2, 1, 1],
+        duplicates: [1, 0, 0],
+        attempts: [2, 5, 1],
+      },
     })
   })
 
@@ -238,6 +255,11 @@ describe('storm record builder', () => {
           duplicates: 0,
           unexpected: 2,
           lostExamples,
+          perDevice: {
+            published: Uint32Array.from([2, 1, 1]),
+            delivered: Uint32Array.from([2, 0, 1]),
+            duplicates: Uint32Array.from([0, 0, 0]),
+          },
         },
         machine: {
           cores: 2,

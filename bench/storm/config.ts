@@ -1,4 +1,6 @@
 /** The storm's settings: defaults in one object, flags parsed and checked in one function. */
+import { parseShard, parseStartAt, type Shard, shardSlice } from './shard.js'
+import { normalizeBrokerUrl, type TargetConfig } from './target.js'
 
 export const SCENARIOS = ['crash', 'blackhole', 'dns-flip', 'concierge-flip'] as const
 export type Scenario = (typeof SCENARIOS)[number]
@@ -50,6 +52,14 @@ export interface StormConfig {
   seed: number
   tickMs: number
   progress: boolean
+  /** Target mode: existing brokers instead of the storm's own regions (target.ts). */
+  target?: TargetConfig | undefined
+  /** `--shard I/N`: this process runs the I-th slice of the `devices` (shard.ts). */
+  shard: Shard
+  /** Epoch ms every shard starts at (`--start-at`); undefined: at once. */
+  startAt?: number | undefined
+  /** With `startAt`: the failure is injected this long after it, in every shard alike. */
+  failAtMs?: number | undefined
   json?: string | undefined
   html?: string | undefined
 }
@@ -78,6 +88,7 @@ export const DEFAULTS: StormConfig = {
   seed: 1,
   tickMs: 250,
   progress: true,
+  shard: { index: 0, count: 1 },
 }
 
 export const USAGE = `pnpm bench:storm [flags]
@@ -100,6 +111,20 @@ export const USAGE = `pnpm bench:storm [flags]
   --workers N              device worker processes (default: one per 5 000 devices)
   --probe N                connections in the accept-rate probe (default min(devices, 2000))
   --seed N                 seed for every device's jitter (default ${DEFAULTS.seed})
+  --shard I/N              run the I-th of N slices of the fleet (ids and seeds as in the whole fleet)
+  --start-at TIME          every shard starts then (epoch ms or ISO 8601, e.g. 2026-12-01T11:00:00Z)
+  --fail-at-ms MS          with --start-at: inject the failure MS after it (the same moment in every shard)
+  target mode (your own brokers instead of the built-in aedes regions; Uplink only; crash or blackhole):
+  --primary URL            the broker the fleet starts on (mqtt:// or mqtts://)
+  --secondary URL          the broker it fails over to
+  --username-file F        --password-file F   credentials, read from files (never printed)
+  --ca F  --cert F  --key F                    TLS: CA bundle, client certificate and key (PEM)
+  --dns-server IP[:PORT]   resolve the brokers' names there (default: the system's resolvers)
+  --fail-cmd CMD           shell command that fails the primary at the scenario's moment
+                           (default: a printed countdown; you fail it when it reaches 0)
+  --recover-cmd CMD        shell command run after the run, to bring the primary back
+  --cmd-timeout-ms MS      bound on each command (default 30000)
+  --countdown-s S          without --fail-cmd: the countdown (default 10)
   --json FILE              write one record per run
   --html FILE              write a self-contained page with charts
   --no-progress            no progress bar on stderr`
@@ -131,6 +156,7 @@ const NUMERIC: Record<string, [path: string, min: number, max: number, round?: b
   '--workers': ['workers', 1, 64],
   '--probe': ['probe', 10, 20_000],
   '--seed': ['seed', 0, 2 ** 31],
+  '--fail-at-ms': ['failAtMs', 1_000, 3_600_000],
 }
 
 function setPath(c: StormConfig, path: string, v: number): void {
@@ -174,6 +200,35 @@ export function parseArgs(argv: string[]): StormConfig {
         c.store = v
         break
       }
+      case '--shard':
+        c.shard = parseShard(value())
+        break
+      case '--start-at':
+        c.startAt = parseStartAt(value())
+        break
+      case '--primary':
+      case '--secondary':
+        targetOf(c)[name.slice(2) as 'primary' | 'secondary'] = normalizeBrokerUrl(name, value())
+        break
+      case '--username-file':
+      case '--password-file':
+      case '--ca':
+      case '--cert':
+      case '--key':
+      case '--dns-server':
+      case '--fail-cmd':
+      case '--recover-cmd': {
+        const v = value()
+        if (!v) throw new Error(`${name} needs a value`)
+        targetOf(c)[TARGET_FLAGS[name]] = v
+        break
+      }
+      case '--cmd-timeout-ms':
+        targetOf(c).cmdTimeoutMs = Math.round(num(name, value(), 100, 3_600_000))
+        break
+      case '--countdown-s':
+        targetOf(c).countdownS = Math.round(num(name, value(), 0, 3_600))
+        break
       case '--json':
         c.json = value()
         break
@@ -192,6 +247,10 @@ export function parseArgs(argv: string[]): StormConfig {
   }
   if (c.backoff.maxMs < c.backoff.initialMs)
     throw new Error('--backoff-max-ms must not be below --backoff-initial-ms')
+  if (c.failAtMs !== undefined && c.startAt === undefined)
+    throw new Error('--fail-at-ms needs --start-at')
+  if (c.shard.count > c.devices) throw new Error('--shard: more shards than devices')
+  if (c.target) checkTarget(c, c.target)
   return withFleetDefaults(c)
 }
 
@@ -202,6 +261,45 @@ export function withFleetDefaults(c: StormConfig): StormConfig {
     dnsTtl: c.dnsTtl || Math.max(5, Math.ceil(c.devices / 500)),
     conciergeIntervalMs: c.conciergeIntervalMs || Math.max(5_000, 4 * c.devices),
   }
+}
+
+const TARGET_FLAGS = {
+  '--username-file': 'usernameFile',
+  '--password-file': 'passwordFile',
+  '--ca': 'ca',
+  '--cert': 'cert',
+  '--key': 'key',
+  '--dns-server': 'dnsServer',
+  '--fail-cmd': 'failCmd',
+  '--recover-cmd': 'recoverCmd',
+} as const satisfies Record<string, keyof TargetConfig>
+
+function targetOf(c: StormConfig): TargetConfig {
+  c.target ??= { primary: '', secondary: '', cmdTimeoutMs: 30_000, countdownS: 10 }
+  return c.target
+}
+
+/**
+ * Target mode runs Uplink alone (the baseline has no list of endpoints to fail over along) and
+ * only the scenarios a user's own command can cause: the primary failing.
+ */
+function checkTarget(c: StormConfig, t: TargetConfig): void {
+  if (!t.primary || !t.secondary)
+    throw new Error('target mode needs both --primary and --secondary')
+  if (t.primary === t.secondary) throw new Error('--primary and --secondary must differ')
+  if (c.scenarios.some((s) => s !== 'crash' && s !== 'blackhole'))
+    throw new Error(
+      'target mode runs --scenario crash or blackhole (your --fail-cmd fails the primary)',
+    )
+  c.clients = ['uplink']
+}
+
+/**
+ * The part of the fleet this process runs: its first device index and how many. The fleet-size
+ * defaults (DNS TTL, concierge interval) stay those of the whole fleet, as every shard shares them.
+ */
+export function shardRun(c: StormConfig): { first: number; devices: number } {
+  return shardSlice(c.devices, c.shard)
 }
 
 export class HelpRequested extends Error {}

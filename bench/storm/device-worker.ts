@@ -6,10 +6,12 @@
  */
 import net from 'node:net'
 import { PerformanceObserver } from 'node:perf_hooks'
+import tls from 'node:tls'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { createDevice, type Device, type DeviceSettings, loadSqlite } from './devices.js'
 import { PROBE_PREFIX } from './payload.js'
 import { cpuSeconds, report, serve } from './proc.js'
+import type { TargetAuth } from './target.js'
 
 const NONE = 0
 const PRIMARY = 1
@@ -180,6 +182,30 @@ function gcAndRss(): number {
   return process.memoryUsage.rss()
 }
 
+/** An MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, with the target's login if any. */
+function connectPacket(clientId: string, auth: TargetAuth | undefined): Buffer {
+  const str = (v: string) => {
+    const b = Buffer.from(v)
+    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b])
+  }
+  const flags =
+    0x02 | (auth?.username !== undefined ? 0x80 : 0) | (auth?.password !== undefined ? 0x40 : 0)
+  const body = Buffer.concat([
+    Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, flags, 0x00, 0x3c]),
+    str(clientId),
+    ...(auth?.username !== undefined ? [str(auth.username)] : []),
+    ...(auth?.password !== undefined ? [str(auth.password)] : []),
+  ])
+  // The remaining length, as MQTT's variable-length integer.
+  const len: number[] = []
+  let n = body.length
+  do {
+    len.push((n % 128) | (n >= 128 ? 0x80 : 0))
+    n = Math.floor(n / 128)
+  } while (n > 0)
+  return Buffer.concat([Buffer.from([0x10, ...len]), body])
+}
+
 /**
  * Opens `n` raw MQTT connections (a pre-built CONNECT on a bare socket, the least client work
  * possible), at most `window` awaiting their CONNACK at a time, and times them: the broker's
@@ -194,6 +220,7 @@ function probe(
   window: number,
   tag: string,
   timeoutMs: number,
+  target: { secure: boolean; auth: TargetAuth } | undefined,
 ): Promise<{ ok: number; failed: number; firstSentAt: number; lastAckAt: number }> {
   return new Promise((resolve) => {
     const sockets: net.Socket[] = []
@@ -217,14 +244,15 @@ function probe(
     const timer = setTimeout(finish, timeoutMs)
     const open = () => {
       const i = started++
-      const id = Buffer.from(`${PROBE_PREFIX}${tag}-${i}`)
-      const body = Buffer.concat([
-        Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c]),
-        Buffer.from([id.length >> 8, id.length & 0xff]),
-        id,
-      ])
-      const connect = Buffer.concat([Buffer.from([0x10, body.length]), body])
-      const socket = net.connect({ host, port })
+      const connect = connectPacket(`${PROBE_PREFIX}${tag}-${i}`, target?.auth)
+      const socket: net.Socket = target?.secure
+        ? tls.connect({
+            host,
+            port,
+            servername: net.isIP(host) ? undefined : host,
+            ...target.auth.tls,
+          })
+        : net.connect({ host, port })
       sockets.push(socket)
       let settled = false
       const once = (success: boolean) => {
@@ -238,7 +266,7 @@ function probe(
         if (done === n) finish()
         else if (started < n && !finished) open()
       }
-      socket.on('connect', () => socket.write(connect))
+      socket.on(target?.secure ? 'secureConnect' : 'connect', () => socket.write(connect))
       socket.once('data', (data: Buffer) => once(data[0] === 0x20 && data[3] === 0))
       socket.on('error', () => once(false))
       socket.on('close', () => once(false))
@@ -283,6 +311,7 @@ serve(async (m) => {
         Number(m.window ?? 64),
         String(m.tag),
         Number(m.timeoutMs ?? 15_000),
+        m.auth ? { secure: Boolean(m.secure), auth: m.auth as TargetAuth } : undefined,
       )
     case 'start':
       await startDevices(Number(m.rampPerSec))
@@ -320,11 +349,12 @@ serve(async (m) => {
       for (let j = 0; j < devices.length; j++)
         attempts[j] = (devices[j] as Device).attempts() - (attemptsAtMark[j] as number)
       tick()
-      let queued = 0
-      for (const d of devices) queued += d.queued()
+      const queuedPer = Uint32Array.from(devices, (d) => d.queued())
+      const queued = queuedPer.reduce((a, b) => a + b, 0)
       return {
         first,
         queued,
+        queuedPer,
         published: nextSeq,
         failed: Int32Array.from(failed),
         pending,

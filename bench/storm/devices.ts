@@ -10,12 +10,19 @@ import { join } from 'node:path'
 import { createUplink, type Outbox, type Uplink } from '@uplink/client'
 import { MqttClient } from 'mqtt'
 import { deviceId, makePayload, topicFor } from './payload.js'
+import type { TargetAuth } from './target.js'
 
 export interface DeviceSettings {
   client: 'uplink' | 'mqttjs'
   host: string
   port: number
-  dnsServer: string
+  /** Undefined: the system's resolvers (target mode without --dns-server). */
+  dnsServer: string | undefined
+  /**
+   * Target mode: the user's brokers, primary first, and the login; the worker tells them apart
+   * by the endpoint a device connected to, not by its address (both may share one).
+   */
+  target?: { endpoints: string[]; auth: TargetAuth } | undefined
   keepalive: number
   connectTimeoutMs: number
   backoff: { initialMs: number; maxMs: number; jitter: 'full'; stableMs: number }
@@ -89,14 +96,23 @@ function uplinkDevice(index: number, s: DeviceSettings, events: DeviceEvents): D
   }
   const uplink: Uplink = createUplink({
     clientId: id,
-    endpoints: [`mqtt://${s.host}:${s.port}`],
-    dns: {
-      servers: [s.dnsServer],
-      family: 4,
-      // Loopback only: a device must never ask the machine's real resolvers about test names.
-      systemFallback: false,
-      ...(s.dnsWatch ? { watch: s.dnsWatch } : {}),
-    },
+    endpoints: s.target?.endpoints ?? [`mqtt://${s.host}:${s.port}`],
+    ...(s.target
+      ? {
+          ...(s.dnsServer ? { dns: { servers: [s.dnsServer] } } : {}),
+          ...(s.target.auth.username !== undefined ? { username: s.target.auth.username } : {}),
+          ...(s.target.auth.password !== undefined ? { password: s.target.auth.password } : {}),
+          ...(s.target.auth.tls ? { tls: s.target.auth.tls } : {}),
+        }
+      : {
+          dns: {
+            servers: [s.dnsServer as string],
+            family: 4 as const,
+            // Loopback only: a device must never ask the machine's real resolvers about test names.
+            systemFallback: false,
+            ...(s.dnsWatch ? { watch: s.dnsWatch } : {}),
+          },
+        }),
     keepalive: s.keepalive,
     connectTimeoutMs: s.connectTimeoutMs,
     backoff: s.backoff,
@@ -105,7 +121,7 @@ function uplinkDevice(index: number, s: DeviceSettings, events: DeviceEvents): D
     ...(outbox ? { outbox } : {}),
     random: seededRandom(s.seed * 1_000_003 + index),
   })
-  uplink.on('connect', (e) => events.connected(e.address))
+  uplink.on('connect', (e) => events.connected(s.target ? e.endpoint : e.address))
   uplink.on('disconnect', () => events.disconnected())
   // 'connecting' is one reconnect attempt, 'migrating' one make-before-break attempt.
   uplink.on('state', (e) => {
@@ -163,7 +179,7 @@ function lookupVia(server: string): net.LookupFunction {
 function mqttjsDevice(index: number, s: DeviceSettings, events: DeviceEvents): Device {
   const id = deviceId(index)
   const topic = topicFor(index)
-  const lookup = lookupVia(s.dnsServer)
+  const lookup = lookupVia(s.dnsServer as string)
   let attempts = 0
   let client: MqttClient | undefined
   return {

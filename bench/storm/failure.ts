@@ -5,6 +5,8 @@
 import { type Fleet, fleetSum } from './fleet.js'
 import { BROKER_NAME, REGION_B_NAME, type Regions, SECONDARY_ADDRESS } from './regions.js'
 import { type RunContext, sleep } from './run-context.js'
+import { msUntil } from './shard.js'
+import { runCommand, type TargetConfig } from './target.js'
 
 export class Failure {
   /** Epoch ms of the failure. */
@@ -40,15 +42,32 @@ export class Failure {
   }
 }
 
+/**
+ * Sharded runs share the scenario's clock: with `--start-at` and `--fail-at-ms` every shard
+ * injects its failure at the same moment, however long its own start took.
+ */
+export async function awaitFailureMoment(ctx: RunContext): Promise<void> {
+  const { startAt, failAtMs } = ctx.config
+  if (startAt === undefined || failAtMs === undefined) return
+  const wait = msUntil(startAt + failAtMs, Date.now())
+  if (wait === 0)
+    ctx.log(
+      `${ctx.scenario} / ${ctx.client}: --fail-at-ms passed before the fleet was ready; failing now`,
+    )
+  ctx.progress.phase(`failure in ${(wait / 1000).toFixed(1)} s (shared clock)`)
+  await sleep(wait)
+}
+
 /** Fails the primary the scenario's way; the returned Failure's t0 is the moment it did. */
 export async function injectFailure(ctx: RunContext, regions: Regions): Promise<Failure> {
+  if (ctx.config.target) return failTarget(ctx, ctx.config.target)
   const failure = new Failure(ctx)
   switch (ctx.scenario) {
     case 'crash':
-      void regions.primary.child.exited.then(() => {
+      void regions.primary.child?.exited.then(() => {
         failure.primaryGoneMs = Date.now() - failure.t0
       })
-      regions.primary.child.process.kill('SIGKILL')
+      regions.primary.child?.process.kill('SIGKILL')
       failure.flipAfterHealthCheck()
       break
     case 'blackhole':
@@ -67,6 +86,40 @@ export async function injectFailure(ctx: RunContext, regions: Regions): Promise<
   }
   return failure
 }
+
+/**
+ * Target mode: the user's command fails the primary (the failure's moment is when it starts;
+ * `primaryGoneMs` when it returned), or the user does, at the end of a printed countdown. Where
+ * DNS points and when is up to the user's own failover: the storm just watches the devices.
+ */
+async function failTarget(ctx: RunContext, target: TargetConfig): Promise<Failure> {
+  if (!target.failCmd) {
+    for (let s = target.countdownS; s > 0; s--) {
+      ctx.log(`${ctx.scenario}: fail the primary in ${s} s`)
+      await sleep(1_000)
+    }
+    ctx.log(`${ctx.scenario}: fail the primary NOW`)
+    return new Failure(ctx)
+  }
+  const failure = new Failure(ctx)
+  const r = await runCommand(target.failCmd, target.cmdTimeoutMs)
+  failure.primaryGoneMs = r.ms
+  ctx.log(`${ctx.scenario}: --fail-cmd ${commandText(r)}`)
+  return failure
+}
+
+/** Target mode, after the run: the user's command that brings the primary back. */
+export async function recoverTarget(ctx: RunContext): Promise<void> {
+  const cmd = ctx.config.target?.recoverCmd
+  if (!cmd) return
+  const r = await runCommand(cmd, ctx.config.target?.cmdTimeoutMs ?? 30_000)
+  ctx.log(`${ctx.scenario}: --recover-cmd ${commandText(r)}`)
+}
+
+// The command line itself is not echoed: it is the user's, and may name a secret.
+const commandText = (r: Awaited<ReturnType<typeof runCommand>>) =>
+  `${r.ok ? 'done' : `failed (exit ${r.code ?? 'killed at the timeout'})`} in ${r.ms} ms` +
+  (r.output ? `: ${r.output}` : '')
 
 /**
  * Waits (bounded) for every device to be on the secondary, then the tail of steady publishing

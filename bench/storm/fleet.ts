@@ -29,12 +29,16 @@ export interface Fleet {
 export function deviceSettings(ctx: RunContext, regions: Regions): DeviceSettings {
   const { config, scenario, client } = ctx
   const { dns, concierge } = ctx.servers
-  if (!dns) throw new Error('the DNS server is not running')
+  const { target } = regions
+  if (!dns && !target) throw new Error('the DNS server is not running')
   return {
     client,
     host: BROKER_NAME,
     port: regions.port,
-    dnsServer: dns.server,
+    dnsServer: target ? config.target?.dnsServer : dns?.server,
+    target: target
+      ? { endpoints: [target.primary, target.secondary], auth: target.auth }
+      : undefined,
     keepalive: config.keepalive,
     connectTimeoutMs: config.connectTimeoutMs,
     backoff: { ...config.backoff, jitter: 'full' },
@@ -50,7 +54,7 @@ export function deviceSettings(ctx: RunContext, regions: Regions): DeviceSetting
             jitter: config.conciergeJitter,
           }
         : undefined,
-    allowedHosts: ['*.storm.test'],
+    allowedHosts: target ? [] : ['*.storm.test'],
     minStayMs: config.minStayMs,
     store: config.store,
     storeDir: ctx.dir,
@@ -69,8 +73,9 @@ export async function startFleet(
   ctx.progress.phase('starting device workers')
   const workers: Worker[] = []
   for (let w = 0; w < workerCount; w++) {
-    const first = Math.floor((n * w) / workerCount)
-    const count = Math.floor((n * (w + 1)) / workerCount) - first
+    const offset = Math.floor((n * w) / workerCount)
+    const count = Math.floor((n * (w + 1)) / workerCount) - offset
+    const first = ctx.firstDevice + offset
     const child = ctx.fork('device-worker.ts', `devices-${w}`, { gc: true })
     const ticks: WorkerTick[] = []
     child.onMessage((m) => {
@@ -85,8 +90,9 @@ export async function startFleet(
         settings,
         first: w.first,
         count: w.count,
-        primaryAddress: PRIMARY_ADDRESS,
-        secondaryAddress: SECONDARY_ADDRESS,
+        // Target mode: told apart by endpoint (the user's brokers may share an address).
+        primaryAddress: regions.target?.primary ?? PRIMARY_ADDRESS,
+        secondaryAddress: regions.target?.secondary ?? SECONDARY_ADDRESS,
         tickMs: ctx.config.tickMs,
       }),
     ),

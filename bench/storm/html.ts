@@ -4,7 +4,6 @@
  * second (with the secondary's accepted connects and its measured accept rate). Inline SVG only.
  */
 import { availableParallelism } from 'node:os'
-import type { StormConfig } from './config.js'
 import { fmtS } from './format.js'
 import { RUN_COLUMNS, runCells, type TargetCheck } from './report.js'
 import type { StormRun } from './storm.js'
@@ -241,7 +240,6 @@ function htmlTable(headers: string[], rows: string[][]): string {
 
 export function renderHtml(
   runs: StormRun[],
-  config: StormConfig,
   texts: { settings: string; checks: TargetCheck[] },
 ): string {
   const scenarios = [...new Set(runs.map((r) => r.record.scenario))]
@@ -269,7 +267,7 @@ td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
 svg text{font-family:system-ui,sans-serif}.tick{font-size:10px;fill:#4a5568}.axis{font-size:11px;fill:#2d3748}
 .title{font-size:13px;font-weight:600;fill:#1a202c}.note{font-size:10px}.legend{font-size:11px;fill:#2d3748}
 </style></head><body>
-<h1>Uplink fleet reconnect storm: ${config.devices} devices</h1>
+<h1>Uplink fleet reconnect storm: ${Math.max(0, ...runs.map((r) => r.record.devices))} devices</h1>
 <pre>${esc(texts.settings)}</pre>
 ${runsHtml}
 ${texts.checks.length ? `<h2>Targets (Uplink)</h2>${checks}` : ''}

@@ -108,6 +108,8 @@ export interface Accounting {
   unexpected: number
   /** Per-device examples of lost seqs, for a reproduction. */
   lostExamples: Array<{ device: number; seq: number }>
+  /** The same counts per device index (what a merge of shards sums by device). */
+  perDevice: { published: Uint32Array; delivered: Uint32Array; duplicates: Uint32Array }
 }
 
 /**
@@ -121,6 +123,11 @@ export function account(ledger: DeviceLedger, receiptFiles: string[]): Accountin
   for (let d = 0; d < n; d++) seen[d] = new Uint8Array(ledger.issued[d] as number)
   let unexpected = 0
   let duplicates = 0
+  const perDevice = {
+    published: new Uint32Array(n),
+    delivered: new Uint32Array(n),
+    duplicates: new Uint32Array(n),
+  }
   for (const file of receiptFiles) {
     let buffer: Buffer
     try {
@@ -136,7 +143,10 @@ export function account(ledger: DeviceLedger, receiptFiles: string[]): Accountin
         unexpected++
         continue
       }
-      if ((row[seq] as number) > 0) duplicates++
+      if ((row[seq] as number) > 0) {
+        duplicates++
+        perDevice.duplicates[d] = (perDevice.duplicates[d] as number) + 1
+      }
       if ((row[seq] as number) < 255) row[seq] = (row[seq] as number) + 1
     }
   }
@@ -149,8 +159,11 @@ export function account(ledger: DeviceLedger, receiptFiles: string[]): Accountin
     for (let seq = 0; seq < row.length; seq++) {
       if (skip?.has(seq)) continue
       published++
-      if ((row[seq] as number) > 0) delivered++
-      else if (lostExamples.length < 10) lostExamples.push({ device: d, seq })
+      perDevice.published[d] = (perDevice.published[d] as number) + 1
+      if ((row[seq] as number) > 0) {
+        delivered++
+        perDevice.delivered[d] = (perDevice.delivered[d] as number) + 1
+      } else if (lostExamples.length < 10) lostExamples.push({ device: d, seq })
     }
   }
   return {
@@ -160,5 +173,41 @@ export function account(ledger: DeviceLedger, receiptFiles: string[]): Accountin
     duplicates,
     unexpected,
     lostExamples,
+    perDevice,
+  }
+}
+
+/**
+ * Target mode's accounting, from the devices' side (no receipts at the user's brokers): a
+ * published message counts as delivered once no device holds it any more (its broker
+ * acknowledged it); what a device still held at the end, or its outbox dropped, is lost.
+ * Duplicates cannot be seen from here (0).
+ */
+export function accountFromDevices(
+  ledger: DeviceLedger,
+  queuedPer: Map<number, number>,
+  drops: number,
+): Accounting {
+  const n = ledger.issued.length
+  const perDevice = {
+    published: new Uint32Array(n),
+    delivered: new Uint32Array(n),
+    duplicates: new Uint32Array(n),
+  }
+  for (let d = 0; d < n; d++) {
+    const published = (ledger.issued[d] as number) - (ledger.notPublished.get(d)?.size ?? 0)
+    perDevice.published[d] = published
+    perDevice.delivered[d] = Math.max(0, published - (queuedPer.get(d) ?? 0))
+  }
+  const published = perDevice.published.reduce((a, b) => a + b, 0)
+  const delivered = Math.max(0, perDevice.delivered.reduce((a, b) => a + b, 0) - drops)
+  return {
+    published,
+    delivered,
+    lost: published - delivered,
+    duplicates: 0,
+    unexpected: 0,
+    lostExamples: [],
+    perDevice,
   }
 }

@@ -4,7 +4,8 @@
  */
 import type { Fleet } from './fleet.js'
 import { type Regions, SECONDARY_ADDRESS, secondaryClients } from './regions.js'
-import type { RunContext } from './run-context.js'
+import { type RunContext, sleep } from './run-context.js'
+import { brokerParts } from './target.js'
 
 export interface AcceptRate {
   /** CONNECTs per second the broker completed, the better of the measured rounds. */
@@ -15,6 +16,14 @@ export interface AcceptRate {
   /** And as the probing client saw it: CONNACKs, and the ms from its first send to the last. */
   clientAcks: number
   clientSpanMs: number
+  /** Target mode: timed at the probing clients, not at the broker. */
+  derived: boolean
+}
+
+/** CONNACKs per second at the probing clients: the rate when the broker's side is not seen. */
+export function clientRate(acks: number, spanMs: number): { perSec: number; spanMs: number } {
+  const span = Math.max(1, spanMs)
+  return { perSec: Math.round((acks * 1_000) / span), spanMs: span }
 }
 
 /** A round's connect times at the broker, as a rate: connects after the first per second. */
@@ -36,6 +45,11 @@ export async function measureAcceptRate(
   // probe processes measure the CPU contention, not the broker.
   const prober = fleet.workers[0]
   if (!prober) throw new Error('no device worker to probe from')
+  // Target mode: the user's secondary, timed at the probing clients (no broker log to read).
+  const target = regions.target
+  const to = target
+    ? brokerParts(target.secondary)
+    : { host: SECONDARY_ADDRESS, port: regions.port }
   const probeRound = async (total: number, tag: string) => {
     const client = await prober.child.request<{
       ok: number
@@ -45,8 +59,9 @@ export async function measureAcceptRate(
     }>(
       {
         type: 'probe',
-        host: SECONDARY_ADDRESS,
-        port: regions.port,
+        host: to.host,
+        port: to.port,
+        ...(target ? { secure: brokerParts(target.secondary).secure, auth: target.auth } : {}),
         count: total,
         // As many at once as fit the broker's listen backlog (Node's default 511): beyond it
         // the kernel drops SYNs and the 1 s SYN retransmit would be measured, not the broker.
@@ -55,13 +70,16 @@ export async function measureAcceptRate(
       },
       60_000,
     )
-    const broker = await regions.secondary.child.request<{ at: number[] }>({
-      type: 'probe-connects',
-    })
-    return { client, at: broker.at }
+    const secondary = regions.secondary.child
+    const broker = secondary
+      ? await secondary.request<{ at: number[] }>({ type: 'probe-connects' })
+      : undefined
+    return { client, at: broker?.at }
   }
-  // The probe's clients say DISCONNECT; each round starts on an empty secondary.
-  const emptied = () => ctx.waitUntil(() => secondaryClients(regions) === 0, 10_000)
+  // The probe's clients say DISCONNECT; each round starts on an empty secondary (target mode:
+  // no way to see it; the clients' DISCONNECTs are all there is).
+  const emptied = () =>
+    target ? sleep(500) : ctx.waitUntil(() => secondaryClients(regions) === 0, 10_000)
   // A first, unmeasured round warms the broker's code paths up (JIT), as a long-running
   // broker's would be; then the better of two measured rounds (a busy moment of a shared
   // 2-core machine should not pass for the broker's capacity).
@@ -70,14 +88,16 @@ export async function measureAcceptRate(
   for (const tag of ['m', 'n']) {
     await emptied()
     const round = await probeRound(probeCount, tag)
-    const rate = acceptRateOf(round.at)
+    const clientSpanMs = round.client.lastAckAt - round.client.firstSentAt
+    const rate = round.at ? acceptRateOf(round.at) : clientRate(round.client.ok, clientSpanMs)
     if (!best || rate.perSec > best.perSec) {
       best = {
         perSec: rate.perSec,
-        brokerConnects: round.at.length,
-        brokerSpanMs: rate.spanMs,
+        brokerConnects: round.at?.length ?? 0,
+        brokerSpanMs: round.at ? rate.spanMs : 0,
         clientAcks: round.client.ok,
-        clientSpanMs: round.client.lastAckAt - round.client.firstSentAt,
+        clientSpanMs,
+        derived: !round.at,
       }
     }
   }

@@ -4,8 +4,9 @@
  */
 import type { ClientKind, Scenario } from './config.js'
 import { round } from './format.js'
-import { type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
+import { type Accounting, type DeviceLedger, maxLag, peakRate, percentileOf } from './metrics.js'
 import type { DeviceReport, MemorySample, RunSamples } from './samples.js'
+import { DERIVED } from './target.js'
 
 /** One run's figures in the design's record format, plus what a reader needs to judge them. */
 export interface StormRecord {
@@ -71,6 +72,31 @@ export interface StormRecord {
   machine: { cores: number; loadAverageAtStart: number; udpReceiveDropsDuringStorm?: number }
   wallSeconds: number
   lostExamples?: Array<{ device: number; seq: number }>
+  /** Which slice of the fleet this run was (`--shard`): `devices` above counts the slice. */
+  shard: { index: number; count: number; firstDevice: number; fleetDevices: number }
+  /**
+   * Per device of the slice, from `firstDevice` on: what an exact merge of shards needs (merge.ts
+   * sums the counts by device id and recomputes the percentiles from the union of recoveries).
+   */
+  perDevice: PerDevice
+  /** Target mode: the user's brokers (URLs only; credentials are never written). */
+  target?: { primary: string; secondary: string }
+  /**
+   * Target mode: the figures that would need the broker's side, each derived from the devices'
+   * side instead, with how.
+   */
+  derived?: Record<string, string>
+}
+
+export interface PerDevice {
+  /** ms from the failure to the device's first CONNACK on the secondary; null: never. */
+  recoveryMs: Array<number | null>
+  /** ms from the failure until the device noticed its connection gone; null: never. */
+  detectedMs: Array<number | null>
+  published: number[]
+  delivered: number[]
+  duplicates: number[]
+  attempts: number[]
 }
 
 /** The fleet's per-device reports, summed up. */
@@ -110,6 +136,35 @@ export function deviceFigures(reports: DeviceReport[], t0: number): DeviceFigure
     for (const [k, v] of Object.entries(r.errors)) figures.errors[k] = (figures.errors[k] ?? 0) + v
   }
   return figures
+}
+
+/** The slice's per-device figures, ordered by device index from `first`. */
+export function perDeviceOf(
+  reports: DeviceReport[],
+  t0: number,
+  first: number,
+  devices: number,
+  perDevice: Accounting['perDevice'],
+): PerDevice {
+  const out: PerDevice = {
+    recoveryMs: new Array(devices).fill(null),
+    detectedMs: new Array(devices).fill(null),
+    published: Array.from(perDevice.published.subarray(first, first + devices)),
+    delivered: Array.from(perDevice.delivered.subarray(first, first + devices)),
+    duplicates: Array.from(perDevice.duplicates.subarray(first, first + devices)),
+    attempts: new Array(devices).fill(0),
+  }
+  for (const r of reports) {
+    for (let j = 0; j < r.published.length; j++) {
+      const k = r.first + j - first
+      const at = r.firstSecondaryAt[j] as number
+      out.recoveryMs[k] = at > 0 ? at - t0 : null
+      const lossAt = r.firstLossAt[j] as number
+      out.detectedMs[k] = lossAt > 0 ? lossAt - t0 : null
+      out.attempts[k] = r.attempts[j] as number
+    }
+  }
+  return out
 }
 
 /**
@@ -163,8 +218,11 @@ export function buildRecord(s: RunSamples): StormRecord {
   const detected = (f: number) =>
     losses.length ? (percentileOf(losses, losses.length, f) ?? null) : null
   const recoveredAll = p(1)
+  // Target mode sees no broker: the devices' first CONNACKs at the secondary stand in for both.
   const secondaryAt = (pick: 'connects' | 'accepts') =>
-    s.secondaryTicks.flatMap((t) => t[pick]).filter((at) => at >= s.t0)
+    s.target
+      ? fleet.recoveries.map((ms) => s.t0 + ms)
+      : s.secondaryTicks.flatMap((t) => t[pick]).filter((at) => at >= s.t0)
   // The storm's window for lateness: from the failure until the whole fleet had moved.
   const stormEnd = s.t0 + (recoveredAll ?? s.end - s.t0)
   const { udpDropsBefore, udpDropsAfter } = s.machine
@@ -235,5 +293,8 @@ export function buildRecord(s: RunSamples): StormRecord {
     },
     wallSeconds: round(s.wallMs / 1000, 1),
     ...(accounting.lost > 0 ? { lostExamples: accounting.lostExamples } : {}),
+    shard: s.shard,
+    perDevice: perDeviceOf(s.reports, s.t0, s.shard.firstDevice, n, accounting.perDevice),
+    ...(s.target ? { target: s.target, derived: { ...DERIVED } } : {}),
   }
 }

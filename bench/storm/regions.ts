@@ -8,6 +8,7 @@ import { startConcierge, startDnsServer } from '@uplink/testkit'
 import type { Child } from './proc.js'
 import type { RunContext } from './run-context.js'
 import type { BrokerTick } from './samples.js'
+import { brokerParts, readTargetAuth, type TargetAuth, type TargetConfig } from './target.js'
 
 /** The fleet's broker name, and the second region's own name for the concierge's directive. */
 export const BROKER_NAME = 'mqtt.storm.test'
@@ -18,7 +19,8 @@ export const SECONDARY_ADDRESS = '127.0.0.2'
 const HIDDEN_PRIMARY_ADDRESS = '127.0.0.3'
 
 export interface Broker {
-  child: Child
+  /** Undefined in target mode: the user's broker, seen only from the devices. */
+  child?: Child | undefined
   /** Filled as the broker reports. */
   ticks: BrokerTick[]
   /** Its receipts file: (device, seq) of every telemetry PUBLISH it acknowledged. */
@@ -32,8 +34,10 @@ export interface Regions {
   secondary: Broker
   /** Blackhole only: the fault proxy that holds the primary's address. */
   proxy?: { child: Child; cpuAtStart: number } | undefined
-  /** The port the fleet connects to, in both regions. */
+  /** The port the fleet connects to, in both regions (target mode: the primary's). */
   port: number
+  /** Target mode: the user's brokers (normalized URLs) and what the devices log in with. */
+  target?: { primary: string; secondary: string; auth: TargetAuth } | undefined
 }
 
 async function startBroker(ctx: RunContext, name: string, host: string, port: number) {
@@ -53,8 +57,30 @@ async function startBroker(ctx: RunContext, name: string, host: string, port: nu
   return { child, ticks, receipts, port: started.port, cpuAtStart: started.cpu }
 }
 
+/** Target mode: nothing to start; the brokers are the user's, seen from the devices only. */
+function targetRegions(target: TargetConfig): Regions {
+  const remote = (url: string): Broker => ({
+    ticks: [],
+    receipts: '',
+    port: brokerParts(url).port,
+    cpuAtStart: 0,
+  })
+  const primary = remote(target.primary)
+  return {
+    primary,
+    secondary: remote(target.secondary),
+    port: primary.port,
+    target: {
+      primary: target.primary,
+      secondary: target.secondary,
+      auth: readTargetAuth(target),
+    },
+  }
+}
+
 export async function startRegions(ctx: RunContext, proxyShards: number): Promise<Regions> {
   const { config, scenario } = ctx
+  if (config.target) return targetRegions(config.target)
   ctx.progress.phase('starting brokers')
   const blackhole = scenario === 'blackhole'
   const primary = await startBroker(
@@ -98,7 +124,7 @@ export function secondaryClients(regions: Regions): number {
 /** CPU seconds the brokers and the proxy used since they started (a killed one: to its last tick). */
 export async function regionsCpuSeconds(regions: Regions): Promise<number> {
   const brokerCpu = async (b: Broker) => {
-    if (b.child.alive) {
+    if (b.child?.alive) {
       const s = await b.child.request<{ cpu: number }>({ type: 'stats' }).catch(() => undefined)
       if (s) return s.cpu - b.cpuAtStart
     }
@@ -118,7 +144,8 @@ export async function regionsCpuSeconds(regions: Regions): Promise<number> {
 export async function stopBrokers(regions: Regions): Promise<void> {
   await Promise.all(
     [regions.secondary, regions.primary]
-      .filter((b) => b.child.alive)
-      .map((b) => b.child.request({ type: 'stop' }, 20_000).catch(() => {})),
+      .map((b) => b.child)
+      .filter((c) => c?.alive)
+      .map((c) => c?.request({ type: 'stop' }, 20_000).catch(() => {})),
   )
 }

@@ -25,6 +25,23 @@ export function settingsText(config: StormConfig): string {
       `${config.conciergeIntervalMs} ms ±${config.conciergeJitter * 100}%; failover.minStayMs ${config.minStayMs}; ` +
       `dns.family 4, dns.systemFallback off (loopback names only)`,
   ]
+  const t = config.target
+  if (t)
+    // URLs and file names only: the files' contents are never printed.
+    lines.push(
+      `target mode: primary ${t.primary}, secondary ${t.secondary}` +
+        `${t.dnsServer ? ` (DNS via ${t.dnsServer})` : ''}; the failure by ` +
+        `${t.failCmd ? `--fail-cmd (bounded at ${t.cmdTimeoutMs} ms)` : `you, at the end of a ${t.countdownS} s countdown`}` +
+        `${t.usernameFile || t.passwordFile ? '; login from files' : ''}` +
+        `${t.ca || t.cert ? '; TLS files given' : ''}; figures marked * are derived from the devices' side` +
+        " (the DNS flip and health check above are your own failover's)",
+    )
+  if (config.shard.count > 1)
+    lines.push(
+      `shard ${config.shard.index}/${config.shard.count} of the fleet` +
+        `${config.startAt !== undefined ? `, starting at ${new Date(config.startAt).toISOString()}` : ''}` +
+        `${config.failAtMs !== undefined ? `, the failure ${config.failAtMs} ms after it` : ''}`,
+    )
   if (config.clients.includes('mqttjs'))
     lines.push(
       'baseline: MQTT.js 5 MqttClient, reconnectPeriod 1000 ms, clean session, in-memory offline queue, ' +
@@ -65,8 +82,9 @@ export function runCells(r: StormRecord): string[] {
     fmtS(r.recovery.allMs),
     fmtS(r.boundMs),
     String(r.connectAttempts),
-    String(r.peakConnectsPerSec),
-    String(r.acceptRatePerSec),
+    // Target mode: measured from the devices' side (record.derived), marked with *.
+    `${r.peakConnectsPerSec}${r.derived ? '*' : ''}`,
+    `${r.acceptRatePerSec}${r.derived ? '*' : ''}`,
     String(r.messages.published),
     String(r.messages.delivered),
     String(r.messages.lost),
@@ -77,7 +95,10 @@ export function runCells(r: StormRecord): string[] {
 }
 
 export function runsTable(records: StormRecord[]): string {
-  return table(RUN_COLUMNS, records.map(runCells))
+  const note = records.some((r) => r.derived)
+    ? "\n* derived from the devices' side (target mode: the brokers are not ours to see; the record's `derived` says how)"
+    : ''
+  return table(RUN_COLUMNS, records.map(runCells)) + note
 }
 
 function ratio(base: number | null, ours: number | null): string {

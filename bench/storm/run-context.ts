@@ -8,7 +8,13 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { TestConcierge, TestDnsServer } from '@uplink/testkit'
-import { type ClientKind, type Scenario, type StormConfig, withFleetDefaults } from './config.js'
+import {
+  type ClientKind,
+  type Scenario,
+  type StormConfig,
+  shardRun,
+  withFleetDefaults,
+} from './config.js'
 import { round } from './format.js'
 import { type Child, endChild, forkChild } from './proc.js'
 import { Progress } from './progress.js'
@@ -20,7 +26,10 @@ export interface RunHooks {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export class RunContext {
+  /** The settings of this process's part of the fleet: `devices` is the shard's slice. */
   readonly config: StormConfig
+  /** The index of this process's first device in the whole fleet (0 unless sharded). */
+  readonly firstDevice: number
   readonly log: (line: string) => void
   readonly progress: Progress
   readonly startedAt = Date.now()
@@ -40,7 +49,11 @@ export class RunContext {
     input: StormConfig,
     hooks: RunHooks = {},
   ) {
-    this.config = withFleetDefaults(input)
+    // Fleet-size defaults from the whole fleet (every shard shares them), then the slice.
+    const whole = withFleetDefaults(input)
+    const slice = shardRun(whole)
+    this.config = { ...whole, devices: slice.devices }
+    this.firstDevice = slice.first
     this.log = hooks.log ?? (() => {})
     this.progress = new Progress(this.config.progress, `${scenario} / ${client}`)
     this.cpuAtStart = process.cpuUsage()

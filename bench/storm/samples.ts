@@ -42,6 +42,8 @@ export interface MemorySample {
 export interface DeviceReport {
   first: number
   queued: number
+  /** Per device: messages still waiting or in flight at the end. */
+  queuedPer: Uint32Array
   /** Messages issued (the next seq). */
   published: Uint32Array
   /** Pairs (device index, seq) whose publish() rejected. */
@@ -102,4 +104,8 @@ export interface RunSamples {
     udpDropsAfter: number | undefined
   }
   wallMs: number
+  /** Which slice of the fleet this run was (index 0 of 1 unless sharded). */
+  shard: { index: number; count: number; firstDevice: number; fleetDevices: number }
+  /** Target mode: the user's brokers (URLs, never credentials). */
+  target?: { primary: string; secondary: string } | undefined
 }

@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import type { ClientKind, Scenario, StormConfig } from './config.js'
-import { injectFailure, watchRecovery } from './failure.js'
+import { awaitFailureMoment, injectFailure, recoverTarget, watchRecovery } from './failure.js'
 import {
   collectFleet,
   connectFleet,
@@ -23,13 +23,14 @@ import {
 } from './fleet.js'
 import { fmtS } from './format.js'
 import { udpReceiveDrops } from './machine.js'
-import { account } from './metrics.js'
+import { account, accountFromDevices } from './metrics.js'
 import { type AcceptRate, measureAcceptRate } from './probe.js'
 import { openFileLimit } from './proc.js'
 import { buildRecord, ledgerOf, type StormRecord } from './record.js'
 import { type Regions, regionsCpuSeconds, startRegions, stopBrokers } from './regions.js'
-import { RunContext, type RunHooks } from './run-context.js'
-import type { RecoveryBound, RunSamples } from './samples.js'
+import { RunContext, type RunHooks, sleep } from './run-context.js'
+import type { DeviceReport, RecoveryBound, RunSamples } from './samples.js'
+import { msUntil } from './shard.js'
 import { buildTimeline, type StormTimeline } from './timeline.js'
 
 export interface StormRun {
@@ -98,6 +99,12 @@ export async function runScenario(
   const ctx = new RunContext(scenario, client, input, hooks)
   try {
     const { config } = ctx
+    // Every shard starts at the shared moment (a pod that came up early waits for the rest).
+    const startIn = msUntil(config.startAt, Date.now())
+    if (startIn > 0) {
+      ctx.progress.phase(`starting in ${(startIn / 1000).toFixed(1)} s (--start-at)`)
+      await sleep(startIn)
+    }
     const plan = layout(config)
     const regions = await startRegions(ctx, plan.proxyShards)
     const fleet = await startFleet(ctx, regions, plan.workers)
@@ -107,6 +114,7 @@ export async function runScenario(
     await connectFleet(ctx, fleet, rate.perSec)
     const memory = await warmUp(ctx, fleet)
     const udpDropsBefore = udpReceiveDrops()
+    await awaitFailureMoment(ctx)
     const failure = await injectFailure(ctx, regions)
     await watchRecovery(ctx, fleet, failure, bound.total)
     const { udpDropsAfter, ...counted } = await drainAndCount(ctx, regions, fleet)
@@ -132,6 +140,10 @@ export async function runScenario(
         udpDropsAfter,
       },
       wallMs: Date.now() - ctx.startedAt,
+      shard: { ...config.shard, firstDevice: ctx.firstDevice, fleetDevices: input.devices },
+      target: regions.target
+        ? { primary: regions.target.primary, secondary: regions.target.secondary }
+        : undefined,
     }
     const record = buildRecord(samples)
     if (process.env.STORM_DEBUG_TICKS) dumpTicks(process.env.STORM_DEBUG_TICKS, samples)
@@ -165,11 +177,25 @@ async function drainAndCount(ctx: RunContext, regions: Regions, fleet: Fleet) {
   }
   ctx.progress.phase('stopping')
   await stopBrokers(regions)
-  const accounting = account(ledgerOf(reports, ctx.config.devices), [
-    regions.primary.receipts,
-    regions.secondary.receipts,
-  ])
+  await recoverTarget(ctx)
+  const ledger = ledgerOf(reports, ctx.firstDevice + ctx.config.devices)
+  const accounting = regions.target
+    ? accountFromDevices(
+        ledger,
+        queuedByDevice(reports),
+        sumOf(reports, (r) => r.drops),
+      )
+    : account(ledger, [regions.primary.receipts, regions.secondary.receipts])
   return { end, udpDropsAfter, reports, undrained, cpu, accounting }
+}
+
+const sumOf = <T>(xs: T[], f: (x: T) => number) => xs.reduce((a, x) => a + f(x), 0)
+
+/** Per device index: what it still held at the end. */
+function queuedByDevice(reports: DeviceReport[]): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const r of reports) r.queuedPer.forEach((q, j) => q > 0 && out.set(r.first + j, q))
+  return out
 }
 
 /** What the probe measured and the bound it gives, for the log. */
@@ -179,7 +205,9 @@ function probeText(rate: AcceptRate, bound: RecoveryBound) {
     .join(' + ')
   return (
     `secondary accepts ${rate.perSec} connections/s ` +
-    `(broker side: ${rate.brokerConnects} raw MQTT connects in ${rate.brokerSpanMs} ms; ` +
+    (rate.derived
+      ? '(derived: timed at the probing clients, the broker is not ours; '
+      : `(broker side: ${rate.brokerConnects} raw MQTT connects in ${rate.brokerSpanMs} ms; `) +
     `${rate.clientAcks} CONNACKs in ${rate.clientSpanMs} ms at the clients); ` +
     `recovery bound ${fmtS(bound.total)} = ${parts}`
   )
