@@ -18,21 +18,30 @@ afterEach(async () => {
 
 const fast = { initialMs: 20, maxMs: 200 }
 
+/**
+ * Two regions on one port (127.0.0.1 and 127.0.0.2) behind one DNS name, `iot.uplink.test`, that
+ * points at the primary with a TTL of 1 s: what a DNS failover record looks like.
+ */
+async function regionsBehindOneName() {
+  const primary = await startBroker({ host: '127.0.0.1' })
+  const secondary = await startBroker({ host: '127.0.0.2', port: primary.port }).catch(() =>
+    startBroker({ host: '127.0.0.2' }),
+  )
+  const dns = await startDnsServer()
+  cleanup.push(
+    () => primary.stop(),
+    () => secondary.stop(),
+    () => dns.stop(),
+  )
+  // Both regions must listen on the same port for one URL to reach either.
+  expect(secondary.port).toBe(primary.port)
+  dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+  return { primary, secondary, dns }
+}
+
 describe('DNS on every connect', () => {
   it('follows a flipped record to the other region, re-subscribes there, and loses nothing', async () => {
-    const primary = await startBroker({ host: '127.0.0.1' })
-    const secondary = await startBroker({ host: '127.0.0.2', port: primary.port }).catch(() =>
-      startBroker({ host: '127.0.0.2' }),
-    )
-    // Both regions must listen on the same port for one URL to reach either.
-    expect(secondary.port).toBe(primary.port)
-    const dns = await startDnsServer()
-    cleanup.push(
-      () => primary.stop(),
-      () => secondary.stop(),
-      () => dns.stop(),
-    )
-    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+    const { primary, secondary, dns } = await regionsBehindOneName()
 
     const uplink = createUplink({
       clientId: 'gw-flip',
@@ -76,15 +85,7 @@ describe('DNS on every connect', () => {
 
 describe('informed backoff, real sockets', () => {
   it('a device waiting out a 30 s backoff is on the secondary within TTL + spread of a DNS flip', async () => {
-    const primary = await startBroker({ host: '127.0.0.1' })
-    const secondary = await startBroker({ host: '127.0.0.2', port: primary.port })
-    const dns = await startDnsServer()
-    cleanup.push(
-      () => primary.stop(),
-      () => secondary.stop(),
-      () => dns.stop(),
-    )
-    dns.set('iot.uplink.test', ['127.0.0.1'], 1)
+    const { primary, secondary, dns } = await regionsBehindOneName()
     const uplink = createUplink({
       clientId: 'gw-informed',
       endpoints: [`mqtt://iot.uplink.test:${primary.port}`],
