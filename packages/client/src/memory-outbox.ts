@@ -1,4 +1,7 @@
 import { UplinkError } from './errors.js'
+// A cycle (options.ts builds the default memory outbox), harmless: both read each other only
+// when called, never while the modules load.
+import { DEFAULTS } from './options.js'
 import type {
   DropReason,
   Outbox,
@@ -30,9 +33,10 @@ export function entrySize(input: Pick<OutboxInput, 'topic' | 'payload'>): number
  * which are out.
  */
 export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
-  const maxMessages = options.maxMessages ?? 10_000
-  const maxBytes = options.maxBytes ?? 64 * 2 ** 20
-  const overflow = options.overflow ?? 'drop-oldest'
+  const d = DEFAULTS.memoryOutbox
+  const maxMessages = options.maxMessages ?? d.maxMessages
+  const maxBytes = options.maxBytes ?? d.maxBytes
+  const overflow = options.overflow ?? d.overflow
   const queues: Record<Priority, Map<number, OutboxEntry>> = {
     alarm: new Map(),
     telemetry: new Map(),
