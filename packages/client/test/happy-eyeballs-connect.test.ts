@@ -42,6 +42,21 @@ function connecting(port: number): number {
   return n
 }
 
+/** An mqtts device whose DNS answers 127.0.0.2 first, then 127.0.0.1, for broker.uplink.test. */
+async function tlsDevice(clientId: string, port: number, ca: string) {
+  const dns = await startDnsServer()
+  cleanup.push(() => dns.stop())
+  dns.set('broker.uplink.test', ['127.0.0.2', '127.0.0.1'])
+  const uplink = createUplink({
+    clientId,
+    endpoints: [`mqtts://broker.uplink.test:${port}`],
+    tls: { ca },
+    dns: { servers: [dns.server], family: 4 },
+  })
+  cleanup.push(() => uplink.stop())
+  return uplink
+}
+
 async function setup(dead: string[], live: boolean) {
   const broker = live ? await startBroker({ host: '127.0.0.1' }) : undefined
   if (broker) cleanup.push(() => broker.stop())
@@ -136,16 +151,7 @@ describe('Happy Eyeballs', () => {
     })
     await new Promise<void>((r) => mute.listen(broker.port, '127.0.0.2', () => r()))
     cleanup.push(() => new Promise<void>((r) => mute.close(() => r())))
-    const dns = await startDnsServer()
-    cleanup.push(() => dns.stop())
-    dns.set('broker.uplink.test', ['127.0.0.2', '127.0.0.1'])
-    const uplink = createUplink({
-      clientId: 'gw-he-tls',
-      endpoints: [`mqtts://broker.uplink.test:${broker.port}`],
-      tls: { ca: pki.ca },
-      dns: { servers: [dns.server], family: 4 },
-    })
-    cleanup.push(() => uplink.stop())
+    const uplink = await tlsDevice('gw-he-tls', broker.port, pki.ca)
     const t0 = performance.now()
     await uplink.start()
     expect((await nextEvent(uplink, 'connect')).address).toBe('127.0.0.1')
@@ -164,16 +170,7 @@ describe('Happy Eyeballs', () => {
       tls: pki.issue(['broker.uplink.test']),
     })
     cleanup.push(() => broker.stop())
-    const dns = await startDnsServer()
-    cleanup.push(() => dns.stop())
-    dns.set('broker.uplink.test', ['127.0.0.2', '127.0.0.1'])
-    const uplink = createUplink({
-      clientId: 'gw-he-name',
-      endpoints: [`mqtts://broker.uplink.test:${broker.port}`],
-      tls: { ca: pki.ca },
-      dns: { servers: [dns.server], family: 4 },
-    })
-    cleanup.push(() => uplink.stop())
+    const uplink = await tlsDevice('gw-he-name', broker.port, pki.ca)
     await uplink.start()
     expect((await nextEvent(uplink, 'connect')).address).toBe('127.0.0.1')
     expect(impostor.connects).toHaveLength(0)
