@@ -74,6 +74,7 @@ function shardRecord(
     recovery: { p50Ms: 1, p90Ms: 1, p99Ms: 1, allMs: 1 },
     detection: { p50Ms: 1, p99Ms: 1, allMs: 1, devices, primaryProcessGoneMs: 20 + index },
     connectAttempts: 0,
+    dns: { queries: 10 * devices, perDevicePerMin: 6 + index },
     peakConnectsPerSec: 100,
     peakSessionsPerSec: 90,
     messages: { published: 0, delivered: 0, lost: 0, duplicates: 0 },
@@ -125,6 +126,8 @@ describe('merge of shard records', () => {
     expect(m.devices).toBe(5)
     expect(m.messages).toEqual({ published: 23, delivered: 22, lost: 1, duplicates: 1 })
     expect(m.connectAttempts).toBe(14)
+    // 30 + 20 questions; the rate is the device-weighted mean of 6 (3 devices) and 7 (2).
+    expect(m.dns).toEqual({ queries: 50, perDevicePerMin: 6.4 })
     // Recoveries 1, 2, 3, 4 s of 5 devices (one never moved): p50 is the 3rd, p90 the 5th (none).
     // The shards' own medians, 3 s and 2 s, averaged would say 2.5 s.
     expect(m.recovery).toEqual({ p50Ms: 3_000, p90Ms: null, p99Ms: null, allMs: null })

@@ -90,13 +90,14 @@ function samples(overrides: Partial<RunSamples> = {}): RunSamples {
     layout: { workers: 2, proxyShards: 3 },
     bound: {
       total: 16_000,
-      parts: { healthCheckMs: 5_000, largestBackoffMs: 10_000, acceptMs: 1_000 },
+      parts: { healthCheckMs: 5_000, dnsTtlMs: 5_000, spreadMs: 1_000, acceptMs: 1_000 },
     },
     acceptRate: 3_000,
     t0: T0,
     end: 20_000,
     flipAt: 5_000,
     primaryGoneMs: 30,
+    dnsQueries: 120,
     reports,
     undrained: [0, 1],
     accounting: {
@@ -173,6 +174,8 @@ describe('storm record builder', () => {
       recovery: { p50Ms: 3_000, p90Ms: null, p99Ms: null, allMs: null },
       detection: { p50Ms: 500, p99Ms: 700, allMs: 700, devices: 2, primaryProcessGoneMs: 30 },
       connectAttempts: 8,
+      // 120 questions from 3 devices over the 10 s from the failure to the end of the drain.
+      dns: { queries: 120, perDevicePerMin: 240 },
       // Since the failure only: 10 100, 10 200 and 11 050 fall in one second (with the accepts
       // before it, 9 300 to 10 200 would make 4).
       peakConnectsPerSec: 3,
@@ -185,7 +188,7 @@ describe('storm record builder', () => {
       store: 'memory',
       devicesOnSecondary: 2,
       boundMs: 16_000,
-      boundParts: { healthCheckMs: 5_000, largestBackoffMs: 10_000, acceptMs: 1_000 },
+      boundParts: { healthCheckMs: 5_000, dnsTtlMs: 5_000, spreadMs: 1_000, acceptMs: 1_000 },
       acceptRatePerSec: 3_000,
       cpu: { devices: 8, brokers: 2.5, services: 0.33 },
       undelivered: { unexpectedReceipts: 0, undrainedDevices: 1, queuedAtEnd: 1, drops: 1 },

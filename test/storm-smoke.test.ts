@@ -17,7 +17,7 @@ const config: StormConfig = {
   rate: 4,
   healthCheckMs: 1_000,
   keepalive: 5,
-  backoff: { initialMs: 200, maxMs: 1_000, stableMs: 30_000 },
+  backoff: { initialMs: 200, maxMs: 1_000, stableMs: 30_000, spreadMs: 200 },
   warmupMs: 1_000,
   tailMs: 500,
   workers: 2,

@@ -20,7 +20,11 @@ export interface StormConfig {
   /** Seconds; the blackhole scenario is noticed by keepalive alone. */
   keepalive: number
   connectTimeoutMs: number
-  backoff: { initialMs: number; maxMs: number; stableMs: number }
+  /**
+   * Uplink's ladder, and its informed backoff's arrival spread (`backoff.informed.spreadMs`: a
+   * device that learns of a new address waits a random 0..spreadMs before it goes there).
+   */
+  backoff: { initialMs: number; maxMs: number; stableMs: number; spreadMs: number }
   /**
    * TTL of the broker's DNS record, seconds. 0: 5 s, or longer for a large fleet, so the DNS
    * watch asks about 500 times a second at most (one 2-core machine plays every device; at
@@ -74,7 +78,7 @@ export const DEFAULTS: StormConfig = {
   healthCheckMs: 5_000,
   keepalive: 5,
   connectTimeoutMs: 10_000,
-  backoff: { initialMs: 1_000, maxMs: 10_000, stableMs: 30_000 },
+  backoff: { initialMs: 1_000, maxMs: 10_000, stableMs: 30_000, spreadMs: 1_000 },
   dnsTtl: 0,
   dnsWatchMinMs: 1_000,
   conciergeIntervalMs: 0,
@@ -103,6 +107,7 @@ export const USAGE = `pnpm bench:storm [flags]
   --keepalive S            MQTT keepalive, seconds (default ${DEFAULTS.keepalive})
   --backoff-max-ms MS      Uplink backoff cap (default ${DEFAULTS.backoff.maxMs}; the SDK's is 60000)
   --backoff-initial-ms MS  Uplink first backoff ceiling (default ${DEFAULTS.backoff.initialMs})
+  --spread-ms MS           Uplink informed backoff's arrival spread (default ${DEFAULTS.backoff.spreadMs}, the SDK's)
   --connect-timeout-ms MS  Uplink bound on one attempt (default ${DEFAULTS.connectTimeoutMs})
   --dns-ttl S              TTL of the broker's record (default max(5, devices / 500))
   --concierge-interval-ms  concierge poll interval (default max(5000, 4 x devices) ms)
@@ -148,6 +153,7 @@ const NUMERIC: Record<string, [path: string, min: number, max: number, round?: b
   '--keepalive': ['keepalive', 1, 600],
   '--backoff-max-ms': ['backoff.maxMs', 1, 600_000],
   '--backoff-initial-ms': ['backoff.initialMs', 1, 600_000],
+  '--spread-ms': ['backoff.spreadMs', 0, 600_000],
   '--connect-timeout-ms': ['connectTimeoutMs', 100, 600_000],
   '--dns-ttl': ['dnsTtl', 1, 3_600],
   '--concierge-interval-ms': ['conciergeIntervalMs', 1_000, 600_000],

@@ -25,7 +25,13 @@ export interface DeviceSettings {
   target?: { endpoints: string[]; auth: TargetAuth } | undefined
   keepalive: number
   connectTimeoutMs: number
-  backoff: { initialMs: number; maxMs: number; jitter: 'full'; stableMs: number }
+  backoff: {
+    initialMs: number
+    maxMs: number
+    jitter: 'full'
+    stableMs: number
+    informed: { spreadMs: number }
+  }
   dnsWatch?: { minIntervalMs: number; maxIntervalMs: number } | undefined
   concierge?: { url: string; intervalMs: number; jitter: number } | undefined
   allowedHosts: string[]

@@ -41,7 +41,13 @@ export function deviceSettings(ctx: RunContext, regions: Regions): DeviceSetting
       : undefined,
     keepalive: config.keepalive,
     connectTimeoutMs: config.connectTimeoutMs,
-    backoff: { ...config.backoff, jitter: 'full' },
+    backoff: {
+      initialMs: config.backoff.initialMs,
+      maxMs: config.backoff.maxMs,
+      jitter: 'full',
+      stableMs: config.backoff.stableMs,
+      informed: { spreadMs: config.backoff.spreadMs },
+    },
     dnsWatch:
       scenario === 'dns-flip'
         ? { minIntervalMs: config.dnsWatchMinMs, maxIntervalMs: 300_000 }

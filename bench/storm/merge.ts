@@ -92,6 +92,13 @@ export function mergeShards(shards: StormRecord[]): MergedRecord {
       ...(gone.length ? { primaryProcessGoneMs: max(gone) } : {}),
     },
     connectAttempts: sum(all.attempts),
+    // Each shard's rate is over its own window (the same failure, so nearly the same window).
+    dns: each((r) => r.dns).some((x) => x.queries === null || x.perDevicePerMin === null)
+      ? { queries: null, perDevicePerMin: null }
+      : {
+          queries: sum(each((r) => r.dns.queries ?? 0)),
+          perDevicePerMin: rss((r) => r.dns.perDevicePerMin ?? 0),
+        },
     peakConnectsPerSec: sum(each((r) => r.peakConnectsPerSec)),
     peakSessionsPerSec: sum(each((r) => r.peakSessionsPerSec)),
     messages: {

@@ -31,6 +31,11 @@ export interface StormRecord {
     primaryProcessGoneMs?: number
   }
   connectAttempts: number
+  /**
+   * DNS questions the fleet asked from the failure to the end of the drain, and per device per
+   * minute of that window; null in target mode without our DNS server (not observable).
+   */
+  dns: { queries: number | null; perDevicePerMin: number | null }
   /** Connect attempts reaching the secondary (TCP accepts), most in any 1 s window. */
   peakConnectsPerSec: number
   /** MQTT sessions the secondary established (CONNACKs), most in any 1 s window. */
@@ -239,6 +244,13 @@ export function buildRecord(s: RunSamples): StormRecord {
       ...(s.primaryGoneMs !== undefined ? { primaryProcessGoneMs: s.primaryGoneMs } : {}),
     },
     connectAttempts: fleet.attempts,
+    dns: {
+      queries: s.dnsQueries ?? null,
+      perDevicePerMin:
+        s.dnsQueries === undefined
+          ? null
+          : round(s.dnsQueries / n / (Math.max(1, s.end - s.t0) / 60_000), 2),
+    },
     peakConnectsPerSec: peakRate(secondaryAt('accepts')),
     peakSessionsPerSec: peakRate(secondaryAt('connects')),
     messages: {

@@ -38,6 +38,8 @@ export class RunContext {
   /** Servers in this process (DNS, concierge), set by the phase that starts them. */
   readonly servers: { dns?: TestDnsServer; concierge?: TestConcierge } = {}
   private readonly children: Child[] = []
+  /** When each DNS question reached the server (its log is trimmed; these are kept). */
+  private readonly dnsQueryTimes: number[] = []
   /** This process's CPU at the start: the DNS server and the concierge run here. */
   readonly cpuAtStart: NodeJS.CpuUsage
   /** Other work on the machine skews every timing here; the record says how busy it was. */
@@ -100,10 +102,22 @@ export class RunContext {
     rmSync(this.dir, { recursive: true, force: true })
   }
 
-  /** The testkit servers keep a record of every request; a fleet's worth is not needed here. */
-  private trimServerLogs(): void {
+  /** DNS questions the server got in [from, to] (epoch ms), of every device in this process. */
+  dnsQueriesBetween(from: number, to: number): number {
+    this.trimServerLogs(0)
+    return this.dnsQueryTimes.filter((at) => at >= from && at <= to).length
+  }
+
+  /**
+   * The testkit servers keep a record of every request; a fleet's worth is not needed here. Of
+   * the DNS log only each question's time is kept, for the queries-per-device figure.
+   */
+  private trimServerLogs(above = 10_000): void {
     const { dns, concierge } = this.servers
-    if (dns && dns.queries.length > 10_000) dns.queries.length = 0
+    if (dns && dns.queries.length > above) {
+      for (const q of dns.queries) this.dnsQueryTimes.push(q.at)
+      dns.queries.length = 0
+    }
     if (concierge && concierge.requests.length > 10_000) concierge.requests.length = 0
   }
 }

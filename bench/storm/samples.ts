@@ -89,6 +89,8 @@ export interface RunSamples {
   /** Per worker: devices that had not drained their queue by the drain's deadline. */
   undrained: number[]
   accounting: Accounting
+  /** DNS questions from the failure to the end of the drain; undefined: not our DNS server. */
+  dnsQueries: number | undefined
   /** Growth from the workers' start to the end of the warm-up, bytes, summed over workers. */
   memory: { rss: number; youngGen: number; heap: number }
   /** CPU seconds during the run: device workers, brokers and proxy, this process's servers. */

@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { DEFAULTS as UPLINK_DEFAULTS } from '@uplink/client'
 import type { ClientKind, Scenario, StormConfig } from './config.js'
 import { awaitFailureMoment, injectFailure, recoverTarget, watchRecovery } from './failure.js'
 import {
@@ -59,10 +60,13 @@ export function layout(config: StormConfig): { workers: number; proxyShards: num
 }
 
 /**
- * The recovery bound for a run, before the storm: the time nothing can beat. For a failure:
- * [keepalive x 1.5 for blackhole] + health-check delay + the largest backoff wait a device can
- * be in when DNS flips + devices / accept rate. For a planned move: the signal's poll interval
- * with its jitter + devices / accept rate.
+ * The recovery bound for a run, before the storm: the time a client of its kind need not exceed.
+ * For a failure: [keepalive x 1.5 for blackhole] + health-check delay + how late the client can
+ * learn of the flip + one step + devices / accept rate. Uplink learns of it when the answer it
+ * holds runs out (informed backoff re-resolves then, never sooner than its probe floor), however
+ * long its ladder's wait, and then steps within 0..spreadMs; MQTT.js ignores the TTL and retries
+ * every reconnectPeriod (1 s). For a planned move: the signal's poll interval with its jitter +
+ * devices / accept rate.
  */
 export function recoveryBound(
   scenario: Scenario,
@@ -74,9 +78,11 @@ export function recoveryBound(
   if (scenario === 'blackhole') parts.keepaliveDetectMs = config.keepalive * 1_500
   if (scenario === 'crash' || scenario === 'blackhole') {
     parts.healthCheckMs = config.healthCheckMs
-    // Full jitter can draw near-zero waits, so by the flip a device may be on any step of its
-    // ladder: the largest wait it can be in is the cap. MQTT.js waits reconnectPeriod, flat.
-    parts.largestBackoffMs = client === 'uplink' ? config.backoff.maxMs : 1_000
+    if (client === 'uplink') {
+      const floor = UPLINK_DEFAULTS.backoff.informed.minProbeIntervalMs
+      parts.dnsTtlMs = Math.max(config.dnsTtl * 1_000, floor)
+      parts.spreadMs = config.backoff.spreadMs
+    } else parts.reconnectPeriodMs = 1_000
   }
   if (scenario === 'dns-flip') {
     parts.pollMs = Math.max(config.dnsTtl * 1_000, config.dnsWatchMinMs)
@@ -133,6 +139,7 @@ export async function runScenario(
       primaryTicks: regions.primary.ticks,
       secondaryTicks: regions.secondary.ticks,
       ...counted,
+      dnsQueries: ctx.servers.dns ? ctx.dnsQueriesBetween(failure.t0, counted.end) : undefined,
       machine: {
         cores: availableParallelism(),
         loadAverageAtStart: ctx.loadAverageAtStart,
