@@ -197,7 +197,7 @@ describe('storm record builder', () => {
         keepaliveS: 5,
         healthCheckMs: 5_000,
         backoffInitialMs: 1_000,
-        backoffMaxMs: 10_000,
+        backoffMaxMs: 60_000,
         reconnectPeriodMs: 0,
         ratePerDevice: 0.2,
         dnsTtlS: 5,

@@ -17,10 +17,9 @@ export function settingsText(config: StormConfig): string {
       `${config.store} outbox`,
     `keepalive ${config.keepalive} s (a blackholed link is noticed within ${fmtS(config.keepalive * 1_500)}); ` +
       `health check flips DNS ${fmtS(config.healthCheckMs)} after a failure; DNS TTL ${config.dnsTtl} s`,
-    `Uplink backoff: ${b.initialMs} ms doubling to ${b.maxMs} ms, full jitter, stable after ${b.stableMs} ms` +
-      (b.maxMs !== 60_000
-        ? ` (the SDK's default cap is 60000 ms; the bench passes ${b.maxMs} ms to keep runs short)`
-        : ''),
+    `Uplink backoff: ${b.initialMs} ms doubling to ${b.maxMs} ms, full jitter, stable after ${b.stableMs} ms, ` +
+      `informed (arrival spread ${b.spreadMs} ms)` +
+      (b.maxMs !== 60_000 ? ` (the SDK's default cap is 60000 ms)` : ''),
     `Uplink planned moves: DNS watch at most every max(TTL, ${config.dnsWatchMinMs} ms); concierge every ` +
       `${config.conciergeIntervalMs} ms ±${config.conciergeJitter * 100}%; failover.minStayMs ${config.minStayMs}; ` +
       `dns.family 4, dns.systemFallback off (loopback names only)`,
@@ -159,7 +158,11 @@ export function checkTargets(records: StormRecord[]): TargetCheck[] {
     )
     add('0 messages lost', `${r.messages.lost} of ${r.messages.published}`, r.messages.lost === 0)
     const within = (what: string) =>
-      add(`all back within ${what} (${fmtS(r.boundMs)})`, fmtS(all), all !== null && all <= r.boundMs)
+      add(
+        `all back within ${what} (${fmtS(r.boundMs)})`,
+        fmtS(all),
+        all !== null && all <= r.boundMs,
+      )
     const base = records.find((x) => x.client === 'mqttjs' && x.scenario === r.scenario)
     if (r.scenario === 'crash') {
       within('health check + DNS TTL + spread + devices/accept rate')

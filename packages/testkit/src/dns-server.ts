@@ -177,7 +177,13 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
 
   // UDP first on a port the OS picks, then TCP on the same number; retried if TCP lost the race.
   for (let attempt = 0; ; attempt++) {
-    const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+    // A fleet's storm arrives in bursts faster than one JS thread answers: the default 208 KiB
+    // buffer dropped thousands of questions a storm, and a dropped question costs the asking
+    // client a whole timeout. Linux caps the size at net.core.rmem_max.
+    const udp = dgram.createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      recvBufferSize: 4 * 2 ** 20,
+    })
     const port = await bindUdp(udp, host)
     const tcp = net.createServer()
     try {

@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process'
 import dgram from 'node:dgram'
 import { Resolver } from 'node:dns/promises'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import dnsPacket, { type Packet } from 'dns-packet'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startDnsServer, type TestDnsServer } from '../src/dns-server.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
@@ -58,6 +60,14 @@ function rawTcp(dns: TestDnsServer, packet: Packet): Promise<Packet> {
       }
     })
   })
+}
+
+function rmemMax(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'))
+  } catch {
+    return 0
+  }
 }
 
 describe('startDnsServer', () => {
@@ -235,6 +245,29 @@ describe('startDnsServer', () => {
     tcp.destroy()
     expect(await nodeResolver(dns).resolve4('iot.uplink.test')).toEqual(['127.0.0.1'])
     expect(dns.queryCount).toBe(1)
+  })
+
+  it('keeps a burst of 2 000 questions that arrive while it cannot read (a fleet storm)', async () => {
+    // The kernel caps the buffer at net.core.rmem_max; at Linux's default cap (208 KiB) no
+    // server can keep such a burst, and only one the default buffer holds is asked of it.
+    const burst = rmemMax() >= 4 * 2 ** 20 ? 2000 : 100
+    const dns = await started()
+    dns.set('burst.test', ['127.0.0.9'])
+    // The blast comes from another process while this one is blocked in spawnSync, so every
+    // datagram waits in the server's receive buffer; the default buffer held some 200 of them.
+    const blast = `
+      const dgram = require('node:dgram')
+      const s = dgram.createSocket('udp4')
+      const q = Buffer.from(${JSON.stringify([...dnsPacket.encode(query('burst.test'))])})
+      let left = ${burst}
+      for (let i = 0; i < ${burst}; i++) s.send(q, ${dns.port}, ${JSON.stringify(dns.host)}, () => --left || s.close())
+    `
+    const out = spawnSync(process.execPath, ['-e', blast], { timeout: 20_000 })
+    expect(out.status).toBe(0)
+    await vi.waitFor(() => expect(dns.queries.length).toBe(burst), {
+      timeout: 10_000,
+      interval: 20,
+    })
   })
 
   it('stop() can be called twice', async () => {
