@@ -280,15 +280,23 @@ export class Supervisor {
     if (this.followRedirect(reason)) return
     const now = this.options.clock.now()
     if (now - (this.connectedSince ?? now) >= this.options.backoff.stableMs) {
-      // A connection that stayed up earns a fresh start: reconnect at once.
+      // A connection that stayed up earns a fresh start: reconnect at once, or, with informed
+      // backoff, within its arrival spread: a broker or load balancer that drops a fleet drops
+      // it at one instant, and a fleet that reconnects at one instant is a stampede.
       this.lastError = reason
       this.freshLadder()
+      const { random, backoff } = this.options
+      const delayMs = backoff.informed ? Math.floor(random() * backoff.informed.spreadMs) : 0
       this.events.emit('reconnecting', {
         attempt: 0,
-        delayMs: 0,
+        delayMs,
         endpoint: this.pool.current().url,
         error: reason,
       })
+      if (delayMs > 0) {
+        this.setState('backing-off')
+        await this.wait(delayMs)
+      }
     } else {
       // It did not stay up for stableMs: keep climbing the ladder, so a broker that accepts
       // and then drops does not cause a tight loop.

@@ -242,12 +242,29 @@ describe('Supervisor backing-off: the ladder on the clock', () => {
     await r.tick(30_000)
     stable.drop()
     await r.tick()
-    // Stayed up 30 s: reconnect at once, and the ladder starts from the bottom.
-    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 0, delayMs: 0 })
+    // Stayed up 30 s: reconnect within the arrival spread (random 0.5 x 1 000 ms), and the
+    // ladder starts from the bottom.
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 0, delayMs: 500 })
+    await r.tick(499)
+    expect(r.transport.attempts).toHaveLength(3)
+    await r.tick(1)
+    expect(r.transport.attempts).toHaveLength(4)
     r.transport.pending().fail()
     await r.tick()
     expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 1, delayMs: 1_000 })
     expect(named(r, 'disconnect')).toHaveLength(2)
+  })
+
+  it('without informed backoff a stable connection lost reconnects at once', async () => {
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', stableMs: 1_000, informed: false } })
+    r.supervisor.start()
+    await r.tick()
+    const up = r.transport.pending().accept()
+    await r.tick(1_000)
+    up.drop()
+    await r.tick()
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 0, delayMs: 0 })
+    expect(r.transport.attempts).toHaveLength(2)
   })
 
   it('moves to the next endpoint after failoverAfter consecutive failures', async () => {
