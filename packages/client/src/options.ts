@@ -43,6 +43,7 @@ export interface UplinkOptions {
      * Informed backoff (default on): while waiting, re-resolve the endpoint when its TTL runs out
      * (not more often than minProbeIntervalMs) and refresh a stale concierge answer; a new
      * address or endpoint ends the wait after a random 0..spreadMs and starts a fresh ladder.
+     * The first reconnect after a stable connection is also spread over 0..spreadMs.
      */
     informed?: boolean | { spreadMs?: number; minProbeIntervalMs?: number }
   }
