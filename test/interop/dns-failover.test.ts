@@ -1,4 +1,4 @@
-import { createUplink, DEFAULTS } from '@uplink/client'
+import { createUplink, DEFAULTS, type UplinkOptions } from '@uplink/client'
 import { startDnsmasq, startUnbound, waitFor } from '@uplink/testkit'
 import { describe, expect, it } from 'vitest'
 import { account, collect, publishNumbered } from './support/accounting.js'
@@ -14,7 +14,7 @@ const servers = {
 }
 
 describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s', (kind) => {
-  async function setUp(watch: boolean) {
+  async function setUp(watch: boolean, options: Partial<UplinkOptions> = {}) {
     const [a, b] = await twoRegions()
     const dns = onCleanup(await servers[kind]())
     const topic = `telemetry/${kind}/${watch ? 'watch' : 'crash'}`
@@ -26,6 +26,7 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
         servers: [dns.server],
         ...(watch ? { watch: { minIntervalMs: 200, maxIntervalMs: 1_000 } } : {}),
       },
+      ...options,
     })
     await uplink.start()
     await connected(uplink)
@@ -48,6 +49,30 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     expect(result.reordered).toBe(0)
     // A crash may cost the acknowledgements in flight: those go again (at least once), no more.
     expect(result.duplicates).toBeLessThanOrEqual(DEFAULTS.inflightWindow)
+  })
+
+  it("informed backoff: a device waiting out a 30 s backoff follows the record flipped on the DNS server after the answer's 1 s TTL, not the wait", async () => {
+    const { a, dns, uplink, traffic, atA, atB } = await setUp(false, {
+      // Not stable yet (stableMs 60 s), so the loss climbs the ladder: a flat 30 s first wait.
+      backoff: {
+        initialMs: 30_000,
+        maxMs: 60_000,
+        jitter: 'none',
+        stableMs: 60_000,
+        informed: { spreadMs: 200, minProbeIntervalMs: 1_000 },
+      },
+    })
+    const waiting = nextEvent(uplink, 'reconnecting')
+    await a.kill()
+    expect((await waiting).delayMs).toBe(30_000)
+    const moved = nextEvent(uplink, 'connect', (e) => e.address === '127.0.0.2', 15_000)
+    await dns.set(NAME, ['127.0.0.2'])
+    // Well inside the 30 s: the wait ended on the probe's news, after 0..200 ms of spread.
+    await moved
+    await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
+    traffic.stop()
+    await drained(uplink)
+    expect(account(traffic.accepted, [atA, atB]).lost).toEqual([])
   })
 
   it('the DNS watch moves a healthy connection when the record changes, make-before-break: nothing lost, nothing sent twice', async () => {
