@@ -7,7 +7,7 @@
 import net from 'node:net'
 import { PerformanceObserver } from 'node:perf_hooks'
 import tls from 'node:tls'
-import { getHeapSpaceStatistics } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { createDevice, type Device, type DeviceSettings, loadSqlite } from './devices.js'
 import { PROBE_PREFIX } from './payload.js'
 import { cpuSeconds, report, serve } from './proc.js'
@@ -346,8 +346,13 @@ serve(async (m) => {
       publishTimer ??= setInterval(publishDue, 25)
       return { cpu: cpuSeconds() }
     }
-    case 'memory':
-      return memorySample()
+    case 'memory': {
+      const sample = memorySample()
+      // STORM_HEAP_SNAPSHOT=<dir>: the heap at the end of the warm-up, for finding what a device holds.
+      const dir = process.env.STORM_HEAP_SNAPSHOT
+      if (dir) writeHeapSnapshot(`${dir}/${settings.client}-${first}.heapsnapshot`)
+      return sample
+    }
     case 'mark':
       for (let j = 0; j < devices.length; j++) attemptsAtMark[j] = (devices[j] as Device).attempts()
       marked = true
