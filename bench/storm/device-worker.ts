@@ -173,15 +173,10 @@ function heapSpaces(): Record<string, number> {
   return out
 }
 
-/**
- * RSS after a full GC that also gives free heap pages back (V8's "last resort" flavour, the one
- * it runs under memory pressure): what the devices hold, not how much garbage the heap held at
- * its peak. A V8 without the options object runs a plain full GC.
- */
 function gcAndRss(): number {
-  const gc = (globalThis as { gc?: (options?: Record<string, string>) => void }).gc
+  const gc = (globalThis as { gc?: () => void }).gc
   if (gc) {
-    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+    gc()
     gc()
   }
   return process.memoryUsage.rss()
