@@ -87,7 +87,14 @@ function shardRecord(
     boundMs: 10_000 + index,
     boundParts: {},
     acceptRatePerSec: 1_000,
-    cpu: { devices: 1, brokers: 0.25, services: 0.25 },
+    deviceCpuMsPerDevice: 0,
+    deviceCpuUsPerMessage: 0,
+    cpu: {
+      devices: 1,
+      devicesByPhase: { connect: 0.25, steady: 0.25, storm: 0.5 },
+      brokers: 0.25,
+      services: 0.25,
+    },
     undelivered: { unexpectedReceipts: 0, undrainedDevices: index, queuedAtEnd: 0, drops: 0 },
     errors: { ECONNRESET: 1 },
     settings: { seed: 1 },
@@ -149,7 +156,15 @@ describe('merge of shard records', () => {
     })
     expect(m.peakConnectsPerSec).toBe(200)
     expect(m.cpuSeconds).toBe(3)
-    expect(m.cpu).toEqual({ devices: 2, brokers: 0.5, services: 0.5 })
+    expect(m.cpu).toEqual({
+      devices: 2,
+      devicesByPhase: { connect: 0.5, steady: 0.5, storm: 1 },
+      brokers: 0.5,
+      services: 0.5,
+    })
+    // Per device and per message from the sums, never averaged from the shards' own figures.
+    expect(m.deviceCpuMsPerDevice).toBe(400)
+    expect(m.deviceCpuUsPerMessage).toBe(86_956.5)
     expect(m.rssPerDeviceKiB).toBe(40)
     expect(m.boundMs).toBe(10_001)
     expect(m.errors).toEqual({ ECONNRESET: 2 })

@@ -114,7 +114,12 @@ function samples(overrides: Partial<RunSamples> = {}): RunSamples {
       },
     },
     memory: { rss: 3 * 10 * 1024, youngGen: 3 * 4 * 1024, heap: 3 * 2 * 1024 },
-    cpu: { devices: 8.004, brokers: 2.5, services: 0.333 },
+    cpu: {
+      devices: 8.004,
+      byPhase: { connect: 1.004, steady: 2, storm: 5 },
+      brokers: 2.5,
+      services: 0.333,
+    },
     // A lag before the failure is not the storm's.
     workerTicks: [[tick(9_000, 900), tick(10_250, 120.4)], [tick(14_000, 300.6)]],
     primaryTicks: [],
@@ -182,6 +187,9 @@ describe('storm record builder', () => {
       peakSessionsPerSec: 2,
       messages: { published: 4, delivered: 4, lost: 0, duplicates: 1 },
       cpuSeconds: 10.84,
+      // The device workers' alone: 8.004 s over 3 devices and over 4 published messages.
+      deviceCpuMsPerDevice: 2_668,
+      deviceCpuUsPerMessage: 2_001_000,
       rssPerDeviceKiB: 10,
       rssPerDeviceExclYoungGenKiB: 6,
       heapPerDeviceKiB: 2,
@@ -190,7 +198,12 @@ describe('storm record builder', () => {
       boundMs: 16_000,
       boundParts: { healthCheckMs: 5_000, dnsTtlMs: 5_000, spreadMs: 1_000, acceptMs: 1_000 },
       acceptRatePerSec: 3_000,
-      cpu: { devices: 8, brokers: 2.5, services: 0.33 },
+      cpu: {
+        devices: 8,
+        devicesByPhase: { connect: 1, steady: 2, storm: 5 },
+        brokers: 2.5,
+        services: 0.33,
+      },
       undelivered: { unexpectedReceipts: 0, undrainedDevices: 1, queuedAtEnd: 1, drops: 1 },
       errors: { ECONNRESET: 3, ETIMEOUT: 1 },
       settings: {

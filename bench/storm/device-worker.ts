@@ -7,7 +7,7 @@
 import net from 'node:net'
 import { PerformanceObserver } from 'node:perf_hooks'
 import tls from 'node:tls'
-import { getHeapSpaceStatistics } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { createDevice, type Device, type DeviceSettings, loadSqlite } from './devices.js'
 import { PROBE_PREFIX } from './payload.js'
 import { cpuSeconds, report, serve } from './proc.js'
@@ -182,6 +182,27 @@ function gcAndRss(): number {
   return process.memoryUsage.rss()
 }
 
+/** Memory after a full GC, with the heap's share and its spaces. */
+function memorySample() {
+  return { rss: gcAndRss(), heapUsed: process.memoryUsage().heapUsed, spaces: heapSpaces() }
+}
+
+/**
+ * Short-lived garbage, twice the young generation's size: every page of both semi-spaces is
+ * written once, so they are resident before the baseline sample and the RSS delta after the
+ * warm-up is the devices' alone. (The fleet fixes the young generation's size for the worker,
+ * fleet.ts; a growing one would otherwise add a per-process constant that depends on how fast
+ * the client allocates, not on how many devices it runs.)
+ */
+let youngSink: unknown
+function touchYoungGeneration(): void {
+  const young = heapSpaces().new_space ?? 0
+  // About 1 KiB an array: a bounded loop, 64 MiB of allocation at most.
+  const n = Math.min(65_536, Math.ceil((2 * young) / 1_024))
+  for (let i = 0; i < n; i++) youngSink = new Array<number>(120).fill(i)
+  youngSink = undefined
+}
+
 /** An MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, with the target's login if any. */
 function connectPacket(clientId: string, auth: TargetAuth | undefined): Buffer {
   const str = (v: string) => {
@@ -296,12 +317,7 @@ serve(async (m) => {
       tickMs = Number(m.tickMs ?? 250)
       lastTickAt = Date.now()
       ticker = setInterval(tick, tickMs)
-      return {
-        rss: gcAndRss(),
-        heapUsed: process.memoryUsage().heapUsed,
-        spaces: heapSpaces(),
-        cpu: cpuSeconds(),
-      }
+      return { ...memorySample(), cpu: cpuSeconds() }
     }
     case 'probe':
       return probe(
@@ -313,9 +329,14 @@ serve(async (m) => {
         Number(m.timeoutMs ?? 15_000),
         m.auth ? { secure: Boolean(m.secure), auth: m.auth as TargetAuth } : undefined,
       )
-    case 'start':
+    case 'start': {
+      // The baseline is taken here, after the accept-rate probe (which runs in a worker) and
+      // just before the devices: CPU and memory from now on are the devices'.
+      touchYoungGeneration()
+      const baseline = { ...memorySample(), cpu: cpuSeconds() }
       await startDevices(Number(m.rampPerSec))
-      return { started: devices.length, cpu: cpuSeconds() }
+      return { started: devices.length, baseline }
+    }
     case 'publish': {
       periodMs = Number(m.periodMs)
       const now = Date.now()
@@ -323,14 +344,19 @@ serve(async (m) => {
       for (let j = 0; j < count; j++) nextDue[j] = now + random() * periodMs
       publishing = true
       publishTimer ??= setInterval(publishDue, 25)
-      return {}
+      return { cpu: cpuSeconds() }
     }
-    case 'memory':
-      return { rss: gcAndRss(), heapUsed: process.memoryUsage().heapUsed, spaces: heapSpaces() }
+    case 'memory': {
+      const sample = memorySample()
+      // STORM_HEAP_SNAPSHOT=<dir>: the heap at the end of the warm-up, for finding what a device holds.
+      const dir = process.env.STORM_HEAP_SNAPSHOT
+      if (dir) writeHeapSnapshot(`${dir}/${settings.client}-${first}.heapsnapshot`)
+      return sample
+    }
     case 'mark':
       for (let j = 0; j < devices.length; j++) attemptsAtMark[j] = (devices[j] as Device).attempts()
       marked = true
-      return { at: Date.now() }
+      return { at: Date.now(), cpu: cpuSeconds() }
     case 'drain': {
       publishing = false
       if (publishTimer) clearInterval(publishTimer)

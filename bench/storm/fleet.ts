@@ -8,7 +8,7 @@ import type { Child } from './proc.js'
 import { memoryGrowth } from './record.js'
 import { BROKER_NAME, PRIMARY_ADDRESS, type Regions, SECONDARY_ADDRESS } from './regions.js'
 import type { RunContext } from './run-context.js'
-import type { DeviceReport, MemorySample, RunSamples, WorkerTick } from './samples.js'
+import type { DeviceCpu, DeviceReport, MemorySample, RunSamples, WorkerTick } from './samples.js'
 
 export interface Worker {
   child: Child
@@ -21,9 +21,24 @@ export interface Worker {
 
 export interface Fleet {
   workers: Worker[]
-  /** Each worker's memory and CPU once it had loaded, before its devices started. */
-  inits: Array<MemorySample & { cpu: number }>
+  /**
+   * Each worker's memory and CPU just before its devices started (after the accept-rate probe,
+   * which runs in a worker): what the devices' figures are measured from. Set by connectFleet.
+   */
+  baselines: Array<MemorySample & { cpu: number }>
+  /** Each worker's CPU seconds when publishing began (warmUp) and at the mark before the failure. */
+  cpuAt: { publishing: number[]; mark: number[] }
 }
+
+/**
+ * V8's young generation, per semi-space (MiB), fixed for every device worker of either client
+ * (`--min-semi-space-size` = `--max-semi-space-size`). Left to itself, Node 24 grows it with the
+ * allocation rate to 64 MiB a semi-space: a per-process constant of up to 128 MiB that says how
+ * busy the worker was, not how many devices it holds, and that made the memory per device
+ * compare the two clients' allocation rates. 16 MiB is V8's long-standing 64-bit default
+ * maximum; the worker writes it in full before its baseline (device-worker.ts).
+ */
+export const WORKER_SEMI_SPACE_MIB = 16
 
 /** What every device is told: where to connect, how to back off, how to notice a move. */
 export function deviceSettings(ctx: RunContext, regions: Regions): DeviceSettings {
@@ -82,16 +97,24 @@ export async function startFleet(
     const offset = Math.floor((n * w) / workerCount)
     const count = Math.floor((n * (w + 1)) / workerCount) - offset
     const first = ctx.firstDevice + offset
-    const child = ctx.fork('device-worker.ts', `devices-${w}`, { gc: true })
+    const child = ctx.fork('device-worker.ts', `devices-${w}`, {
+      gc: true,
+      // Uplink as its package is published; the baseline is MQTT.js's published JavaScript.
+      asBuilt: true,
+      execArgv: [
+        `--min-semi-space-size=${WORKER_SEMI_SPACE_MIB}`,
+        `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`,
+      ],
+    })
     const ticks: WorkerTick[] = []
     child.onMessage((m) => {
       if (m.type === 'tick') ticks.push(m as unknown as WorkerTick)
     })
     workers.push({ child, first, count, ticks })
   }
-  const inits = await Promise.all(
+  await Promise.all(
     workers.map((w) =>
-      w.child.request<MemorySample & { cpu: number }>({
+      w.child.request({
         type: 'init',
         settings,
         first: w.first,
@@ -103,7 +126,7 @@ export async function startFleet(
       }),
     ),
   )
-  return { workers, inits }
+  return { workers, baselines: [], cpuAt: { publishing: [], mark: [] } }
 }
 
 /** A figure summed over the workers' latest ticks. */
@@ -120,14 +143,15 @@ export async function connectFleet(ctx: RunContext, fleet: Fleet, acceptRate: nu
   const onPrimary = () => fleetSum(fleet, (t) => t.connected[1] ?? 0)
   const rampPerSec = Math.max(200, Math.round(acceptRate * 0.5))
   ctx.progress.phase(`connecting ${n} devices (${rampPerSec}/s)`)
-  await Promise.all(
+  const started = await Promise.all(
     fleet.workers.map((w) =>
-      w.child.request(
+      w.child.request<{ baseline: MemorySample & { cpu: number } }>(
         { type: 'start', rampPerSec: rampPerSec / fleet.workers.length },
         120_000 + (n / rampPerSec) * 1_000,
       ),
     ),
   )
+  fleet.baselines = started.map((s) => s.baseline)
   const allUp = await ctx.waitUntil(
     () => onPrimary() === n,
     30_000 + (n / rampPerSec) * 2_000,
@@ -142,7 +166,10 @@ export async function connectFleet(ctx: RunContext, fleet: Fleet, acceptRate: nu
  */
 export async function warmUp(ctx: RunContext, fleet: Fleet): Promise<RunSamples['memory']> {
   const periodMs = 1_000 / ctx.config.rate
-  await Promise.all(fleet.workers.map((w) => w.child.request({ type: 'publish', periodMs })))
+  const publishing = await Promise.all(
+    fleet.workers.map((w) => w.child.request<{ cpu: number }>({ type: 'publish', periodMs })),
+  )
+  fleet.cpuAt.publishing = publishing.map((p) => p.cpu)
   ctx.progress.phase('warm-up')
   await ctx.waitUntil(
     () => false,
@@ -157,8 +184,11 @@ export async function warmUp(ctx: RunContext, fleet: Fleet): Promise<RunSamples[
   const memory = await Promise.all(
     fleet.workers.map((w) => w.child.request<MemorySample>({ type: 'memory' })),
   )
-  await Promise.all(fleet.workers.map((w) => w.child.request({ type: 'mark' })))
-  return memoryGrowth(fleet.inits, memory)
+  const marks = await Promise.all(
+    fleet.workers.map((w) => w.child.request<{ cpu: number }>({ type: 'mark' })),
+  )
+  fleet.cpuAt.mark = marks.map((m) => m.cpu)
+  return memoryGrowth(fleet.baselines, memory)
 }
 
 /** Stops publishing and waits (bounded) for every queue to empty; per worker, who did not. */
@@ -175,7 +205,22 @@ export function collectFleet(fleet: Fleet): Promise<DeviceReport[]> {
   return Promise.all(fleet.workers.map((w) => w.child.request<DeviceReport>({ type: 'collect' })))
 }
 
-/** CPU seconds the workers used since they loaded, from their final reports. */
-export function fleetCpuSeconds(fleet: Fleet, reports: DeviceReport[]): number {
-  return reports.reduce((s, r, i) => s + r.cpu - (fleet.inits[i]?.cpu ?? 0), 0)
+/**
+ * CPU seconds the workers used from their devices' start, from their final reports, and its
+ * phases: connecting the fleet, the steady warm-up, and the storm (failure to the end of the
+ * drain).
+ */
+export function fleetCpuSeconds(fleet: Fleet, reports: DeviceReport[]): DeviceCpu {
+  const sum = (f: (i: number) => number) => reports.reduce((s, _, i) => s + f(i), 0)
+  const at = (xs: number[], i: number) => xs[i] ?? 0
+  const start = (i: number) => fleet.baselines[i]?.cpu ?? 0
+  const { publishing, mark } = fleet.cpuAt
+  return {
+    devices: sum((i) => (reports[i]?.cpu ?? 0) - start(i)),
+    byPhase: {
+      connect: sum((i) => at(publishing, i) - start(i)),
+      steady: sum((i) => at(mark, i) - at(publishing, i)),
+      storm: sum((i) => (reports[i]?.cpu ?? 0) - at(mark, i)),
+    },
+  }
 }

@@ -79,6 +79,7 @@ export function mergeShards(shards: StormRecord[]): MergedRecord {
   const each = <T>(f: (r: StormRecord) => T) => shards.map(f)
   const rss = (f: (r: StormRecord) => number) =>
     round(sum(each((r) => f(r) * r.devices)) / Math.max(1, n), 1)
+  const deviceCpu = sum(each((r) => r.cpu.devices))
   const gone = each((r) => r.detection.primaryProcessGoneMs).filter((x) => x !== undefined)
   return {
     ...first,
@@ -108,6 +109,8 @@ export function mergeShards(shards: StormRecord[]): MergedRecord {
       duplicates: sum(all.duplicates),
     },
     cpuSeconds: round(sum(each((r) => r.cpuSeconds)), 2),
+    deviceCpuMsPerDevice: round((deviceCpu * 1_000) / Math.max(1, n), 2),
+    deviceCpuUsPerMessage: round((deviceCpu * 1e6) / Math.max(1, published), 1),
     rssPerDeviceKiB: rss((r) => r.rssPerDeviceKiB),
     rssPerDeviceExclYoungGenKiB: rss((r) => r.rssPerDeviceExclYoungGenKiB),
     heapPerDeviceKiB: rss((r) => r.heapPerDeviceKiB),
@@ -116,7 +119,12 @@ export function mergeShards(shards: StormRecord[]): MergedRecord {
     boundMs: max(each((r) => r.boundMs)),
     acceptRatePerSec: sum(each((r) => r.acceptRatePerSec)),
     cpu: {
-      devices: round(sum(each((r) => r.cpu.devices)), 2),
+      devices: round(deviceCpu, 2),
+      devicesByPhase: {
+        connect: round(sum(each((r) => r.cpu.devicesByPhase?.connect ?? 0)), 2),
+        steady: round(sum(each((r) => r.cpu.devicesByPhase?.steady ?? 0)), 2),
+        storm: round(sum(each((r) => r.cpu.devicesByPhase?.storm ?? 0)), 2),
+      },
       brokers: round(sum(each((r) => r.cpu.brokers)), 2),
       services: round(sum(each((r) => r.cpu.services)), 2),
     },

@@ -33,8 +33,24 @@ export interface Child {
 
 let nextId = 1
 
-export function forkChild(file: string, name: string, options: { gc?: boolean } = {}): Child {
-  const extra = options.gc ? ['--expose-gc'] : []
+export interface ForkOptions {
+  /** Expose `gc()`, for memory samples after a full collection. */
+  gc?: boolean
+  /** More Node flags for the child (V8's heap sizes, say). */
+  execArgv?: string[]
+  /**
+   * The workspace's packages compiled as their build compiles them, not as tsx does
+   * (as-built-hooks.mjs): for the processes whose cost of running them is measured.
+   */
+  asBuilt?: boolean
+}
+
+export function forkChild(file: string, name: string, options: ForkOptions = {}): Child {
+  const extra = [
+    ...(options.gc ? ['--expose-gc'] : []),
+    ...(options.asBuilt ? ['--import', new URL('./as-built.mjs', import.meta.url).href] : []),
+    ...(options.execArgv ?? []),
+  ]
   // STORM_CPU_PROF=<dir>: a V8 CPU profile of every child, for finding where the time goes.
   const profileDir = process.env.STORM_CPU_PROF
   if (profileDir) extra.push('--cpu-prof', `--cpu-prof-dir=${profileDir}/${name}`)

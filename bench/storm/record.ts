@@ -41,9 +41,29 @@ export interface StormRecord {
   /** MQTT sessions the secondary established (CONNACKs), most in any 1 s window. */
   peakSessionsPerSec: number
   messages: { published: number; delivered: number; lost: number; duplicates: number }
+  /** CPU seconds of every process of the run: device workers, brokers, proxy, DNS/concierge. */
   cpuSeconds: number
+  /**
+   * CPU of the device workers from their devices' start to the end of the drain, ms per device:
+   * the clients' own cost, without the brokers and the DNS server (which `cpuSeconds` adds).
+   */
+  deviceCpuMsPerDevice: number
+  /**
+   * The same per message published, µs: a run whose fleet took longer to move publishes more
+   * (the rate is per device and second), and this takes that out. At the bench's 0.2 messages a
+   * second, connecting and reconnecting cost far more than the messages do.
+   */
+  deviceCpuUsPerMessage: number
+  /**
+   * RSS growth of the device workers from just before their devices started to the end of the
+   * warm-up, after a full GC, per device. The workers' young generation has a fixed size and
+   * is resident before the first sample (fleet.ts WORKER_SEMI_SPACE_MIB), so this is the devices'.
+   */
   rssPerDeviceKiB: number
-  /** The same without the growth of V8's young generation (a constant per worker process). */
+  /**
+   * The same without the growth of V8's young generation (0 with the fixed young generation;
+   * kept for records of runs without it).
+   */
   rssPerDeviceExclYoungGenKiB: number
   /** The V8 heap's share of it (after a full GC). */
   heapPerDeviceKiB: number
@@ -53,7 +73,13 @@ export interface StormRecord {
   boundMs: number
   boundParts: Record<string, number>
   acceptRatePerSec: number
-  cpu: { devices: number; brokers: number; services: number }
+  /** CPU seconds by process kind; the device workers' also by phase (samples.ts DeviceCpu). */
+  cpu: {
+    devices: number
+    devicesByPhase: { connect: number; steady: number; storm: number }
+    brokers: number
+    services: number
+  }
   /**
    * Why a message might not be counted as delivered: still queued in a device at the end (not
    * lost, but not delivered within the run either; included in `messages.lost`), dropped by an
@@ -197,9 +223,9 @@ export function ledgerOf(reports: DeviceReport[], devices: number): DeviceLedger
 }
 
 /**
- * The workers' growth from `before` to `after`, summed. V8's young generation grows to its
- * working size once a worker is busy (some 16-32 MiB a process): a constant per process, not
- * per device, that small fleets would otherwise spread over few devices; so it is kept apart.
+ * The workers' growth from `before` to `after`, summed. V8's young generation, left to itself,
+ * grows with the allocation rate (a constant per process, not per device), so its growth is
+ * kept apart; the fleet fixes its size, which makes that part 0.
  */
 export function memoryGrowth(before: MemorySample[], after: MemorySample[]): RunSamples['memory'] {
   const growth = { rss: 0, youngGen: 0, heap: 0 }
@@ -260,6 +286,8 @@ export function buildRecord(s: RunSamples): StormRecord {
       duplicates: accounting.duplicates,
     },
     cpuSeconds: round(s.cpu.devices + s.cpu.brokers + s.cpu.services, 2),
+    deviceCpuMsPerDevice: round((s.cpu.devices * 1_000) / Math.max(1, n), 2),
+    deviceCpuUsPerMessage: round((s.cpu.devices * 1e6) / Math.max(1, accounting.published), 1),
     rssPerDeviceKiB: round(s.memory.rss / n / 1024, 1),
     rssPerDeviceExclYoungGenKiB: round((s.memory.rss - s.memory.youngGen) / n / 1024, 1),
     heapPerDeviceKiB: round(s.memory.heap / n / 1024, 1),
@@ -270,6 +298,11 @@ export function buildRecord(s: RunSamples): StormRecord {
     acceptRatePerSec: s.acceptRate,
     cpu: {
       devices: round(s.cpu.devices, 2),
+      devicesByPhase: {
+        connect: round(s.cpu.byPhase.connect, 2),
+        steady: round(s.cpu.byPhase.steady, 2),
+        storm: round(s.cpu.byPhase.storm, 2),
+      },
       brokers: round(s.cpu.brokers, 2),
       services: round(s.cpu.services, 2),
     },

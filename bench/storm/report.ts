@@ -67,6 +67,8 @@ export const RUN_COLUMNS = [
   'lost',
   'dup',
   'CPU s',
+  'dev ms/dev',
+  'dev µs/msg',
   'KiB/dev',
 ]
 
@@ -89,6 +91,9 @@ export function runCells(r: StormRecord): string[] {
     String(r.messages.lost),
     String(r.messages.duplicates),
     r.cpuSeconds.toFixed(1),
+    // The device workers' CPU alone (brokers and DNS are in `CPU s`), per device and per message.
+    r.deviceCpuMsPerDevice.toFixed(2),
+    r.deviceCpuUsPerMessage.toFixed(0),
     r.rssPerDeviceKiB.toFixed(1),
   ]
 }
@@ -130,7 +135,13 @@ export function ratioTable(records: StormRecord[]): string | undefined {
       String(v ?? '-'),
     )
     add('lost', ours.messages.lost, base.messages.lost, (v) => String(v ?? '-'))
-    add('CPU s', ours.cpuSeconds, base.cpuSeconds, (v) => (v ?? 0).toFixed(1))
+    add('CPU s, every process', ours.cpuSeconds, base.cpuSeconds, (v) => (v ?? 0).toFixed(1))
+    add('device CPU ms/device', ours.deviceCpuMsPerDevice, base.deviceCpuMsPerDevice, (v) =>
+      (v ?? 0).toFixed(2),
+    )
+    add('device CPU µs/message', ours.deviceCpuUsPerMessage, base.deviceCpuUsPerMessage, (v) =>
+      (v ?? 0).toFixed(0),
+    )
     add('KiB/device', ours.rssPerDeviceKiB, base.rssPerDeviceKiB, (v) => (v ?? 0).toFixed(1))
   }
   if (rows.length === 0) return undefined

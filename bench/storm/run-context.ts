@@ -16,7 +16,7 @@ import {
   withFleetDefaults,
 } from './config.js'
 import { round } from './format.js'
-import { type Child, endChild, forkChild } from './proc.js'
+import { type Child, endChild, type ForkOptions, forkChild } from './proc.js'
 import { Progress } from './progress.js'
 
 export interface RunHooks {
@@ -63,7 +63,7 @@ export class RunContext {
   }
 
   /** Forks one of the storm's child scripts (beside this file); close() will end it. */
-  fork(script: string, name: string, options: { gc?: boolean } = {}): Child {
+  fork(script: string, name: string, options: ForkOptions = {}): Child {
     const child = forkChild(fileURLToPath(new URL(script, import.meta.url)), name, options)
     this.children.push(child)
     return child

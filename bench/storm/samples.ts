@@ -63,6 +63,13 @@ export interface DeviceReport {
   cpu: number
 }
 
+/** The device workers' CPU seconds from their devices' start to the end of the drain. */
+export interface DeviceCpu {
+  devices: number
+  /** connect: starting and connecting the fleet; steady: the warm-up; storm: failure to drain. */
+  byPhase: { connect: number; steady: number; storm: number }
+}
+
 /** The recovery a run cannot beat, computed before the storm, and its parts (ms). */
 export interface RecoveryBound {
   total: number
@@ -93,8 +100,11 @@ export interface RunSamples {
   dnsQueries: number | undefined
   /** Growth from the workers' start to the end of the warm-up, bytes, summed over workers. */
   memory: { rss: number; youngGen: number; heap: number }
-  /** CPU seconds during the run: device workers, brokers and proxy, this process's servers. */
-  cpu: { devices: number; brokers: number; services: number }
+  /**
+   * CPU seconds during the run: device workers (from their devices' start), brokers and proxy,
+   * this process's servers (DNS, concierge).
+   */
+  cpu: DeviceCpu & { brokers: number; services: number }
   workerTicks: WorkerTick[][]
   primaryTicks: BrokerTick[]
   secondaryTicks: BrokerTick[]

@@ -178,7 +178,7 @@ async function drainAndCount(ctx: RunContext, regions: Regions, fleet: Fleet) {
   const reports = await collectFleet(fleet)
   const brokers = await regionsCpuSeconds(regions)
   const cpu = {
-    devices: fleetCpuSeconds(fleet, reports),
+    ...fleetCpuSeconds(fleet, reports),
     brokers,
     services: ctx.servicesCpuSeconds(),
   }

@@ -45,10 +45,13 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   #early: UplinkError[] | undefined = []
   private readonly outbox: Outbox
   private readonly subscriptions = new Subscriptions()
-  /** Filters the broker has not acknowledged on the current session. */
-  private readonly unsent = new Set<string>()
+  /**
+   * Filters the broker has not acknowledged on the current session. This and the next are made
+   * when first needed: most devices of a fleet only publish.
+   */
+  private unsent: Set<string> | undefined
   /** Filters removed while offline, to unsubscribe if the broker kept the session. */
-  private readonly unsubscribedOffline = new Set<string>()
+  private unsubscribedOffline: Set<string> | undefined
   private readonly drainer: Drainer
   /** Directive epochs below this are refused: one floor for the concierge and the control topic. */
   private readonly epochs = new EpochFloor()
@@ -207,9 +210,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       throw new UplinkError('INVALID_ARGUMENT', 'the message handler must be a function')
     }
     const { qos } = resolveSubscribeOptions(options)
-    this.unsubscribedOffline.delete(filter)
+    this.unsubscribedOffline?.delete(filter)
     if (!this.subscriptions.add(filter, qos, handler)) return
-    this.unsent.add(filter)
+    ;(this.unsent ??= new Set()).add(filter)
     const connection = this.#supervisor.current
     if (connection) await this.sendSubscriptions(connection, [filter])
   }
@@ -218,13 +221,14 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
-    this.unsent.delete(filter)
+    this.unsent?.delete(filter)
     const connection = this.#supervisor.current
+    const later = () => (this.unsubscribedOffline ??= new Set()).add(filter)
     if (!connection) {
-      this.unsubscribedOffline.add(filter)
+      later()
       return
     }
-    await connection.unsubscribe([filter]).catch(() => this.unsubscribedOffline.add(filter))
+    await connection.unsubscribe([filter]).catch(later)
   }
 
   /**
@@ -315,14 +319,14 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const pending: Array<Promise<unknown>> = []
     if (!connection.sessionPresent) {
       // A broker without our session (typically the other region) knows none of our filters.
-      for (const s of this.subscriptions.all()) this.unsent.add(s.topic)
-      this.unsubscribedOffline.clear()
-    } else if (this.unsubscribedOffline.size > 0) {
+      for (const s of this.subscriptions.all()) (this.unsent ??= new Set()).add(s.topic)
+      this.unsubscribedOffline?.clear()
+    } else if (this.unsubscribedOffline?.size) {
       const gone = [...this.unsubscribedOffline]
       this.unsubscribedOffline.clear()
       pending.push(connection.unsubscribe(gone))
     }
-    if (this.unsent.size > 0) pending.push(this.sendSubscriptions(connection, [...this.unsent]))
+    if (this.unsent?.size) pending.push(this.sendSubscriptions(connection, [...this.unsent]))
     const presence = this.#options.presence
     if (presence) {
       pending.push(
@@ -340,7 +344,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const wanted = this.subscriptions.all().filter((s) => filters.includes(s.topic))
     if (wanted.length === 0) return
     await connection.subscribe(wanted)
-    for (const s of wanted) this.unsent.delete(s.topic)
+    for (const s of wanted) this.unsent?.delete(s.topic)
   }
 }
 

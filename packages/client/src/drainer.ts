@@ -28,8 +28,11 @@ export class Drainer {
   #connection: Connection | undefined
   /** What each connection holds: sent, not yet acknowledged or released, in the order sent. */
   readonly #held = new Map<Connection, Map<number, OutboxEntry>>()
-  /** Links closed in a row under a message while it was the oldest unacknowledged on them. */
-  private readonly strikes = new Map<number, number>()
+  /**
+   * Links closed in a row under a message while it was the oldest unacknowledged on them. Made
+   * on the first strike: most drainers never see one.
+   */
+  private strikes: Map<number, number> | undefined
   readonly dropped: Record<DeliveryDropReason, number> = { refused: 0, undeliverable: 0 }
   private scheduled = false
   private taking = false
@@ -163,7 +166,7 @@ export class Drainer {
       // A failing connection: the message stays in the outbox and is released with it.
       if (err) return
       // Acknowledged by a broker: remove it even if that connection has since been replaced.
-      this.strikes.delete(entry.id)
+      this.strikes?.delete(entry.id)
       const removed = this.remove(entry.id)
       if (removed) removed.then(() => this.acked(connection, entry.id))
       else this.acked(connection, entry.id)
@@ -177,7 +180,7 @@ export class Drainer {
     reason: DeliveryDropReason,
     error: UplinkError,
   ): void {
-    this.strikes.delete(entry.id)
+    this.strikes?.delete(entry.id)
     this.dropped[reason]++
     this.hooks.drop(entry, reason, error)
     const removed = this.remove(entry.id)
@@ -222,12 +225,12 @@ export class Drainer {
     for (const [id, entry] of held) {
       if (!suspect) {
         back.push(id)
-        this.strikes.delete(id)
+        this.strikes?.delete(id)
         continue
       }
       suspect = false
-      const strikes = (this.strikes.get(id) ?? 0) + 1
-      this.strikes.set(id, strikes)
+      const strikes = (this.strikes?.get(id) ?? 0) + 1
+      ;(this.strikes ??= new Map()).set(id, strikes)
       if (strikes >= this.poisonAfter) {
         const error = new UplinkError(
           'PUBLISH_FAILED',

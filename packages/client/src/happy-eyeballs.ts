@@ -80,11 +80,14 @@ export function race<T>(
       clock.clearTimeout(timer)
       if (done || next >= order.length) return
       const address = order[next++] as string
-      const attempt = new AbortController()
-      attempts.push(attempt)
+      // A lone address has no rival to abort: it runs on the race's own signal, which saves an
+      // AbortController and its listener map on every attempt of a reconnect storm.
+      const attempt = order.length === 1 && signal ? undefined : new AbortController()
+      if (attempt) attempts.push(attempt)
       pending++
       if (next < order.length) timer = clock.setTimeout(start, o.attemptDelayMs)
-      new Promise<T>((r) => r(connectOne(address, attempt.signal))).then(
+      const own = attempt?.signal ?? (signal as AbortSignal)
+      new Promise<T>((r) => r(connectOne(address, own))).then(
         (value) => {
           pending--
           if (done) return release(value)

@@ -30,104 +30,129 @@ export function entrySize(input: Pick<OutboxInput, 'topic' | 'payload'>): number
 /**
  * A bounded outbox in memory: survives outages, not restarts. Two insertion-ordered maps (alarms,
  * telemetry) give FIFO order per priority with O(1) removal of acknowledged messages; a set says
- * which are out.
+ * which are out. A class, not a closure per method: a gateway may run one per device, and a
+ * fleet-sized process thousands (bench/storm), where a dozen closures per outbox added up.
  */
-export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
-  const d = DEFAULTS.memoryOutbox
-  const maxMessages = options.maxMessages ?? d.maxMessages
-  const maxBytes = options.maxBytes ?? d.maxBytes
-  const overflow = options.overflow ?? d.overflow
-  const queues: Record<Priority, Map<number, OutboxEntry>> = {
-    alarm: new Map(),
-    telemetry: new Map(),
-  }
+class MemoryOutbox implements Outbox {
+  private readonly alarm = new Map<number, OutboxEntry>()
+  private readonly telemetry = new Map<number, OutboxEntry>()
   /** Handed out by `take`, not yet acknowledged or released. */
-  const out = new Set<number>()
-  const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
-  let listener: OutboxListener | undefined
-  let nextId = 1
-  let bytes = 0
-  let closed = false
+  private readonly out = new Set<number>()
+  private readonly dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
+  private listener: OutboxListener | undefined
+  private nextId = 1
+  private bytes = 0
+  private closed = false
 
-  const count = () => queues.alarm.size + queues.telemetry.size
-  const forget = (queue: Map<number, OutboxEntry>, entry: OutboxEntry) => {
+  constructor(
+    private readonly maxMessages: number,
+    private readonly maxBytes: number,
+    private readonly overflow: 'drop-oldest' | 'reject',
+  ) {}
+
+  private count(): number {
+    return this.alarm.size + this.telemetry.size
+  }
+
+  private forget(queue: Map<number, OutboxEntry>, entry: OutboxEntry): void {
     queue.delete(entry.id)
-    out.delete(entry.id)
-    bytes -= entrySize(entry)
+    this.out.delete(entry.id)
+    this.bytes -= entrySize(entry)
   }
-  const discard = (entry: OutboxEntry, reason: DropReason) => {
-    forget(queues[entry.priority], entry)
-    dropped[reason]++
-    listener?.drop(entry, reason)
-  }
-  /** Telemetry goes first; only an arriving alarm may displace an older alarm. */
-  const oldest = (arriving: Priority): OutboxEntry | undefined =>
-    queues.telemetry.values().next().value ??
-    (arriving === 'alarm' ? queues.alarm.values().next().value : undefined)
 
-  return {
-    async enqueue(input, now) {
-      if (closed) throw new UplinkError('OUTBOX_CLOSED', 'the outbox is closed')
-      const size = entrySize(input)
-      if (size > maxBytes)
+  private discard(entry: OutboxEntry, reason: DropReason): void {
+    this.forget(this[entry.priority], entry)
+    this.dropped[reason]++
+    this.listener?.drop(entry, reason)
+  }
+
+  /** Telemetry goes first; only an arriving alarm may displace an older alarm. */
+  private oldest(arriving: Priority): OutboxEntry | undefined {
+    return (
+      this.telemetry.values().next().value ??
+      (arriving === 'alarm' ? this.alarm.values().next().value : undefined)
+    )
+  }
+
+  async enqueue(input: OutboxInput, now: number): Promise<OutboxEntry> {
+    if (this.closed) throw new UplinkError('OUTBOX_CLOSED', 'the outbox is closed')
+    const { maxMessages, maxBytes } = this
+    const size = entrySize(input)
+    if (size > maxBytes)
+      throw new UplinkError('OUTBOX_FULL', `message of ${size} bytes exceeds the outbox's maxBytes`)
+    if (this.count() + 1 > maxMessages || this.bytes + size > maxBytes) {
+      if (this.overflow === 'reject') {
         throw new UplinkError(
           'OUTBOX_FULL',
-          `message of ${size} bytes exceeds the outbox's maxBytes`,
+          `outbox is full (${this.count()} messages, ${this.bytes} bytes)`,
         )
-      if (count() + 1 > maxMessages || bytes + size > maxBytes) {
-        if (overflow === 'reject') {
+      }
+      while (this.count() + 1 > maxMessages || this.bytes + size > maxBytes) {
+        const victim = this.oldest(input.priority)
+        if (!victim) {
           throw new UplinkError(
             'OUTBOX_FULL',
-            `outbox is full (${count()} messages, ${bytes} bytes)`,
+            'outbox is full of alarms; telemetry never displaces an alarm',
           )
         }
-        while (count() + 1 > maxMessages || bytes + size > maxBytes) {
-          const victim = oldest(input.priority)
-          if (!victim) {
-            throw new UplinkError(
-              'OUTBOX_FULL',
-              'outbox is full of alarms; telemetry never displaces an alarm',
-            )
-          }
-          discard(victim, 'overflow')
-        }
+        this.discard(victim, 'overflow')
       }
-      const entry: OutboxEntry = { ...input, id: nextId++, enqueuedAt: now }
-      queues[entry.priority].set(entry.id, entry)
-      bytes += size
-      return entry
-    },
-    take(limit, now) {
-      const batch: OutboxEntry[] = []
-      for (const queue of [queues.alarm, queues.telemetry]) {
-        for (const entry of queue.values()) {
-          if (batch.length >= limit) return batch
-          if (out.has(entry.id)) continue
-          if (entry.expiresAt !== undefined && entry.expiresAt <= now) discard(entry, 'expired')
-          else {
-            out.add(entry.id)
-            batch.push(entry)
-          }
-        }
-      }
-      return batch
-    },
-    ack(id) {
-      for (const queue of [queues.alarm, queues.telemetry]) {
-        const entry = queue.get(id)
-        if (entry) return forget(queue, entry)
-      }
-    },
-    release(ids) {
-      for (const id of ids) out.delete(id)
-    },
-    head: () => queues.alarm.values().next().value ?? queues.telemetry.values().next().value,
-    stats: (): OutboxStats => ({ messages: count(), bytes, dropped: { ...dropped } }),
-    setListener(l) {
-      listener = l
-    },
-    async close() {
-      closed = true
-    },
+    }
+    const entry: OutboxEntry = { ...input, id: this.nextId++, enqueuedAt: now }
+    this[entry.priority].set(entry.id, entry)
+    this.bytes += size
+    return entry
   }
+
+  take(limit: number, now: number): OutboxEntry[] {
+    const batch: OutboxEntry[] = []
+    for (const queue of [this.alarm, this.telemetry]) {
+      for (const entry of queue.values()) {
+        if (batch.length >= limit) return batch
+        if (this.out.has(entry.id)) continue
+        if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.discard(entry, 'expired')
+        else {
+          this.out.add(entry.id)
+          batch.push(entry)
+        }
+      }
+    }
+    return batch
+  }
+
+  ack(id: number): void {
+    for (const queue of [this.alarm, this.telemetry]) {
+      const entry = queue.get(id)
+      if (entry) return this.forget(queue, entry)
+    }
+  }
+
+  release(ids: Iterable<number>): void {
+    for (const id of ids) this.out.delete(id)
+  }
+
+  head(): OutboxEntry | undefined {
+    return this.alarm.values().next().value ?? this.telemetry.values().next().value
+  }
+
+  stats(): OutboxStats {
+    return { messages: this.count(), bytes: this.bytes, dropped: { ...this.dropped } }
+  }
+
+  setListener(listener: OutboxListener): void {
+    this.listener = listener
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
+  const d = DEFAULTS.memoryOutbox
+  return new MemoryOutbox(
+    options.maxMessages ?? d.maxMessages,
+    options.maxBytes ?? d.maxBytes,
+    options.overflow ?? d.overflow,
+  )
 }

@@ -14,43 +14,46 @@ interface Subscription {
  * region has no session state: every connect without a session sends `all()` again.
  */
 export class Subscriptions {
-  private readonly entries = new Map<string, Subscription>()
+  /** Made on the first subscription: most devices of a fleet only publish. */
+  private entries: Map<string, Subscription> | undefined
 
   /** Returns true when the broker needs a SUBSCRIBE (a new filter, or a higher QoS). */
   add(filter: string, qos: Qos, handler?: MessageHandler): boolean {
-    const existing = this.entries.get(filter)
+    const entries = (this.entries ??= new Map())
+    const existing = entries.get(filter)
     if (existing) {
       if (handler) existing.handlers.add(handler)
       if (qos <= existing.qos) return false
       existing.qos = qos
       return true
     }
-    this.entries.set(filter, { qos, handlers: new Set(handler ? [handler] : []) })
+    entries.set(filter, { qos, handlers: new Set(handler ? [handler] : []) })
     return true
   }
 
   /** Returns true when the filter is gone and the broker needs an UNSUBSCRIBE. */
   remove(filter: string, handler?: MessageHandler): boolean {
-    const existing = this.entries.get(filter)
+    const existing = this.entries?.get(filter)
     if (!existing) return false
     if (handler) {
       existing.handlers.delete(handler)
       if (existing.handlers.size > 0) return false
     }
-    this.entries.delete(filter)
+    this.entries?.delete(filter)
     return true
   }
 
   all(): Array<{ topic: string; qos: Qos }> {
-    return [...this.entries].map(([topic, s]) => ({ topic, qos: s.qos }))
+    return [...(this.entries ?? [])].map(([topic, s]) => ({ topic, qos: s.qos }))
   }
 
   get size(): number {
-    return this.entries.size
+    return this.entries?.size ?? 0
   }
 
   /** Calls every handler whose filter matches; a throwing handler is reported, not fatal. */
   dispatch(message: InboundMessage, onError: (err: unknown) => void): void {
+    if (!this.entries) return
     for (const [filter, s] of this.entries) {
       if (!topicMatches(filter, message.topic)) continue
       for (const handler of s.handlers) {

@@ -279,18 +279,29 @@ function connectSocket(
       reject(err)
     }
     const onAbort = () => end(signal.reason)
+    const onError = (err: Error) => end(err)
+    const onClose = () => end(undefined)
     signal.addEventListener('abort', onAbort, { once: true })
-    // Stays attached: MQTT.js adds its own on the winner, and until then an error is not thrown.
-    socket.on('error', (err) => end(err))
-    socket.once('close', () => end(undefined))
+    socket.on('error', onError)
+    socket.once('close', onClose)
     socket.once(endpoint.secure ? 'secureConnect' : 'connect', () => {
       if (!pending) return
       pending = false
       signal.removeEventListener('abort', onAbort)
+      // The winner outlives the race: its listeners must not keep the race's signal and this
+      // closure alive for the connection's lifetime (an AbortSignal and its listener map per
+      // device, in a fleet-sized process). An error listener stays until MQTT.js adds its own,
+      // so that an error meanwhile is not thrown.
+      socket.removeListener('error', onError)
+      socket.removeListener('close', onClose)
+      socket.on('error', ignore)
       resolve(socket)
     })
   })
 }
+
+/** Holds the winner's errors until MQTT.js listens (speak() records them for the failure). */
+function ignore(): void {}
 
 function classify(
   err: unknown,
@@ -337,7 +348,10 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
   const { endpoint, addresses, clock } = params
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason)
-    const racing = new AbortController()
+    // Dropped once connected: `fail` lives as long as the connection does (the socket's close
+    // listener holds it), and must not keep the race's controller alive with it.
+    let racing: AbortController | undefined = new AbortController()
+    const racingSignal = racing.signal
     let done = false
     let winner: { address: string; socket: net.Socket; client: MqttClient } | undefined
 
@@ -353,11 +367,15 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
     const fail = (reason: UplinkError) => {
       if (done) return
       settle(() => reject(reason))
-      racing.abort(reason)
+      racing?.abort(reason)
       winner?.client.end(true)
       winner?.socket.destroy()
     }
-    const succeed = (connection: Connection) => settle(() => resolve(connection))
+    const succeed = (connection: Connection) =>
+      settle(() => {
+        racing = undefined
+        resolve(connection)
+      })
     const timer = clock.setTimeout(() => {
       const ms = params.connectTimeoutMs
       fail(
@@ -381,7 +399,7 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
       addresses,
       (address, s) => connectSocket(endpoint, address, s),
       (socket) => socket.destroy(),
-      { clock, attemptDelayMs: params.attemptDelayMs, signal: racing.signal },
+      { clock, attemptDelayMs: params.attemptDelayMs, signal: racingSignal },
     ).then(
       ({ address, value: socket }) => {
         if (done) return socket.destroy()

@@ -144,6 +144,27 @@ describe('race', () => {
     expect(s.started).toHaveLength(2)
   })
 
+  it('a lone address runs on the race signal itself: an abort ends it with the reason', async () => {
+    const clock = new ManualClock()
+    const controller = new AbortController()
+    let given: AbortSignal | undefined
+    const s = scripted()
+    const result = race(
+      ['127.0.0.1'],
+      (address, signal) => {
+        given = signal
+        return s.connect(address, signal)
+      },
+      () => {},
+      { clock, attemptDelayMs: 250, signal: controller.signal },
+    )
+    expect(given).toBe(controller.signal)
+    const reason = new Error('stopped')
+    controller.abort(reason)
+    await expect(result).rejects.toBe(reason)
+    expect(s.aborted).toEqual(['127.0.0.1'])
+  })
+
   it('on real loopback sockets, the loser that connected too is closed on the listener side', async () => {
     // Two listeners on one port at two loopback addresses: both accept, only one may stay.
     const open = new Set<net.Socket>()
