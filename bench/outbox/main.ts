@@ -26,6 +26,7 @@ import { createUplink, DEFAULTS, memoryOutbox, type OutboxInput } from '@uplink/
 import { DRIVERS, type SqliteDriver, sqliteOutbox } from '@uplink/store-sqlite'
 import { startBroker } from '@uplink/testkit'
 import mqtt from 'mqtt'
+import { driverTargets, median, roundRatios, targetLines } from './targets.js'
 
 const { values } = parseArgs({
   options: {
@@ -70,12 +71,21 @@ interface Run {
   messages: number
   seconds: number
   perSecond: number
+  /** The process's CPU time (user and system) per message: what preemption by neighbours moves least. */
+  cpuUsPerMessage: number
 }
-const run = (messages: number, ms: number): Run => ({
-  messages,
-  seconds: ms / 1000,
-  perSecond: messages / (ms / 1000),
-})
+/** Where a run started, on the wall clock and in the process's CPU time. */
+const startClock = () => ({ at: performance.now(), cpu: process.cpuUsage() })
+const run = (messages: number, from: ReturnType<typeof startClock>): Run => {
+  const seconds = (performance.now() - from.at) / 1000
+  const cpu = process.cpuUsage(from.cpu)
+  return {
+    messages,
+    seconds,
+    perSecond: messages / seconds,
+    cpuUsPerMessage: (cpu.user + cpu.system) / messages,
+  }
+}
 
 let fileNo = 0
 const freshPath = (name: string) => join(dir, `${name}-${fileNo++}.db`)
@@ -94,7 +104,8 @@ function fileBytes(path: string): number {
 async function enqueueRun(driver: SqliteDriver, durability: 'full' | 'normal') {
   const path = freshPath(`enqueue-${durability}`)
   const box = sqliteOutbox({ path, driver, durability, maxMessages: N + 1, maxBytes: 2 ** 40 })
-  const t0 = performance.now()
+  const from = startClock()
+  const t0 = from.at
   let started = 0
   let done = 0
   await new Promise<void>((resolve, reject) => {
@@ -111,7 +122,7 @@ async function enqueueRun(driver: SqliteDriver, durability: 'full' | 'normal') {
     }
     for (let i = 0; i < CONCURRENCY; i++) next()
   })
-  const result = run(done, performance.now() - t0)
+  const result = run(done, from)
   const { transactions } = box.info()
   await box.close()
   // Closed: the WAL is checkpointed into the file and removed, so this is the stored size.
@@ -150,14 +161,15 @@ function rawInsertRun(driver: SqliteDriver): Run {
     }
     db.exec('COMMIT')
   }
-  const t0 = performance.now()
+  const from = startClock()
+  const t0 = from.at
   let done = 0
   while (done < N && performance.now() - t0 < TIME_LIMIT_MS) {
     const to = Math.min(N, done + RAW_TRANSACTION)
     batch(done, to)
     done = to
   }
-  const result = run(done, performance.now() - t0)
+  const result = run(done, from)
   db.close()
   return result
 }
@@ -201,11 +213,12 @@ async function uplinkDrain(
     outbox: box,
     inflightWindow: WINDOW,
   })
-  const t0 = performance.now()
+  const from = startClock()
+  const t0 = from.at
   await uplink.start()
   // The outbox's own count: the client's stats() builds a whole report, too dear to poll.
   await until(() => box.stats().messages === 0, t0)
-  const result = run(DRAIN_N - box.stats().messages, performance.now() - t0)
+  const result = run(DRAIN_N - box.stats().messages, from)
   const received = broker.publishes.length
   await uplink.stop()
   await broker.stop()
@@ -215,7 +228,8 @@ async function uplinkDrain(
 /** The ceiling: MQTT.js itself, WINDOW QoS 1 publishes awaiting PUBACK at any time. */
 async function rawMqttDrain(round: number): Promise<Run & { received: number }> {
   const broker = await startBroker()
-  const t0 = performance.now()
+  const from = startClock()
+  const t0 = from.at
   const client = await mqtt.connectAsync(broker.url, {
     clientId: `bench-raw-${round}`,
     reconnectPeriod: 0,
@@ -231,7 +245,7 @@ async function rawMqttDrain(round: number): Promise<Run & { received: number }> 
       }
     }),
   )
-  const result = run(acked, performance.now() - t0)
+  const result = run(acked, from)
   const received = broker.publishes.length
   await client.endAsync()
   await broker.stop()
@@ -245,11 +259,6 @@ const rotate = <T>(xs: T[], r: number): T[] => [
   ...xs.slice(0, r % xs.length),
 ]
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-}
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
 type Enqueued = Awaited<ReturnType<typeof enqueueRun>>
@@ -296,8 +305,9 @@ try {
   const rate = (runs: Run[]) => median(runs.map((x) => x.perSecond))
   // Each round's two sides ran back to back: their ratio is what load from neighbours disturbs
   // least, so the ratio reported is the median of the rounds' ratios.
+  const perSecond = (runs: Run[]) => runs.map((x) => x.perSecond)
   const ratio = (runs: Run[], base: Run[]) =>
-    median(runs.map((x, i) => x.perSecond / (base[i] as Run).perSecond))
+    median(roundRatios({ uplink: perSecond(runs), baseline: perSecond(base) }))
   const drainRaw = rate(shared.drainRaw)
   const memory = {
     rate: rate(shared.drainMemory),
@@ -314,6 +324,7 @@ try {
     transactions: median(d.full.map((x) => x.transactions)),
     rounds: d,
   }))
+  const targets = figures.flatMap((f) => driverTargets(f.driver, f.rounds, shared.drainRaw))
   const lost = [
     ...shared.drainMemory,
     ...[...perDriver.values()].flatMap((d) => [...d.drain, ...d.reopened]),
@@ -374,10 +385,12 @@ try {
       `\ngroup commit (${f.driver}): ${fmt(N)} messages in ${fmt(f.transactions)} transactions (full); raw: ${fmt(RAW_TRANSACTION)} rows a transaction`,
     )
   }
+  console.log("\ntargets (medians of the rounds' ratios, the rounds' lowest and highest)")
+  for (const line of targetLines(targets)) console.log(line)
   if (lost > 0) console.log(`WARNING: ${lost} drain run(s) reached the broker short`)
 
   if (values.json) {
-    const perSecond = (runs: Run[]) => runs.map((x) => Math.round(x.perSecond))
+    const rounded = (runs: Run[]) => runs.map((x) => Math.round(x.perSecond))
     const ratio3 = (x: number) => Number(x.toFixed(3))
     const record = {
       benchmark: 'outbox',
@@ -393,8 +406,8 @@ try {
         memoryOutboxPerSecond: Math.round(memory.rate),
         memoryOutboxRatio: ratio3(memory.ratio),
         runs: {
-          memoryOutbox: perSecond(shared.drainMemory),
-          rawMqttJs: perSecond(shared.drainRaw),
+          memoryOutbox: rounded(shared.drainMemory),
+          rawMqttJs: rounded(shared.drainRaw),
         },
       },
       drivers: Object.fromEntries(
@@ -409,9 +422,9 @@ try {
               ratioNormal: ratio3(f.normal.ratio),
               transactionsFull: f.transactions,
               runs: {
-                full: perSecond(f.rounds.full),
-                normal: perSecond(f.rounds.normal),
-                raw: perSecond(f.rounds.raw),
+                full: rounded(f.rounds.full),
+                normal: rounded(f.rounds.normal),
+                raw: rounded(f.rounds.raw),
               },
             },
             drain: {
@@ -419,12 +432,18 @@ try {
               ratio: ratio3(f.drain.ratio),
               reopenedPerSecond: Math.round(f.reopened.rate),
               reopenedRatio: ratio3(f.reopened.ratio),
-              runs: { uplink: perSecond(f.rounds.drain), reopened: perSecond(f.rounds.reopened) },
+              runs: { uplink: rounded(f.rounds.drain), reopened: rounded(f.rounds.reopened) },
             },
             bytesOnDiskPerMessage: Math.round(f.perMessage),
           },
         ]),
       ),
+      targets: targets.map((t) => ({
+        ...t,
+        ratio: ratio3(t.ratio),
+        spread: t.spread.map(ratio3),
+        cpuRatio: ratio3(t.cpuRatio),
+      })),
     }
     writeFileSync(values.json, `${JSON.stringify(record, null, 2)}\n`)
     console.log(`wrote ${values.json}`)
