@@ -24,11 +24,12 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createUplink, DEFAULTS, memoryOutbox, type OutboxInput } from '@uplink/client'
+import { createUplink, DEFAULTS, memoryOutbox } from '@uplink/client'
 import { DRIVERS, type SqliteDriver, sqliteOutbox } from '@uplink/store-sqlite'
 import { startBroker } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { driverTargets, median, roundRatios, targetLines } from './targets.js'
+import { input, keepOutstanding, PAYLOAD } from './workload.js'
 
 const { values } = parseArgs({
   options: {
@@ -51,7 +52,6 @@ const N = Number(values.messages)
 const DRAIN_N = Number(values.drain)
 const CONCURRENCY = Number(values.concurrency)
 const ROUNDS = Number(values.rounds)
-const PAYLOAD = 200
 const WINDOW = DEFAULTS.inflightWindow
 const RAW_TRANSACTION = 10_000
 // Every run stops at this, done or not, so a slow disk or a stuck drain cannot hang the bench;
@@ -59,15 +59,6 @@ const RAW_TRANSACTION = 10_000
 const TIME_LIMIT_MS = 60_000
 
 const dir = mkdtempSync(join(tmpdir(), 'uplink-bench-outbox-'))
-const payload = new Uint8Array(PAYLOAD).fill(42)
-const topics = Array.from({ length: 16 }, (_, i) => `telemetry/gw-bench/${i}`)
-const input = (i: number): OutboxInput => ({
-  topic: topics[i % 16] as string,
-  payload,
-  qos: 1,
-  retain: false,
-  priority: 'telemetry',
-})
 
 interface Run {
   messages: number
@@ -107,23 +98,7 @@ async function enqueueRun(driver: SqliteDriver, durability: 'full' | 'normal') {
   const path = freshPath(`enqueue-${durability}`)
   const box = sqliteOutbox({ path, driver, durability, maxMessages: N + 1, maxBytes: 2 ** 40 })
   const from = startClock()
-  const t0 = from.at
-  let started = 0
-  let done = 0
-  await new Promise<void>((resolve, reject) => {
-    const next = (): void => {
-      if (started >= N || performance.now() - t0 > TIME_LIMIT_MS) {
-        if (done === started) resolve()
-        return
-      }
-      const i = started++
-      box.enqueue(input(i), Date.now()).then(() => {
-        done++
-        next()
-      }, reject)
-    }
-    for (let i = 0; i < CONCURRENCY; i++) next()
-  })
+  const done = await keepOutstanding(box, N, CONCURRENCY, TIME_LIMIT_MS)
   const result = run(done, from)
   const { transactions } = box.info()
   await box.close()
