@@ -1,4 +1,5 @@
 import type { OutboxEntry } from '@uplink/client'
+import type { Ledger } from './ledger.js'
 import type { Removals } from './removals.js'
 import { ALARM, COL, type PriorityCode, type Row, TELEMETRY, toEntry } from './row.js'
 import type { RowCaches } from './row-cache.js'
@@ -10,8 +11,19 @@ interface Position {
   id: number
 }
 const START: Position = { priority: ALARM, id: 0 }
-/** Rows read ahead of the drain cursor at a time. */
-const READ_AHEAD = 64
+/**
+ * Rows read ahead of the drain cursor at a time: a query costs about what twenty of its rows do,
+ * so a long page halves what reading a backlog back from disk costs beyond the rows themselves;
+ * READ_AHEAD_BYTES keeps a page of large messages to a few hundred KiB all the same.
+ */
+export const READ_AHEAD = { rows: 256, minRows: 8, bytes: 256 * 1024 }
+
+/** Rows a read-ahead page holds, from the average stored message. */
+export function pageRows(ledger: Pick<Ledger, 'messages' | 'bytes'>): number {
+  const average = ledger.messages > 0 ? ledger.bytes / ledger.messages : 0
+  const fit = average > 0 ? Math.floor(READ_AHEAD.bytes / average) : READ_AHEAD.rows
+  return Math.max(READ_AHEAD.minRows, Math.min(READ_AHEAD.rows, fit))
+}
 
 /**
  * The drain cursor, and which messages are out. The drainer asks for the next messages on every
@@ -36,6 +48,7 @@ export class DrainCursor {
     private readonly sql: Statements,
     private readonly caches: RowCaches,
     private readonly removals: Removals,
+    private readonly ledger: Ledger,
   ) {}
 
   /**
@@ -59,14 +72,17 @@ export class DrainCursor {
 
   private scan(batch: OutboxEntry[], limit: number, now: number, expired: Row[], extra: number) {
     const { out, removals } = this
+    // The cursor moves once, to the last row looked at: no position object built per row. A read
+    // that throws leaves it where it was, so what this scan passed is looked at again.
+    let last: Row | undefined
     while (batch.length < limit) {
       if (this.aheadAt >= this.ahead.length) {
         if (!this.readAhead(limit - batch.length + extra)) break
         extra = 0
       }
       const row = this.ahead[this.aheadAt++] as Row
+      last = row
       const id = row[COL.id]
-      this.cursor = { priority: row[COL.priority] as PriorityCode, id }
       if (removals.has(id) || out.has(id)) continue
       const expiresAt = row[COL.expiresAt]
       if (expiresAt !== null && expiresAt <= now) expired.push(row)
@@ -75,6 +91,7 @@ export class DrainCursor {
         batch.push(toEntry(row))
       }
     }
+    if (last) this.cursor = { priority: last[COL.priority] as PriorityCode, id: last[COL.id] }
   }
 
   /** Back into the drain: they come again from the head, before what follows them. */
@@ -129,7 +146,7 @@ export class DrainCursor {
   /** Reads the next rows after `readTo` into `ahead`; false at the end of the queue. */
   private readAhead(want: number): boolean {
     for (;;) {
-      const n = Math.max(want, READ_AHEAD)
+      const n = Math.max(want, pageRows(this.ledger))
       const from = this.readTo
       const alarms = from.priority === ALARM
       const cache = this.caches.of(from.priority)

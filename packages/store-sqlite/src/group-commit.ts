@@ -42,7 +42,7 @@ export interface CommitParts {
 interface Written {
   outcomes: Array<OutboxEntry | UplinkError>
   drops: Row[]
-  /** Copies of the new rows, for the cache. */
+  /** The new rows, for the cache (which copies their payloads). */
   added: Row[]
   /** The acknowledged ids deleted along with it. */
   removed: number[]
@@ -199,14 +199,13 @@ export class GroupCommit {
         expiresAt,
         size,
       )
-      // The cache keeps its own copy: the caller may reuse its buffer once publish() resolved.
+      // The cache copies the payload once the commit is done, before publish() resolves.
       if (caches.of(priority).keeps) {
-        const copy = Buffer.from(input.payload)
         written.added.push([
           id,
           priority,
           input.topic,
-          copy,
+          input.payload,
           input.qos,
           retain,
           now,

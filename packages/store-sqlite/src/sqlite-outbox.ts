@@ -104,7 +104,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     if (ledger.messages === 0) space.drained()
   }
   const removals = new Removals(sql, ledger, caches, clock, applyRemovals)
-  const cursor = new DrainCursor(sql, caches, removals)
+  const cursor = new DrainCursor(sql, caches, removals, ledger)
   const commits = new GroupCommit({
     o,
     clock,

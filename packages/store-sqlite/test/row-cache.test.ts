@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { type Row, RowCache } from '../src/row-cache.js'
 
-// size 40 + the 160 bytes of overhead the cache charges per row: 200 bytes a row.
-const row = (id: number): Row => [id, 1, `t/${id}`, new Uint8Array(1), 1, 0, 0, null, 40]
+// size 136 + the 64 bytes of overhead the cache charges per row: 200 bytes a row.
+const row = (id: number): Row => [id, 1, `t/${id}`, new Uint8Array([id % 256]), 1, 0, 0, null, 136]
 const ids = (rows: Row[]) => rows.map((r) => r[0])
 
 describe('RowCache', () => {
@@ -61,5 +61,37 @@ describe('RowCache', () => {
     ])
     cache.add(row(5_001))
     expect(ids(cache.after(4_999, 10))).toEqual([5_000, 5_001])
+  })
+
+  it('hands back every field and its own copy of the payload, across chunks of any payload size', () => {
+    const cache = new RowCache(2 ** 30, 0)
+    const payloadOf = (id: number) =>
+      new Uint8Array(id % 7 === 0 ? 300_000 : id % 50).fill(id % 256)
+    const stored: Row[] = []
+    for (let id = 1; id <= 2_500; id++) {
+      const r: Row = [
+        id,
+        1,
+        `t/${id}`,
+        payloadOf(id),
+        id % 3,
+        id % 2,
+        1_700_000_000_000 + id,
+        id % 5 ? null : id,
+        10 + id,
+      ]
+      stored.push([...r] as Row)
+      cache.add(r)
+      // The caller reuses its buffer once publish() resolved: the cache must not see it.
+      r[3].fill(0xff)
+    }
+    const back = cache.after(0, 10_000)
+    expect(back.length).toBe(2_500)
+    for (let i = 0; i < back.length; i++) {
+      const [got, want] = [back[i] as Row, stored[i] as Row]
+      expect(got.slice(0, 3)).toEqual(want.slice(0, 3))
+      expect(got.slice(4)).toEqual(want.slice(4))
+      expect(Buffer.from(got[3]).equals(Buffer.from(payloadOf(want[0])))).toBe(true)
+    }
   })
 })

@@ -182,6 +182,26 @@ describe('sqliteOutbox: storing and draining', () => {
     expect(take(5)).toEqual([12])
   })
 
+  it('after a restart, a backlog of several read-ahead pages drains whole and in order', async () => {
+    const path = tempPath()
+    const first = outbox({ path })
+    await fill(first, 1, 700)
+    await closeOne(first)
+    const box = outbox({ path })
+    const seen: number[] = []
+    for (
+      let got = box.take(7, 0) as OutboxEntry[];
+      got.length > 0;
+      got = box.take(7, 0) as OutboxEntry[]
+    ) {
+      for (const e of got) {
+        seen.push(seqOf(e))
+        box.ack(e.id)
+      }
+    }
+    expect(seen).toEqual(Array.from({ length: 700 }, (_, i) => i + 1))
+  })
+
   it('an alarm arriving mid-drain goes before telemetry already read ahead', async () => {
     const box = outbox()
     await box.enqueue(msg(1, 'alarm'), 0)
