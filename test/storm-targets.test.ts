@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import { parseArgs } from '../bench/storm/config.js'
 import type { StormRecord } from '../bench/storm/record.js'
 import { checkTargets } from '../bench/storm/report.js'
+import { arrivalSpreadMs, recoveryBound } from '../bench/storm/storm.js'
 
 /** The fields the targets read; the rest of a record does not enter them. */
 function record(client: 'uplink' | 'mqttjs', over: Partial<StormRecord> = {}): StormRecord {
@@ -72,5 +74,17 @@ describe('the storm targets (issue 15), judged against the baseline of the same 
   it('without a baseline in the run, no comparison is claimed', () => {
     const alone = checkTargets([record('uplink')]).map((c) => c.target)
     expect(alone.some((t) => t.includes('baseline'))).toBe(false)
+  })
+})
+
+describe('the bench sizes Uplink’s arrival spread as its README tells a user to', () => {
+  it('max(1 s, the whole fleet / the measured accept rate), unless --spread-ms is given', () => {
+    const sized = parseArgs(['--devices', '10000'])
+    expect(arrivalSpreadMs(sized, 10_000, 2_000)).toBe(5_000)
+    expect(arrivalSpreadMs(sized, 1_000, 2_000)).toBe(1_000)
+    // A shard's bound and spread are the whole fleet's, not its slice's.
+    const bound = recoveryBound('crash', 'uplink', { ...sized, devices: 2_500 }, 2_000, 10_000)
+    expect(bound.parts.spreadMs).toBe(5_000)
+    expect(arrivalSpreadMs(parseArgs(['--spread-ms', '0']), 10_000, 2_000)).toBe(0)
   })
 })

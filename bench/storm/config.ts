@@ -23,8 +23,10 @@ export interface StormConfig {
   /**
    * Uplink's ladder, and its informed backoff's arrival spread (`backoff.informed.spreadMs`: a
    * device that learns of a new address waits a random 0..spreadMs before it goes there).
+   * Undefined: sized as the README tells a user to size it, max(1 s, fleet / the secondary's
+   * measured accept rate) (arrivalSpreadMs in storm.ts).
    */
-  backoff: { initialMs: number; maxMs: number; stableMs: number; spreadMs: number }
+  backoff: { initialMs: number; maxMs: number; stableMs: number; spreadMs?: number | undefined }
   /**
    * TTL of the broker's DNS record, seconds. 0: 5 s, or longer for a large fleet, so the DNS
    * watch asks about 500 times a second at most (one 2-core machine plays every device; at
@@ -80,7 +82,7 @@ export const DEFAULTS: StormConfig = {
   connectTimeoutMs: 10_000,
   // The SDK's own ladder: with informed backoff the cap no longer bounds recovery (a waiting
   // device learns of the flip from DNS), so the bench need not shorten it to keep runs short.
-  backoff: { initialMs: 1_000, maxMs: 60_000, stableMs: 30_000, spreadMs: 1_000 },
+  backoff: { initialMs: 1_000, maxMs: 60_000, stableMs: 30_000 },
   dnsTtl: 0,
   dnsWatchMinMs: 1_000,
   conciergeIntervalMs: 0,
@@ -109,7 +111,8 @@ export const USAGE = `pnpm bench:storm [flags]
   --keepalive S            MQTT keepalive, seconds (default ${DEFAULTS.keepalive})
   --backoff-max-ms MS      Uplink backoff cap (default ${DEFAULTS.backoff.maxMs}, the SDK's)
   --backoff-initial-ms MS  Uplink first backoff ceiling (default ${DEFAULTS.backoff.initialMs})
-  --spread-ms MS           Uplink informed backoff's arrival spread (default ${DEFAULTS.backoff.spreadMs}, the SDK's)
+  --spread-ms MS           Uplink informed backoff's arrival spread (default max(1000, devices / accept rate x 1000),
+                           as the README says to size it; the SDK's default is 1000)
   --connect-timeout-ms MS  Uplink bound on one attempt (default ${DEFAULTS.connectTimeoutMs})
   --dns-ttl S              TTL of the broker's record (default max(5, devices / 500))
   --concierge-interval-ms  concierge poll interval (default max(5000, 4 x devices) ms)

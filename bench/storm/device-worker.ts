@@ -334,6 +334,7 @@ serve(async (m) => {
       // just before the devices: CPU and memory from now on are the devices'.
       touchYoungGeneration()
       const baseline = { ...memorySample(), cpu: cpuSeconds() }
+      settings.backoff.informed.spreadMs = Number(m.spreadMs)
       await startDevices(Number(m.rampPerSec))
       return { started: devices.length, baseline }
     }

@@ -61,7 +61,8 @@ export function deviceSettings(ctx: RunContext, regions: Regions): DeviceSetting
       maxMs: config.backoff.maxMs,
       jitter: 'full',
       stableMs: config.backoff.stableMs,
-      informed: { spreadMs: config.backoff.spreadMs },
+      // Sized once the accept rate is known: connectFleet sends it with the start.
+      informed: { spreadMs: 0 },
     },
     dnsWatch:
       scenario === 'dns-flip'
@@ -138,7 +139,12 @@ export function fleetSum(fleet: Fleet, f: (t: WorkerTick) => number): number {
 }
 
 /** Connects every device to the primary at half the secondary's accept rate; throws if some did not. */
-export async function connectFleet(ctx: RunContext, fleet: Fleet, acceptRate: number) {
+export async function connectFleet(
+  ctx: RunContext,
+  fleet: Fleet,
+  acceptRate: number,
+  spreadMs: number,
+) {
   const n = ctx.config.devices
   const onPrimary = () => fleetSum(fleet, (t) => t.connected[1] ?? 0)
   const rampPerSec = Math.max(200, Math.round(acceptRate * 0.5))
@@ -146,7 +152,7 @@ export async function connectFleet(ctx: RunContext, fleet: Fleet, acceptRate: nu
   const started = await Promise.all(
     fleet.workers.map((w) =>
       w.child.request<{ baseline: MemorySample & { cpu: number } }>(
-        { type: 'start', rampPerSec: rampPerSec / fleet.workers.length },
+        { type: 'start', rampPerSec: rampPerSec / fleet.workers.length, spreadMs },
         120_000 + (n / rampPerSec) * 1_000,
       ),
     ),

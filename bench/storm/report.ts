@@ -18,7 +18,7 @@ export function settingsText(config: StormConfig): string {
     `keepalive ${config.keepalive} s (a blackholed link is noticed within ${fmtS(config.keepalive * 1_500)}); ` +
       `health check flips DNS ${fmtS(config.healthCheckMs)} after a failure; DNS TTL ${config.dnsTtl} s`,
     `Uplink backoff: ${b.initialMs} ms doubling to ${b.maxMs} ms, full jitter, stable after ${b.stableMs} ms, ` +
-      `informed (arrival spread ${b.spreadMs} ms)` +
+      `informed (arrival spread ${b.spreadMs === undefined ? 'max(1000 ms, fleet / accept rate)' : `${b.spreadMs} ms`})` +
       (b.maxMs !== 60_000 ? ` (the SDK's default cap is 60000 ms)` : ''),
     `Uplink planned moves: DNS watch at most every max(TTL, ${config.dnsWatchMinMs} ms); concierge every ` +
       `${config.conciergeIntervalMs} ms ±${config.conciergeJitter * 100}%; failover.minStayMs ${config.minStayMs}; ` +

@@ -30,6 +30,8 @@ export class RunContext {
   readonly config: StormConfig
   /** The index of this process's first device in the whole fleet (0 unless sharded). */
   readonly firstDevice: number
+  /** Devices in the whole fleet, every shard's. */
+  readonly fleetDevices: number
   readonly log: (line: string) => void
   readonly progress: Progress
   readonly startedAt = Date.now()
@@ -56,6 +58,7 @@ export class RunContext {
     const slice = shardRun(whole)
     this.config = { ...whole, devices: slice.devices }
     this.firstDevice = slice.first
+    this.fleetDevices = whole.devices
     this.log = hooks.log ?? (() => {})
     this.progress = new Progress(this.config.progress, `${scenario} / ${client}`)
     this.cpuAtStart = process.cpuUsage()

@@ -73,6 +73,7 @@ export function recoveryBound(
   client: ClientKind,
   config: StormConfig,
   acceptRate: number,
+  fleetDevices = config.devices,
 ): RecoveryBound {
   const parts: Record<string, number> = {}
   if (scenario === 'blackhole') parts.keepaliveDetectMs = config.keepalive * 1_500
@@ -81,7 +82,7 @@ export function recoveryBound(
     if (client === 'uplink') {
       const floor = UPLINK_DEFAULTS.backoff.informed.minProbeIntervalMs
       parts.dnsTtlMs = Math.max(config.dnsTtl * 1_000, floor)
-      parts.spreadMs = config.backoff.spreadMs
+      parts.spreadMs = arrivalSpreadMs(config, fleetDevices, acceptRate)
     } else parts.reconnectPeriodMs = 1_000
   }
   if (scenario === 'dns-flip') {
@@ -93,6 +94,17 @@ export function recoveryBound(
   parts.acceptMs = Math.round((config.devices / Math.max(1, acceptRate)) * 1_000)
   const total = Object.values(parts).reduce((a, b) => a + b, 0)
   return { total, parts }
+}
+
+/**
+ * Uplink's arrival spread: `--spread-ms`, or as the README tells a user to size it: the time the
+ * secondary needs to accept the whole fleet (every shard's devices), 1 s at least (the SDK's
+ * default). Without it a 10 000-device fleet's ladders bring it to the new address at some
+ * 3 000 a second, above what this machine's aedes accepts.
+ */
+export function arrivalSpreadMs(config: StormConfig, fleetDevices: number, acceptRate: number) {
+  if (config.backoff.spreadMs !== undefined) return config.backoff.spreadMs
+  return Math.max(1_000, Math.round((fleetDevices / Math.max(1, acceptRate)) * 1_000))
 }
 
 /** One scenario for one kind of client, on fresh brokers and a fresh fleet. */
@@ -115,9 +127,14 @@ export async function runScenario(
     const regions = await startRegions(ctx, plan.proxyShards)
     const fleet = await startFleet(ctx, regions, plan.workers)
     const rate = await measureAcceptRate(ctx, regions, fleet)
-    const bound = recoveryBound(scenario, client, config, rate.perSec)
+    const bound = recoveryBound(scenario, client, config, rate.perSec, ctx.fleetDevices)
     ctx.log(`${scenario} / ${client}: ${probeText(rate, bound)}`)
-    await connectFleet(ctx, fleet, rate.perSec)
+    await connectFleet(
+      ctx,
+      fleet,
+      rate.perSec,
+      arrivalSpreadMs(config, ctx.fleetDevices, rate.perSec),
+    )
     const memory = await warmUp(ctx, fleet)
     const udpDropsBefore = udpReceiveDrops()
     await awaitFailureMoment(ctx)

@@ -11,12 +11,18 @@ export class AnswersSeen {
   private askedAt = 0
   private ttlMs = 0
 
-  /** An attempt's answer: its addresses join the tried set; its TTL sets the next probe. */
-  attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): void {
+  /**
+   * An attempt's answer: its addresses join the tried set; its TTL sets the next probe. True
+   * when earlier attempts of this ladder were given addresses and this answer names another:
+   * news, learnt by the attempt itself rather than by a probe.
+   */
+  attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) this.forget()
+    const news = this.tried.size > 0 && addresses.some((a) => !this.tried.has(a))
     this.host = host
     for (const a of addresses) this.tried.add(a)
     this.asked(now, ttlSeconds)
+    return news
   }
 
   /** A probe's answer: true when it names an address no attempt was given. */

@@ -218,7 +218,8 @@ export class Supervisor {
       const endpoint = this.pool.current()
       try {
         this.setState('resolving')
-        const addresses = await this.addresses(endpoint, this.seen)
+        const { addresses, news } = await this.addresses(endpoint, this.seen)
+        if (news && (await this.spreadArrival())) continue
         this.setState('connecting')
         return await this.dial(endpoint, addresses)
       } catch (err) {
@@ -316,6 +317,24 @@ export class Supervisor {
     const informed = this.options.backoff.informed
     if (!informed) await this.wait(delayMs)
     else if (await this.waitInformed(delayMs, informed)) this.freshLadder()
+  }
+
+  /**
+   * An attempt of a climbing ladder found a new address in its own answer (the record moved
+   * while it waited): it goes there after a random 0..spreadMs, as a probe's news does. At the
+   * moment a health check flips DNS, a large fleet's ladders are each a few seconds long, so
+   * their own attempts alone would bring it to the new broker at fleet / few seconds, above what
+   * a broker accepts; the spread is what bounds that rate, however the news was learnt. True
+   * when a move asked for during the spread must be taken up first.
+   */
+  private async spreadArrival(): Promise<boolean> {
+    const informed = this.options.backoff.informed
+    if (!informed || informed.spreadMs === 0) return false
+    const pending = this.move
+    this.setState('backing-off')
+    await this.wait(Math.floor(this.options.random() * informed.spreadMs))
+    this.freshLadder()
+    return this.stopping || this.move !== pending
   }
 
   /** A fresh start: the next failure waits as the first one did, and every address is new. */
@@ -507,7 +526,7 @@ export class Supervisor {
         async () => {
           this.setState('migrating')
           try {
-            return await this.dial(move.target, await this.addresses(move.target))
+            return await this.dial(move.target, (await this.addresses(move.target)).addresses)
           } catch (err) {
             // Still where it was: connected again before anyone hears of the failure.
             if (old.isOpen) this.setState('connected')
@@ -563,7 +582,10 @@ export class Supervisor {
    * The endpoint's addresses, resolved afresh; DNS_NO_ADDRESS when there are none. `seen`
    * records them as given to an attempt (a name's, not a literal's: that never changes).
    */
-  private async addresses(endpoint: Endpoint, seen?: AnswersSeen): Promise<string[]> {
+  private async addresses(
+    endpoint: Endpoint,
+    seen?: AnswersSeen,
+  ): Promise<{ addresses: string[]; news: boolean }> {
     const resolution = await this.resolve(endpoint.host, this.abort.signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
@@ -572,10 +594,10 @@ export class Supervisor {
       throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
     const addresses = resolution.addresses.map((a) => a.address)
-    if (resolution.source !== 'literal') {
-      seen?.attempted(endpoint.host, addresses, resolution.ttl, this.options.clock.now())
-    }
-    return addresses
+    const news =
+      resolution.source !== 'literal' &&
+      seen?.attempted(endpoint.host, addresses, resolution.ttl, this.options.clock.now()) === true
+    return { addresses, news }
   }
 
   /**

@@ -564,6 +564,27 @@ describe('Supervisor informed backoff: the wait ends early only on news', () => 
     expect(r.resolver.asked).toHaveLength(3)
   })
 
+  it('an attempt whose own answer names a new address goes there after the spread, on a fresh ladder; an unchanged answer goes at once', async () => {
+    // TTL 60 s: no probe comes before the 1 s rung; the attempt's own lookup finds the move.
+    const r = rig({ endpoints: [A], backoff: { jitter: 'none', initialMs: 1_000 } })
+    r.resolver.answer(HOST, ['10.0.0.1'], 60)
+    await backingOff(r)
+    await r.tick(1_000)
+    // The same address: the attempt goes at the rung itself.
+    expect(r.transport.pending().params.addresses).toEqual(['10.0.0.1'])
+    r.transport.pending().fail()
+    r.resolver.answer(HOST, ['10.0.0.2'], 60)
+    // The 2 s rung asks DNS, learns 10.0.0.2, and waits random() 0.5 x the 1 s spread.
+    await r.tick(2_000)
+    expect(r.resolver.asked).toHaveLength(3)
+    await nextAttemptAfter(r, 500, A)
+    expect(r.transport.pending().params.addresses).toEqual(['10.0.0.2'])
+    r.transport.pending().fail()
+    await r.tick()
+    // The news started a fresh ladder: the failure after it waits the first rung again.
+    expect(named(r, 'reconnecting').at(-1)).toMatchObject({ attempt: 1, delayMs: 1_000 })
+  })
+
   it('an unchanged answer, or one that only drops or rotates tried addresses, lets the ladder run', async () => {
     const r = rig({ endpoints: [A], backoff: { jitter: 'none', initialMs: 32_000 } })
     r.resolver.answer(HOST, ['10.0.0.1', '10.0.0.3'], 5)
