@@ -332,6 +332,13 @@ function literal(host: string, address: string, family: 4 | 6): Resolution {
   return { host, addresses: [{ address, family, ttl: 0 }], ttl: 0, source: 'literal' }
 }
 
+/** The record types asked for each `family`: constants, shared by every resolver. */
+const FAMILY_TYPES: Record<0 | 4 | 6, readonly RecordType[]> = {
+  0: ['A', 'AAAA'],
+  4: ['A'],
+  6: ['AAAA'],
+}
+
 export function createResolver(input: ResolverOptions): Resolver {
   return new DnsResolver(input)
 }
@@ -344,13 +351,13 @@ export function createResolver(input: ResolverOptions): Resolver {
 class DnsResolver implements Resolver {
   private readonly options: ReturnType<typeof resolveResolverOptions>
   private readonly servers: Server[]
-  private readonly types: RecordType[]
+  private readonly types: readonly RecordType[]
 
   constructor(input: ResolverOptions) {
     const options = resolveResolverOptions(input)
     this.options = options
     this.servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
-    this.types = options.family === 4 ? ['A'] : options.family === 6 ? ['AAAA'] : ['A', 'AAAA']
+    this.types = FAMILY_TYPES[options.family]
   }
 
   private nextId(): number {
@@ -447,7 +454,7 @@ class DnsResolver implements Resolver {
       const error = failed.find((f) => f.error.code === 'DNS_NXDOMAIN') ?? failed[0]
       if (error) throw error.error
       throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
-        details: { server: server.label, name, types },
+        details: { server: server.label, name, types: [...types] },
       })
     }
     const partial = failed[0]

@@ -74,7 +74,7 @@ export class MqttConnection implements Connection {
    * Messages that came before anyone listened: a broker resuming a session sends what it queued
    * right behind the CONNACK, in the same read, before the client has set its handler.
    */
-  private early: InboundMessage[] = []
+  private early: InboundMessage[] | undefined
 
   constructor(
     private readonly client: MqttClient,
@@ -103,14 +103,18 @@ export class MqttConnection implements Connection {
   onMessage(handler: (message: InboundMessage) => void): void {
     this.messageHandler = handler
     const early = this.early
-    this.early = []
-    for (const message of early) handler(message)
+    this.early = undefined
+    for (const message of early ?? []) handler(message)
   }
 
   /** @internal called by the transport's event wiring */
   deliver(message: InboundMessage): void {
     if (this.messageHandler) this.messageHandler(message)
-    else if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
+    else {
+      // Made only when needed: most connections never receive before their handler is set.
+      this.early ??= []
+      if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
+    }
   }
 
   /** @internal */
