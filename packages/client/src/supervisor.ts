@@ -1,6 +1,6 @@
 import { AnswersSeen } from './answers-seen.js'
 import { BackoffLadder } from './backoff.js'
-import type { Connect, Connection, SessionParams } from './connection.js'
+import type { Connect, Connection, ConnectParams } from './connection.js'
 import { RedirectPolicy } from './directive.js'
 import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
@@ -72,10 +72,9 @@ export class Supervisor {
   private state: ConnectionState = 'idle'
   private readonly pool: EndpointPool
   private readonly abort = new AbortController()
-  /** What every attempt sends, whatever the endpoint: computed once. */
-  private readonly params: SessionParams
   private readonly ladder: BackoffLadder
-  private readonly moveLadder: BackoffLadder
+  /** Made on the first planned move: most devices never make one. */
+  private moveLadder: BackoffLadder | undefined
   private readonly redirects: RedirectPolicy
   private loop: Promise<void> | undefined
   private connection: Connection | undefined
@@ -104,9 +103,7 @@ export class Supervisor {
     private readonly events: GuardedEmitter<UplinkEvents>,
   ) {
     this.pool = new EndpointPool(options.endpoints, options.failoverAfter)
-    this.params = sessionParams(options)
     this.ladder = new BackoffLadder(options.backoff, options.random)
-    this.moveLadder = new BackoffLadder(options.backoff, options.random)
     this.redirects = new RedirectPolicy(
       options.failover.allowedHosts,
       options.failover.maxRedirects,
@@ -519,7 +516,7 @@ export class Supervisor {
           retries: Number.POSITIVE_INFINITY,
           clock,
           signal: cut.signal,
-          delayMs: () => this.moveLadder.next(),
+          delayMs: () => this.movesLadder().next(),
           shouldRetry: () => old.isOpen,
         },
       )
@@ -534,7 +531,7 @@ export class Supervisor {
     } finally {
       if (this.bell === ring) this.bell = undefined
     }
-    this.moveLadder.reset()
+    this.moveLadder?.reset()
     this.pool.moveTo(move.target)
     this.hooks.retired(old)
     // Before the new connection says `online`: where both are one cluster, that has the last word.
@@ -544,6 +541,11 @@ export class Supervisor {
     // clean DISCONNECT, so the old broker does not publish the will.
     await old.end(this.options.failover.handoverTimeoutMs, clock)
     return next
+  }
+
+  private movesLadder(): BackoffLadder {
+    this.moveLadder ??= new BackoffLadder(this.options.backoff, this.options.random)
+    return this.moveLadder
   }
 
   /** A move could not connect: the device stays where it is, and says why. */
@@ -589,8 +591,9 @@ export class Supervisor {
     return retry(
       () => {
         this.attempts++
+        // Built per attempt, not kept from the start: a device would hold it for its lifetime.
         return this.transport.connect(
-          { ...this.params, endpoint, addresses: remaining },
+          connectParams(this.options, endpoint, remaining),
           this.abort.signal,
         )
       },
@@ -640,9 +643,11 @@ export class Supervisor {
   }
 }
 
-/** The connect parameters every attempt shares, from the options. */
-function sessionParams(o: ResolvedOptions): SessionParams {
+/** An attempt's connect parameters: what every attempt shares, from the options, and where. */
+function connectParams(o: ResolvedOptions, endpoint: Endpoint, addresses: string[]): ConnectParams {
   return {
+    endpoint,
+    addresses,
     attemptDelayMs: o.connectAttemptDelayMs,
     clientId: o.clientId,
     username: o.username,
