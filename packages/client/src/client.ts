@@ -3,7 +3,7 @@ import { within } from './clock.js'
 import { ConciergePoller } from './concierge.js'
 import type { Connect, Connection } from './connection.js'
 import { type Directive, EpochFloor, parseDirective } from './directive.js'
-import { createResolver, type Resolver } from './dns.js'
+import { clientResolver, type Resolver } from './dns.js'
 import { Drainer, type DrainerHooks } from './drainer.js'
 import { GuardedEmitter } from './emitter.js'
 import { parseEndpoint } from './endpoints.js'
@@ -113,7 +113,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const detach = (c: Connection) => this.drainer.detach(c)
     this.#supervisor = new Supervisor(
       o,
-      { resolver: resolver ?? createResolver({ ...o.dns, random: o.random }), connect },
+      { resolver: resolver ?? clientResolver(o.dns, o.random), connect },
       {
         established: (c) => this.established(c),
         lost: detach,

@@ -5,7 +5,7 @@ import net, { isIP } from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
 import { type RandomSource, systemClock } from './clock.js'
 import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
-import { resolveResolverOptions } from './options.js'
+import { type ResolvedOptions, resolveResolverOptions } from './options.js'
 import { retry } from './retry.js'
 
 /**
@@ -340,7 +340,15 @@ const FAMILY_TYPES: Record<0 | 4 | 6, readonly RecordType[]> = {
 }
 
 export function createResolver(input: ResolverOptions): Resolver {
-  return new DnsResolver(input)
+  return new DnsResolver(resolveResolverOptions(input), input.random)
+}
+
+/**
+ * A client's resolver: its dns options are validated, filled in and shared between clients
+ * already (options.ts), so they are kept as they are, not copied once more per client.
+ */
+export function clientResolver(dns: ResolvedOptions['dns'], random: RandomSource): Resolver {
+  return new DnsResolver(dns, random)
 }
 
 /**
@@ -349,19 +357,19 @@ export function createResolver(input: ResolverOptions): Resolver {
  * resolver were a measurable share of a device's memory.
  */
 class DnsResolver implements Resolver {
-  private readonly options: ReturnType<typeof resolveResolverOptions>
   private readonly servers: Server[]
   private readonly types: readonly RecordType[]
 
-  constructor(input: ResolverOptions) {
-    const options = resolveResolverOptions(input)
-    this.options = options
+  constructor(
+    private readonly options: Readonly<ResolverOptions & { resolutionDelayMs: number }>,
+    private readonly random: RandomSource | undefined,
+  ) {
     this.servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
     this.types = FAMILY_TYPES[options.family]
   }
 
   private nextId(): number {
-    const random = this.options.random
+    const random = this.random
     return random ? Math.floor(random() * 0x10000) & 0xffff : randomInt(0x10000)
   }
 

@@ -609,9 +609,7 @@ function qosArgument(qos: unknown): Qos {
 export function resolveResolverOptions(
   o: ResolverOptions,
 ): ResolverOptions & { resolutionDelayMs: number } {
-  // Already whole (a client's resolved dns options): kept as given, not copied again per client.
-  if (o.resolutionDelayMs !== undefined) return o as ResolverOptions & { resolutionDelayMs: number }
-  return { ...o, resolutionDelayMs: DEFAULTS.dns.resolutionDelayMs }
+  return { ...o, resolutionDelayMs: o.resolutionDelayMs ?? DEFAULTS.dns.resolutionDelayMs }
 }
 
 /** publish()'s options, checked and filled in; `ttlSeconds` undefined means no expiry. */
