@@ -132,13 +132,7 @@ export class Supervisor {
 
   start(): void {
     if (this.loop || this.stopping) return
-    this.loop = this.run().catch((err) => {
-      // The loop handles its own failures; reaching here is a bug, reported rather than thrown.
-      this.events.emit(
-        'error',
-        toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
-      )
-    })
+    this.loop = this.run()
   }
 
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
@@ -190,19 +184,29 @@ export class Supervisor {
   private async run(): Promise<void> {
     const { clock } = this.options
     let lostAt = clock.now()
-    while (!this.stopping) {
-      const connection = await this.reach()
-      if (!connection) break
-      this.redirects.reset()
-      this.pool.succeeded()
-      await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
-      this.nextReason = undefined
-      const lost = await this.hold(connection)
-      lostAt = clock.now()
-      this.stopWatch?.()
-      this.hooks.lost(lost)
-      if (this.stopping) break
-      await this.recover(lost)
+    // Caught here, not by a .catch() on the loop's promise: that is one more pending promise,
+    // reaction and closure per device for as long as it runs.
+    try {
+      while (!this.stopping) {
+        const connection = await this.reach()
+        if (!connection) break
+        this.redirects.reset()
+        this.pool.succeeded()
+        await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
+        this.nextReason = undefined
+        const lost = await this.hold(connection)
+        lostAt = clock.now()
+        this.stopWatch?.()
+        this.hooks.lost(lost)
+        if (this.stopping) break
+        await this.recover(lost)
+      }
+    } catch (err) {
+      // The loop handles its own failures; reaching here is a bug, reported rather than thrown.
+      this.events.emit(
+        'error',
+        toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
+      )
     }
   }
 
