@@ -36,11 +36,7 @@ function entries(stored: Stored | undefined): readonly Entry[] {
  */
 export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   /** A private field: not enumerable, not in util.inspect or JSON.stringify. */
-  /**
-   * Keyed by event on an object without a prototype, as Node's EventEmitter does: a Map's table
-   * for a handful of events costs a few hundred bytes more, per client.
-   */
-  #listeners: Partial<Record<keyof E, Stored>> = Object.create(null)
+  readonly #listeners = new Map<keyof E, Stored>()
 
   on<K extends keyof E>(event: K, fn: E[K], context?: unknown): this {
     return this.add(event, fn as Fn, context, false)
@@ -55,7 +51,7 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   off<K extends keyof E>(event: K, fn?: E[K], context?: unknown, once?: boolean): this {
-    const stored = this.#listeners[event]
+    const stored = this.#listeners.get(event)
     if (stored === undefined) return this
     const kept = entries(stored).filter((e) => {
       const r = registration(e)
@@ -66,9 +62,9 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
           (once === true && !r.once))
       )
     })
-    if (kept.length > 1) this.#listeners[event] = kept
-    else if (kept.length === 1) this.#listeners[event] = kept[0] as Entry
-    else delete this.#listeners[event]
+    if (kept.length > 1) this.#listeners.set(event, kept)
+    else if (kept.length === 1) this.#listeners.set(event, kept[0] as Entry)
+    else this.#listeners.delete(event)
     return this
   }
 
@@ -77,25 +73,25 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   removeAllListeners(event?: keyof E): this {
-    if (event === undefined) this.#listeners = Object.create(null)
-    else delete this.#listeners[event]
+    if (event === undefined) this.#listeners.clear()
+    else this.#listeners.delete(event)
     return this
   }
 
   listeners<K extends keyof E>(event: K): Array<E[K]> {
-    return entries(this.#listeners[event]).map((e) => registration(e).fn as E[K])
+    return entries(this.#listeners.get(event)).map((e) => registration(e).fn as E[K])
   }
 
   listenerCount(event: keyof E): number {
-    return entries(this.#listeners[event]).length
+    return entries(this.#listeners.get(event)).length
   }
 
   eventNames(): Array<keyof E> {
-    return Reflect.ownKeys(this.#listeners) as Array<keyof E>
+    return [...this.#listeners.keys()]
   }
 
   emit<K extends keyof E>(event: K, ...args: Args<E, K>): boolean {
-    const stored = this.#listeners[event]
+    const stored = this.#listeners.get(event)
     if (stored === undefined) return false
     if (!Array.isArray(stored)) this.call(event, stored, args)
     // A copy: a listener that adds or removes listeners does not change who hears this emit.
@@ -122,10 +118,10 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
       )
     }
     const entry: Entry = context === undefined && !once ? fn : { fn, context, once }
-    const stored = this.#listeners[event]
-    if (stored === undefined) this.#listeners[event] = entry
+    const stored = this.#listeners.get(event)
+    if (stored === undefined) this.#listeners.set(event, entry)
     else if (Array.isArray(stored)) stored.push(entry)
-    else this.#listeners[event] = [stored, entry]
+    else this.#listeners.set(event, [stored, entry])
     return this
   }
 
