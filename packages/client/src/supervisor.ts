@@ -194,7 +194,20 @@ export class Supervisor {
         this.pool.succeeded()
         await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
         this.nextReason = undefined
-        const lost = await this.hold(connection)
+        // Connected: wait for the connection to close or for a requested move to fall due, and
+        // make the move; `held` is the last connection, after moves. Here in the loop, not an
+        // async hold(): one more suspended function per device, with its promise and reactions,
+        // for as long as the device is connected.
+        let held = connection
+        while (held.isOpen && !this.stopping) {
+          const wait = this.moveWait(held)
+          if (wait === 0) held = await this.migrate(held, this.move as Move)
+          else await this.wait(wait, held.closed)
+        }
+        // Stopped while a move was handing over: the new connection came up after stop() closed
+        // the old one, and nobody else would close it.
+        held.destroy(this.abort.signal.reason)
+        const lost = held
         lostAt = clock.now()
         this.stopWatch?.()
         this.hooks.lost(lost)
@@ -238,23 +251,6 @@ export class Supervisor {
     this.move = undefined
     this.pool.moveTo(move.target)
     this.nextReason = move.reason
-  }
-
-  /**
-   * Connected: waits for the connection to close or for a requested move to fall due, and makes
-   * the move. Returns the connection that closed (the last one, after moves).
-   */
-  private async hold(connection: Connection): Promise<Connection> {
-    let held = connection
-    while (held.isOpen && !this.stopping) {
-      const wait = this.moveWait(held)
-      if (wait === 0) held = await this.migrate(held, this.move as Move)
-      else await this.wait(wait, held.closed)
-    }
-    // Stopped while a move was handing over: the new connection came up after stop() closed the
-    // old one, and nobody else would close it.
-    held.destroy(this.abort.signal.reason)
-    return held
   }
 
   /** Until the pending move is due: 0 now, undefined when there is none. */
