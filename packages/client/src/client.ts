@@ -3,8 +3,8 @@ import { within } from './clock.js'
 import { ConciergePoller } from './concierge.js'
 import type { Connect, Connection } from './connection.js'
 import { type Directive, EpochFloor, parseDirective } from './directive.js'
-import { createResolver, type Resolver } from './dns.js'
-import { Drainer } from './drainer.js'
+import { clientResolver, type Resolver } from './dns.js'
+import { Drainer, type DrainerHooks } from './drainer.js'
 import { GuardedEmitter } from './emitter.js'
 import { parseEndpoint } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
@@ -18,7 +18,14 @@ import {
   resolveSubscribeOptions,
   type UplinkOptions,
 } from './options.js'
-import type { DeliveryDropReason, DropReason, Outbox, OutboxStats, Qos } from './outbox.js'
+import type {
+  DeliveryDropReason,
+  DropReason,
+  Outbox,
+  OutboxListener,
+  OutboxStats,
+  Qos,
+} from './outbox.js'
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
 import { Supervisor, type SupervisorStats } from './supervisor.js'
 import { toPayload, validateFilter, validateTopic } from './topics.js'
@@ -66,15 +73,13 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.#options = resolveOptions(input)
     const o = this.#options
     this.outbox = o.outbox
-    this.outbox.setListener({
-      drop: (entry, reason) =>
-        this.emit('drop', { id: entry.id, topic: entry.topic, priority: entry.priority, reason }),
-      error: (err) => this.report(err),
-    })
-    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, {
-      error: (err) => this.emit('error', err),
-      drop: (entry, reason, error) => {
+    // One listener for the outbox's drops and errors and the drainer's: an object and its
+    // closures per client add up in a fleet-sized process. Drainer errors only arise once
+    // connected, so after start(), where report() emits at once as the drainer's own hook did.
+    const losses: OutboxListener & DrainerHooks = {
+      drop: (entry, reason, error?: UplinkError) => {
         const { id, topic, priority } = entry
+        if (!error) return this.emit('drop', { id, topic, priority, reason })
         const rc = error.details?.reasonCode
         const name = error.details?.reasonName
         this.emit('drop', {
@@ -86,7 +91,10 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
           ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
         })
       },
-    })
+      error: (err) => this.report(err),
+    }
+    this.outbox.setListener(losses)
+    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, losses)
     this.#concierge =
       o.concierge &&
       new ConciergePoller(
@@ -101,13 +109,15 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
         this.epochs,
       )
     const concierge = this.#concierge
+    // A lost and a retired connection both leave the drainer: one function for both.
+    const detach = (c: Connection) => this.drainer.detach(c)
     this.#supervisor = new Supervisor(
       o,
-      { resolver: resolver ?? createResolver({ ...o.dns, random: o.random }), connect },
+      { resolver: resolver ?? clientResolver(o.dns, o.random), connect },
       {
         established: (c) => this.established(c),
-        lost: (c) => this.drainer.detach(c),
-        retired: (c) => this.drainer.detach(c),
+        lost: detach,
+        retired: detach,
         leaving: (c) => this.sayOffline(c, o.failover.handoverTimeoutMs),
         // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
         // have been failed over while the device was away. Unreachable: keep the current plan.

@@ -5,7 +5,7 @@ import net, { isIP } from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
 import { type RandomSource, systemClock } from './clock.js'
 import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
-import { resolveResolverOptions } from './options.js'
+import { type ResolvedOptions, resolveResolverOptions } from './options.js'
 import { retry } from './retry.js'
 
 /**
@@ -332,24 +332,56 @@ function literal(host: string, address: string, family: 4 | 6): Resolution {
   return { host, addresses: [{ address, family, ttl: 0 }], ttl: 0, source: 'literal' }
 }
 
+/** The record types asked for each `family`: constants, shared by every resolver. */
+const FAMILY_TYPES: Record<0 | 4 | 6, readonly RecordType[]> = {
+  0: ['A', 'AAAA'],
+  4: ['A'],
+  6: ['AAAA'],
+}
+
 export function createResolver(input: ResolverOptions): Resolver {
-  const options = resolveResolverOptions(input)
-  const servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
-  const random = options.random
-  const nextId = random ? () => Math.floor(random() * 0x10000) & 0xffff : () => randomInt(0x10000)
-  const types: RecordType[] =
-    options.family === 4 ? ['A'] : options.family === 6 ? ['AAAA'] : ['A', 'AAAA']
-  const { resolutionDelayMs } = options
+  return new DnsResolver(resolveResolverOptions(input), input.random)
+}
+
+/**
+ * A client's resolver: its dns options are validated, filled in and shared between clients
+ * already (options.ts), so they are kept as they are, not copied once more per client.
+ */
+export function clientResolver(dns: ResolvedOptions['dns'], random: RandomSource): Resolver {
+  return new DnsResolver(dns, random)
+}
+
+/**
+ * A class, not a closure per step: a gateway may run one client (so one resolver) per device,
+ * and a fleet-sized process thousands, where half a dozen closures and their context per
+ * resolver were a measurable share of a device's memory.
+ */
+class DnsResolver implements Resolver {
+  private readonly servers: Server[]
+  private readonly types: readonly RecordType[]
+
+  constructor(
+    private readonly options: Readonly<ResolverOptions & { resolutionDelayMs: number }>,
+    private readonly random: RandomSource | undefined,
+  ) {
+    this.servers = (options.servers?.length ? options.servers : getServers()).map(parseDnsServer)
+    this.types = FAMILY_TYPES[options.family]
+  }
+
+  private nextId(): number {
+    const random = this.random
+    return random ? Math.floor(random() * 0x10000) & 0xffff : randomInt(0x10000)
+  }
 
   /** One family from one server, as an outcome: its failure is judged beside the other's. */
-  const askType = async (
+  private async askType(
     server: Server,
     name: string,
     type: RecordType,
     signal: AbortSignal | undefined,
-  ): Promise<FamilyOutcome> => {
+  ): Promise<FamilyOutcome> {
     const family = type === 'A' ? 4 : 6
-    const x = { server, name, type, id: nextId(), timeoutMs: options.timeoutMs, signal }
+    const x = { server, name, type, id: this.nextId(), timeoutMs: this.options.timeoutMs, signal }
     try {
       const packet = await query(x)
       const err = rcodeError((packet as { rcode?: string }).rcode, x)
@@ -367,8 +399,10 @@ export function createResolver(input: ResolverOptions): Resolver {
    * answered with addresses, the other gets `resolutionDelayMs` more, not the whole query
    * timeout, so a server that never answers AAAA costs a device 50 ms, not 2 s per connect.
    */
-  const askBoth = (server: Server, name: string, signal?: AbortSignal): Promise<FamilyOutcome[]> =>
-    new Promise((resolve) => {
+  private askBoth(server: Server, name: string, signal?: AbortSignal): Promise<FamilyOutcome[]> {
+    const { types } = this
+    const { resolutionDelayMs } = this.options
+    return new Promise((resolve) => {
       const local = new AbortController()
       const onAbort = () => local.abort(signal?.reason)
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -380,7 +414,7 @@ export function createResolver(input: ResolverOptions): Resolver {
         resolve(outcomes.sort((a, b) => a.family - b.family))
       }
       for (const type of types) {
-        askType(server, name, type, local.signal).then((outcome) => {
+        this.askType(server, name, type, local.signal).then((outcome) => {
           outcomes.push(outcome)
           if (outcomes.length === types.length) return settle()
           if (timer !== undefined || !('addresses' in outcome) || !outcome.addresses.length) return
@@ -405,19 +439,21 @@ export function createResolver(input: ResolverOptions): Resolver {
         })
       }
     })
+  }
 
   /**
    * Every asked family from one server. Addresses of any family make an answer; a family that
    * failed beside them is reported as `partial` and the server is not counted as failed. Only
    * when no family yields an address does the server fail (or, for NXDOMAIN, the name).
    */
-  const ask = async (server: Server, name: string, signal?: AbortSignal): Promise<Resolution> => {
+  private async ask(server: Server, name: string, signal?: AbortSignal): Promise<Resolution> {
+    const { types } = this
     // Asking one family, the caller's signal is enough: a reconnect storm builds no signal per
     // resolve (building one showed up in the fleet benchmark's profile).
     const outcomes =
       types.length > 1
-        ? await askBoth(server, name, signal)
-        : [await askType(server, name, types[0] as RecordType, signal)]
+        ? await this.askBoth(server, name, signal)
+        : [await this.askType(server, name, types[0] as RecordType, signal)]
     if (signal?.aborted) throw signal.reason
     const found = outcomes.filter((o): o is Found => 'addresses' in o && o.addresses.length > 0)
     const failed = outcomes.filter((o): o is Failed => 'error' in o)
@@ -426,7 +462,7 @@ export function createResolver(input: ResolverOptions): Resolver {
       const error = failed.find((f) => f.error.code === 'DNS_NXDOMAIN') ?? failed[0]
       if (error) throw error.error
       throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
-        details: { server: server.label, name, types },
+        details: { server: server.label, name, types: [...types] },
       })
     }
     const partial = failed[0]
@@ -440,15 +476,15 @@ export function createResolver(input: ResolverOptions): Resolver {
     }
   }
 
-  const system = async (
+  private async system(
     host: string,
     reason: UplinkError,
     signal?: AbortSignal,
-  ): Promise<Resolution> => {
+  ): Promise<Resolution> {
     let found: Array<{ address: string; family: number }>
     try {
       found = await abortable(
-        systemDns.lookup(host, { all: true, family: options.family, verbatim: true }),
+        systemDns.lookup(host, { all: true, family: this.options.family, verbatim: true }),
         signal,
       )
     } catch {
@@ -469,45 +505,44 @@ export function createResolver(input: ResolverOptions): Resolver {
     }
   }
 
-  return {
-    async resolve(host, signal) {
-      if (signal?.aborted) throw signal.reason
-      const name = canonical(host)
-      const bare = name.replace(/^\[(.*)\]$/, '$1')
-      const family = isIP(bare)
-      if (family === 4 || family === 6) return literal(host, bare, family)
-      // RFC 6761: localhost never goes to DNS, and a device must reach its own broker offline.
-      if (name === 'localhost') return literal(host, '127.0.0.1', 4)
-      // One round asks every server in turn; `attempts` rounds follow each other at once.
-      const round = async (): Promise<Resolution> => {
-        // Built only when needed: an Error captures a stack, and this runs on every connect.
-        let last: UplinkError | undefined
-        for (const server of servers) {
-          try {
-            return { ...(await ask(server, name, signal)), host }
-          } catch (err) {
-            if (signal?.aborted) throw signal.reason
-            if (!(err instanceof UplinkError)) throw err
-            // Authoritative: asking elsewhere, or the system's cache, would only hide it.
-            if (FINAL.has(err.code)) throw err
-            last = err
-          }
+  async resolve(host: string, signal?: AbortSignal): Promise<Resolution> {
+    if (signal?.aborted) throw signal.reason
+    const name = canonical(host)
+    const bare = name.replace(/^\[(.*)\]$/, '$1')
+    const family = isIP(bare)
+    if (family === 4 || family === 6) return literal(host, bare, family)
+    // RFC 6761: localhost never goes to DNS, and a device must reach its own broker offline.
+    if (name === 'localhost') return literal(host, '127.0.0.1', 4)
+    // One round asks every server in turn; `attempts` rounds follow each other at once.
+    const round = async (): Promise<Resolution> => {
+      // Built only when needed: an Error captures a stack, and this runs on every connect.
+      let last: UplinkError | undefined
+      for (const server of this.servers) {
+        try {
+          return { ...(await this.ask(server, name, signal)), host }
+        } catch (err) {
+          if (signal?.aborted) throw signal.reason
+          if (!(err instanceof UplinkError)) throw err
+          // Authoritative: asking elsewhere, or the system's cache, would only hide it.
+          if (FINAL.has(err.code)) throw err
+          last = err
         }
-        throw last ?? new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
       }
-      const final = (err: unknown) => !(err instanceof UplinkError) || FINAL.has(err.code)
-      try {
-        return await retry(round, {
-          retries: options.attempts - 1,
-          // No wait between rounds, so no timer: the clock is never asked.
-          clock: systemClock,
-          signal,
-          shouldRetry: (err) => !final(err),
-        })
-      } catch (err) {
-        if (signal?.aborted || final(err) || !options.systemFallback) throw err
-        return system(host, err as UplinkError, signal)
-      }
-    },
+      throw last ?? new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
+    }
+    const { options } = this
+    const final = (err: unknown) => !(err instanceof UplinkError) || FINAL.has(err.code)
+    try {
+      return await retry(round, {
+        retries: options.attempts - 1,
+        // No wait between rounds, so no timer: the clock is never asked.
+        clock: systemClock,
+        signal,
+        shouldRetry: (err) => !final(err),
+      })
+    } catch (err) {
+      if (signal?.aborted || final(err) || !options.systemFallback) throw err
+      return this.system(host, err as UplinkError, signal)
+    }
   }
 }

@@ -38,7 +38,8 @@ export class Drainer {
   private taking = false
   private again = false
   private paused = false
-  private idleWaiters: Array<() => void> = []
+  /** Made when first needed: only a stop waits for the drain to go idle. */
+  private idleWaiters: Array<() => void> | undefined
 
   constructor(
     private readonly outbox: Outbox,
@@ -84,7 +85,7 @@ export class Drainer {
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
     if (this.#held.size === 0) return Promise.resolve()
-    return new Promise((resolve) => this.idleWaiters.push(resolve))
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve))
   }
 
   /**
@@ -255,7 +256,7 @@ export class Drainer {
 
   private wakeIdle(): void {
     const waiters = this.idleWaiters
-    this.idleWaiters = []
-    for (const w of waiters) w()
+    this.idleWaiters = undefined
+    for (const w of waiters ?? []) w()
   }
 }

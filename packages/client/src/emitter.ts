@@ -10,6 +10,24 @@ interface Registration {
 }
 
 /**
+ * A listener as stored: a bare function for the common case (no context, not once), and an
+ * event with one listener holds it without an array. A fleet-sized process runs thousands of
+ * clients with a handful of listeners each, and a registration object plus an array per event
+ * was a measurable share of a device's memory.
+ */
+type Entry = Fn | Registration
+type Stored = Entry | Entry[]
+
+function registration(e: Entry): Registration {
+  return typeof e === 'function' ? { fn: e, context: undefined, once: false } : e
+}
+
+function entries(stored: Stored | undefined): readonly Entry[] {
+  if (stored === undefined) return []
+  return Array.isArray(stored) ? stored : [stored]
+}
+
+/**
  * A typed event emitter (eventemitter3's API: on, once, off, emit, listeners, listenerCount)
  * whose `emit` calls each listener on its own guard. A listener that throws must not end the
  * supervisor's loop, unwind MQTT.js's packet handling or skip the listeners after it: its
@@ -18,7 +36,7 @@ interface Registration {
  */
 export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   /** A private field: not enumerable, not in util.inspect or JSON.stringify. */
-  readonly #listeners = new Map<keyof E, Registration[]>()
+  readonly #listeners = new Map<keyof E, Stored>()
 
   on<K extends keyof E>(event: K, fn: E[K], context?: unknown): this {
     return this.add(event, fn as Fn, context, false)
@@ -33,16 +51,19 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   off<K extends keyof E>(event: K, fn?: E[K], context?: unknown, once?: boolean): this {
-    const list = this.#listeners.get(event)
-    if (!list) return this
-    const kept = list.filter(
-      (r) =>
+    const stored = this.#listeners.get(event)
+    if (stored === undefined) return this
+    const kept = entries(stored).filter((e) => {
+      const r = registration(e)
+      return (
         fn !== undefined &&
         (r.fn !== fn ||
           (context !== undefined && r.context !== context) ||
-          (once === true && !r.once)),
-    )
-    if (kept.length > 0) this.#listeners.set(event, kept)
+          (once === true && !r.once))
+      )
+    })
+    if (kept.length > 1) this.#listeners.set(event, kept)
+    else if (kept.length === 1) this.#listeners.set(event, kept[0] as Entry)
     else this.#listeners.delete(event)
     return this
   }
@@ -58,11 +79,11 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   listeners<K extends keyof E>(event: K): Array<E[K]> {
-    return (this.#listeners.get(event) ?? []).map((r) => r.fn as E[K])
+    return entries(this.#listeners.get(event)).map((e) => registration(e).fn as E[K])
   }
 
   listenerCount(event: keyof E): number {
-    return this.#listeners.get(event)?.length ?? 0
+    return entries(this.#listeners.get(event)).length
   }
 
   eventNames(): Array<keyof E> {
@@ -70,17 +91,23 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   emit<K extends keyof E>(event: K, ...args: Args<E, K>): boolean {
-    const list = this.#listeners.get(event)
-    if (!list || list.length === 0) return false
-    for (const r of list.slice()) {
-      if (r.once) this.off(event, r.fn as E[K], undefined, true)
-      try {
-        r.fn.apply(r.context ?? this, args)
-      } catch (err) {
-        this.listenerThrew(event, err)
-      }
-    }
+    const stored = this.#listeners.get(event)
+    if (stored === undefined) return false
+    if (!Array.isArray(stored)) this.call(event, stored, args)
+    // A copy: a listener that adds or removes listeners does not change who hears this emit.
+    else for (const e of stored.slice()) this.call(event, e, args)
     return true
+  }
+
+  private call(event: keyof E, e: Entry, args: unknown[]): void {
+    const bare = typeof e === 'function'
+    if (!bare && e.once) this.off(event, e.fn as E[keyof E], undefined, true)
+    try {
+      if (bare) e.apply(this, args)
+      else e.fn.apply(e.context ?? this, args)
+    } catch (err) {
+      this.listenerThrew(event, err)
+    }
   }
 
   private add(event: keyof E, fn: Fn, context: unknown, once: boolean): this {
@@ -90,10 +117,11 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
         `the listener for '${String(event)}' must be a function`,
       )
     }
-    const list = this.#listeners.get(event)
-    const r = { fn, context, once }
-    if (list) list.push(r)
-    else this.#listeners.set(event, [r])
+    const entry: Entry = context === undefined && !once ? fn : { fn, context, once }
+    const stored = this.#listeners.get(event)
+    if (stored === undefined) this.#listeners.set(event, entry)
+    else if (Array.isArray(stored)) stored.push(entry)
+    else this.#listeners.set(event, [stored, entry])
     return this
   }
 

@@ -15,43 +15,54 @@ export interface IntervalTimer {
  * clear fires into nothing (the system clock's timers never hold the process open).
  */
 export function keepaliveTimer(clock: Clock): IntervalTimer {
-  let nextId = 1
-  let id = 0
-  let fn: (() => void) | undefined
-  let every = 0
-  let due = 0
-  let handle: unknown
-  let handleDue = Number.POSITIVE_INFINITY
+  return new KeepaliveTimer(clock)
+}
 
-  const arm = (at: number) => {
-    handleDue = at
-    handle = clock.setTimeout(fire, Math.max(0, at - clock.now()))
-  }
-  const fire = () => {
-    handle = undefined
-    handleDue = Number.POSITIVE_INFINITY
+/**
+ * A class, not closures over shared state: one lives as long as each connection, in a
+ * fleet-sized process thousands, and four closures with their context per connection showed up
+ * in a device's memory. `fire` is the one callback the clock needs, bound once.
+ */
+class KeepaliveTimer implements IntervalTimer {
+  private nextId = 1
+  private id = 0
+  private fn: (() => void) | undefined
+  private every = 0
+  private due = 0
+  private handle: unknown
+  private handleDue = Number.POSITIVE_INFINITY
+  private readonly fire = (): void => {
+    this.handle = undefined
+    this.handleDue = Number.POSITIVE_INFINITY
+    const fn = this.fn
     if (!fn) return
-    const now = clock.now()
-    if (now < due) return arm(due)
-    due = now + every
-    arm(due)
+    const now = this.clock.now()
+    if (now < this.due) return this.arm(this.due)
+    this.due = now + this.every
+    this.arm(this.due)
     fn()
   }
 
-  return {
-    set(callback, ms) {
-      id = nextId++
-      fn = callback
-      every = ms
-      due = clock.now() + ms
-      if (handle === undefined || handleDue > due) {
-        if (handle !== undefined) clock.clearTimeout(handle)
-        arm(due)
-      }
-      return id
-    },
-    clear(which) {
-      if (which === id) fn = undefined
-    },
+  constructor(private readonly clock: Clock) {}
+
+  set(callback: () => void, ms: number): number {
+    this.id = this.nextId++
+    this.fn = callback
+    this.every = ms
+    this.due = this.clock.now() + ms
+    if (this.handle === undefined || this.handleDue > this.due) {
+      if (this.handle !== undefined) this.clock.clearTimeout(this.handle)
+      this.arm(this.due)
+    }
+    return this.id
+  }
+
+  clear(which: number): void {
+    if (which === this.id) this.fn = undefined
+  }
+
+  private arm(at: number): void {
+    this.handleDue = at
+    this.handle = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()))
   }
 }

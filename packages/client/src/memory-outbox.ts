@@ -34,7 +34,8 @@ export function entrySize(input: Pick<OutboxInput, 'topic' | 'payload'>): number
  * fleet-sized process thousands (bench/storm), where a dozen closures per outbox added up.
  */
 class MemoryOutbox implements Outbox {
-  private readonly alarm = new Map<number, OutboxEntry>()
+  /** Made on the first alarm: most devices of a fleet only ever send telemetry. */
+  private alarm: Map<number, OutboxEntry> | undefined
   private readonly telemetry = new Map<number, OutboxEntry>()
   /** Handed out by `take`, not yet acknowledged or released. */
   private readonly out = new Set<number>()
@@ -50,8 +51,19 @@ class MemoryOutbox implements Outbox {
     private readonly overflow: 'drop-oldest' | 'reject',
   ) {}
 
+  private queue(priority: Priority): Map<number, OutboxEntry> {
+    if (priority === 'telemetry') return this.telemetry
+    this.alarm ??= new Map()
+    return this.alarm
+  }
+
+  /** Alarms first: they are sent before any telemetry. */
+  private queues(): Array<Map<number, OutboxEntry>> {
+    return this.alarm ? [this.alarm, this.telemetry] : [this.telemetry]
+  }
+
   private count(): number {
-    return this.alarm.size + this.telemetry.size
+    return (this.alarm?.size ?? 0) + this.telemetry.size
   }
 
   private forget(queue: Map<number, OutboxEntry>, entry: OutboxEntry): void {
@@ -61,7 +73,7 @@ class MemoryOutbox implements Outbox {
   }
 
   private discard(entry: OutboxEntry, reason: DropReason): void {
-    this.forget(this[entry.priority], entry)
+    this.forget(this.queue(entry.priority), entry)
     this.dropped[reason]++
     this.listener?.drop(entry, reason)
   }
@@ -70,7 +82,7 @@ class MemoryOutbox implements Outbox {
   private oldest(arriving: Priority): OutboxEntry | undefined {
     return (
       this.telemetry.values().next().value ??
-      (arriving === 'alarm' ? this.alarm.values().next().value : undefined)
+      (arriving === 'alarm' ? this.alarm?.values().next().value : undefined)
     )
   }
 
@@ -99,14 +111,14 @@ class MemoryOutbox implements Outbox {
       }
     }
     const entry: OutboxEntry = { ...input, id: this.nextId++, enqueuedAt: now }
-    this[entry.priority].set(entry.id, entry)
+    this.queue(entry.priority).set(entry.id, entry)
     this.bytes += size
     return entry
   }
 
   take(limit: number, now: number): OutboxEntry[] {
     const batch: OutboxEntry[] = []
-    for (const queue of [this.alarm, this.telemetry]) {
+    for (const queue of this.queues()) {
       for (const entry of queue.values()) {
         if (batch.length >= limit) return batch
         if (this.out.has(entry.id)) continue
@@ -121,7 +133,7 @@ class MemoryOutbox implements Outbox {
   }
 
   ack(id: number): void {
-    for (const queue of [this.alarm, this.telemetry]) {
+    for (const queue of this.queues()) {
       const entry = queue.get(id)
       if (entry) return this.forget(queue, entry)
     }
@@ -132,7 +144,7 @@ class MemoryOutbox implements Outbox {
   }
 
   head(): OutboxEntry | undefined {
-    return this.alarm.values().next().value ?? this.telemetry.values().next().value
+    return this.alarm?.values().next().value ?? this.telemetry.values().next().value
   }
 
   stats(): OutboxStats {

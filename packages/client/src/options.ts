@@ -8,6 +8,7 @@ import { UplinkError } from './errors.js'
 import { memoryOutbox } from './memory-outbox.js'
 import { checkKeys, ENDPOINT_KEYS, OPTION_KEYS } from './option-keys.js'
 import type { Outbox, Priority, Qos } from './outbox.js'
+import { shared } from './shared-options.js'
 import { MAX_TTL_SECONDS, validateFilter, validateTopic } from './topics.js'
 
 export interface PresenceOptions {
@@ -376,13 +377,13 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
       10,
       60_000,
     ),
-    backoff: resolveBackoff(o.backoff),
+    backoff: shared('backoff', resolveBackoff(o.backoff)),
     failoverAfter: int(o.failoverAfter, 'failoverAfter', DEFAULTS.failoverAfter, 1, 1_000),
-    dns: resolveDns(o.dns),
+    dns: shared('dns', resolveDns(o.dns)),
     concierge: c && resolveConcierge(c as ConciergeOptions, allowedHosts),
     control: resolveControl(o.control),
-    failover: resolveFailover(f, allowedHosts),
-    session: resolveSession(o.session),
+    failover: shared('failover', resolveFailover(f, allowedHosts)),
+    session: shared('session', resolveSession(o.session)),
     outbox: resolveOutbox(o.outbox),
     inflightWindow: int(o.inflightWindow, 'inflightWindow', DEFAULTS.inflightWindow, 1, 65_535),
     poisonAfter: int(o.poisonAfter, 'poisonAfter', DEFAULTS.poisonAfter, 1, 1_000),

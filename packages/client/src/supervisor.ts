@@ -1,6 +1,6 @@
 import { AnswersSeen } from './answers-seen.js'
 import { BackoffLadder } from './backoff.js'
-import type { Connect, Connection, SessionParams } from './connection.js'
+import type { Connect, Connection, ConnectParams } from './connection.js'
 import { RedirectPolicy } from './directive.js'
 import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
@@ -72,10 +72,9 @@ export class Supervisor {
   private state: ConnectionState = 'idle'
   private readonly pool: EndpointPool
   private readonly abort = new AbortController()
-  /** What every attempt sends, whatever the endpoint: computed once. */
-  private readonly params: SessionParams
   private readonly ladder: BackoffLadder
-  private readonly moveLadder: BackoffLadder
+  /** Made on the first planned move: most devices never make one. */
+  private moveLadder: BackoffLadder | undefined
   private readonly redirects: RedirectPolicy
   private loop: Promise<void> | undefined
   private connection: Connection | undefined
@@ -104,9 +103,7 @@ export class Supervisor {
     private readonly events: GuardedEmitter<UplinkEvents>,
   ) {
     this.pool = new EndpointPool(options.endpoints, options.failoverAfter)
-    this.params = sessionParams(options)
     this.ladder = new BackoffLadder(options.backoff, options.random)
-    this.moveLadder = new BackoffLadder(options.backoff, options.random)
     this.redirects = new RedirectPolicy(
       options.failover.allowedHosts,
       options.failover.maxRedirects,
@@ -135,13 +132,7 @@ export class Supervisor {
 
   start(): void {
     if (this.loop || this.stopping) return
-    this.loop = this.run().catch((err) => {
-      // The loop handles its own failures; reaching here is a bug, reported rather than thrown.
-      this.events.emit(
-        'error',
-        toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
-      )
-    })
+    this.loop = this.run()
   }
 
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
@@ -193,19 +184,42 @@ export class Supervisor {
   private async run(): Promise<void> {
     const { clock } = this.options
     let lostAt = clock.now()
-    while (!this.stopping) {
-      const connection = await this.reach()
-      if (!connection) break
-      this.redirects.reset()
-      this.pool.succeeded()
-      await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
-      this.nextReason = undefined
-      const lost = await this.hold(connection)
-      lostAt = clock.now()
-      this.stopWatch?.()
-      this.hooks.lost(lost)
-      if (this.stopping) break
-      await this.recover(lost)
+    // Caught here, not by a .catch() on the loop's promise: that is one more pending promise,
+    // reaction and closure per device for as long as it runs.
+    try {
+      while (!this.stopping) {
+        const connection = await this.reach()
+        if (!connection) break
+        this.redirects.reset()
+        this.pool.succeeded()
+        await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
+        this.nextReason = undefined
+        // Connected: wait for the connection to close or for a requested move to fall due, and
+        // make the move; `held` is the last connection, after moves. Here in the loop, not an
+        // async hold(): one more suspended function per device, with its promise and reactions,
+        // for as long as the device is connected.
+        let held = connection
+        while (held.isOpen && !this.stopping) {
+          const wait = this.moveWait(held)
+          if (wait === 0) held = await this.migrate(held, this.move as Move)
+          else await this.wait(wait, held.closed)
+        }
+        // Stopped while a move was handing over: the new connection came up after stop() closed
+        // the old one, and nobody else would close it.
+        held.destroy(this.abort.signal.reason)
+        const lost = held
+        lostAt = clock.now()
+        this.stopWatch?.()
+        this.hooks.lost(lost)
+        if (this.stopping) break
+        await this.recover(lost)
+      }
+    } catch (err) {
+      // The loop handles its own failures; reaching here is a bug, reported rather than thrown.
+      this.events.emit(
+        'error',
+        toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
+      )
     }
   }
 
@@ -238,23 +252,6 @@ export class Supervisor {
     this.move = undefined
     this.pool.moveTo(move.target)
     this.nextReason = move.reason
-  }
-
-  /**
-   * Connected: waits for the connection to close or for a requested move to fall due, and makes
-   * the move. Returns the connection that closed (the last one, after moves).
-   */
-  private async hold(connection: Connection): Promise<Connection> {
-    let held = connection
-    while (held.isOpen && !this.stopping) {
-      const wait = this.moveWait(held)
-      if (wait === 0) held = await this.migrate(held, this.move as Move)
-      else await this.wait(wait, held.closed)
-    }
-    // Stopped while a move was handing over: the new connection came up after stop() closed the
-    // old one, and nobody else would close it.
-    held.destroy(this.abort.signal.reason)
-    return held
   }
 
   /** Until the pending move is due: 0 now, undefined when there is none. */
@@ -538,7 +535,7 @@ export class Supervisor {
           retries: Number.POSITIVE_INFINITY,
           clock,
           signal: cut.signal,
-          delayMs: () => this.moveLadder.next(),
+          delayMs: () => this.movesLadder().next(),
           shouldRetry: () => old.isOpen,
         },
       )
@@ -553,7 +550,7 @@ export class Supervisor {
     } finally {
       if (this.bell === ring) this.bell = undefined
     }
-    this.moveLadder.reset()
+    this.moveLadder?.reset()
     this.pool.moveTo(move.target)
     this.hooks.retired(old)
     // Before the new connection says `online`: where both are one cluster, that has the last word.
@@ -563,6 +560,11 @@ export class Supervisor {
     // clean DISCONNECT, so the old broker does not publish the will.
     await old.end(this.options.failover.handoverTimeoutMs, clock)
     return next
+  }
+
+  private movesLadder(): BackoffLadder {
+    this.moveLadder ??= new BackoffLadder(this.options.backoff, this.options.random)
+    return this.moveLadder
   }
 
   /** A move could not connect: the device stays where it is, and says why. */
@@ -611,8 +613,9 @@ export class Supervisor {
     return retry(
       () => {
         this.attempts++
+        // Built per attempt, not kept from the start: a device would hold it for its lifetime.
         return this.transport.connect(
-          { ...this.params, endpoint, addresses: remaining },
+          connectParams(this.options, endpoint, remaining),
           this.abort.signal,
         )
       },
@@ -662,9 +665,11 @@ export class Supervisor {
   }
 }
 
-/** The connect parameters every attempt shares, from the options. */
-function sessionParams(o: ResolvedOptions): SessionParams {
+/** An attempt's connect parameters: what every attempt shares, from the options, and where. */
+function connectParams(o: ResolvedOptions, endpoint: Endpoint, addresses: string[]): ConnectParams {
   return {
+    endpoint,
+    addresses,
     attemptDelayMs: o.connectAttemptDelayMs,
     clientId: o.clientId,
     username: o.username,

@@ -74,7 +74,7 @@ export class MqttConnection implements Connection {
    * Messages that came before anyone listened: a broker resuming a session sends what it queued
    * right behind the CONNACK, in the same read, before the client has set its handler.
    */
-  private early: InboundMessage[] = []
+  private early: InboundMessage[] | undefined
 
   constructor(
     private readonly client: MqttClient,
@@ -103,14 +103,18 @@ export class MqttConnection implements Connection {
   onMessage(handler: (message: InboundMessage) => void): void {
     this.messageHandler = handler
     const early = this.early
-    this.early = []
-    for (const message of early) handler(message)
+    this.early = undefined
+    for (const message of early ?? []) handler(message)
   }
 
   /** @internal called by the transport's event wiring */
   deliver(message: InboundMessage): void {
     if (this.messageHandler) this.messageHandler(message)
-    else if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
+    else {
+      // Made only when needed: most connections never receive before their handler is set.
+      this.early ??= []
+      if (this.early.length < MAX_EARLY_MESSAGES) this.early.push(message)
+    }
   }
 
   /** @internal */
@@ -437,7 +441,11 @@ function speak(
   resolve: (connection: Connection) => void,
   fail: (reason: UplinkError) => void,
 ): MqttClient {
-  const { endpoint, clock } = params
+  const { endpoint, clock, keepalive } = params
+  // Until connected: the attempt's callbacks. Dropped once it is, so that the client's listeners
+  // (which live as long as the connection) do not keep the whole attempt alive: its timer, its
+  // race, its closures and parameters, a kilobyte per connection in a fleet-sized process.
+  let attempt: { resolve: typeof resolve; fail: typeof fail } | undefined = { resolve, fail }
   let connection: MqttConnection | undefined
   let lastError: unknown
   let lastConnack: IConnackPacket | undefined
@@ -471,7 +479,7 @@ function speak(
   const client = new MqttClient(() => socket, options)
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
-    queueMicrotask(() => fail(classify(lastError, endpoint, address, { address })))
+    queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))
   }
 
   const original = client.onKeepaliveTimeout.bind(client)
@@ -493,23 +501,28 @@ function speak(
   client.on('message', (topic, payload, packet) => {
     connection?.deliver({ topic, payload, qos: packet.qos, retain: packet.retain })
   })
-  client.on('connect', (connack) => {
+  // Once: MQTT.js connects only once here (reconnect is off), and the handler need not outlive it.
+  client.once('connect', (connack) => {
     client.removeListener('packetreceive', onPacket)
     connection = new MqttConnection(client, connack, endpoint, address)
     lastError = undefined
-    resolve(connection)
+    const settled = attempt
+    attempt = undefined
+    settled?.resolve(connection)
   })
   client.on('close', () => {
     if (connection) {
       connection.markClosed(
-        closeReason(lastError, keepaliveExpired, serverDisconnect, params, address),
+        closeReason(lastError, keepaliveExpired, serverDisconnect, endpoint, keepalive, address),
       )
       return
     }
+    const failed = attempt?.fail
+    if (!failed) return
     const rc = lastConnack && (lastConnack.reasonCode ?? lastConnack.returnCode)
     if (lastConnack && rc) {
       const serverReference = lastConnack.properties?.serverReference
-      fail(
+      failed(
         new UplinkError(
           'CONNECT_REFUSED',
           `${endpoint.url} refused the connection (reason code ${rc})`,
@@ -520,7 +533,7 @@ function speak(
       )
       return
     }
-    fail(classify(lastError, endpoint, address, { address }))
+    failed(classify(lastError, endpoint, address, { address }))
   })
   return client
 }
@@ -529,14 +542,15 @@ function closeReason(
   lastError: unknown,
   keepaliveExpired: boolean,
   serverDisconnect: Packet | undefined,
-  params: ConnectParams,
+  endpoint: Endpoint,
+  keepalive: number,
   address: string,
 ): UplinkError {
-  const where = `${params.endpoint.url} (${address})`
+  const where = `${endpoint.url} (${address})`
   if (keepaliveExpired) {
     return new UplinkError(
       'KEEPALIVE_TIMEOUT',
-      `no answer from ${where} within 1.5 x keepalive (${params.keepalive} s)`,
+      `no answer from ${where} within 1.5 x keepalive (${keepalive} s)`,
     )
   }
   if (serverDisconnect && serverDisconnect.cmd === 'disconnect') {

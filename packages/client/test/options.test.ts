@@ -107,3 +107,30 @@ describe('options are resolved section by section, every field filled in', () =>
     )
   })
 })
+
+describe('resolved option groups are shared between clients', () => {
+  it('two clients given equal options hold one frozen backoff, dns, failover and session', () => {
+    const servers = ['127.0.0.1:5353']
+    const input: UplinkOptions = { ...base, backoff: { maxMs: 7_000 }, dns: { servers } }
+    const a = resolveOptions(input)
+    const b = resolveOptions({ ...input, clientId: 'gw-2' })
+    for (const group of ['backoff', 'dns', 'failover', 'session'] as const) {
+      expect(b[group]).toBe(a[group])
+      expect(Object.isFrozen(a[group])).toBe(true)
+    }
+    expect(a.backoff.maxMs).toBe(7_000)
+    expect(a.dns.servers).toEqual(servers)
+    // A caller's own array is copied, never frozen.
+    expect(Object.isFrozen(servers)).toBe(false)
+    expect(() => {
+      ;(a.backoff as { maxMs: number }).maxMs = 1
+    }).toThrow(TypeError)
+  })
+
+  it('different values resolve to different groups', () => {
+    const a = resolveOptions({ ...base, backoff: { maxMs: 8_000 } })
+    const b = resolveOptions({ ...base, backoff: { maxMs: 9_000 } })
+    expect(a.backoff).not.toBe(b.backoff)
+    expect(b.backoff.maxMs).toBe(9_000)
+  })
+})
