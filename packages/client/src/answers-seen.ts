@@ -18,7 +18,7 @@ export class AnswersSeen {
    */
   attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) this.forget()
-    const news = this.tried.size > 0 && addresses.some((a) => !this.tried.has(a))
+    const news = this.tried.size > 0 && this.namesUntried(addresses)
     this.host = host
     for (const a of addresses) this.tried.add(a)
     this.asked(now, ttlSeconds)
@@ -29,6 +29,10 @@ export class AnswersSeen {
   probed(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) return false
     this.asked(now, ttlSeconds)
+    return this.namesUntried(addresses)
+  }
+
+  private namesUntried(addresses: readonly string[]): boolean {
     return addresses.some((a) => !this.tried.has(a))
   }
 

@@ -283,8 +283,7 @@ export class Supervisor {
       // it at one instant, and a fleet that reconnects at one instant is a stampede.
       this.lastError = reason
       this.freshLadder()
-      const { random, backoff } = this.options
-      const delayMs = backoff.informed ? Math.floor(random() * backoff.informed.spreadMs) : 0
+      const delayMs = this.spread()
       this.events.emit('reconnecting', {
         attempt: 0,
         delayMs,
@@ -325,13 +324,21 @@ export class Supervisor {
    * when a move asked for during the spread must be taken up first.
    */
   private async spreadArrival(): Promise<boolean> {
-    const informed = this.options.backoff.informed
-    if (!informed || informed.spreadMs === 0) return false
+    if (!this.options.backoff.informed) return false
     const pending = this.move
-    this.setState('backing-off')
-    await this.wait(Math.floor(this.options.random() * informed.spreadMs))
+    const delayMs = this.spread()
+    if (delayMs > 0) {
+      this.setState('backing-off')
+      await this.wait(delayMs)
+    }
     this.freshLadder()
     return this.stopping || this.move !== pending
+  }
+
+  /** A draw of informed backoff's arrival spread, 0..spreadMs; 0 without informed backoff. */
+  private spread(): number {
+    const informed = this.options.backoff.informed
+    return informed ? Math.floor(this.options.random() * informed.spreadMs) : 0
   }
 
   /** A fresh start: the next failure waits as the first one did, and every address is new. */
@@ -350,7 +357,7 @@ export class Supervisor {
    * wait at once, as without informed backoff.
    */
   private async waitInformed(delayMs: number, informed: InformedBackoff): Promise<boolean> {
-    const { clock, random } = this.options
+    const { clock } = this.options
     const floor = informed.minProbeIntervalMs
     const end = clock.now() + delayMs
     const pending = this.move
@@ -365,9 +372,7 @@ export class Supervisor {
       if (news) break
     }
     if (this.stopping || this.move?.reason === 'manual') return false
-    await this.wait(
-      Math.min(Math.floor(random() * informed.spreadMs), Math.max(0, end - clock.now())),
-    )
+    await this.wait(Math.min(this.spread(), Math.max(0, end - clock.now())))
     return !this.stopping
   }
 
