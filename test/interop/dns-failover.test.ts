@@ -75,6 +75,33 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     expect(account(traffic.accepted, [atA, atB]).lost).toEqual([])
   })
 
+  it('informed backoff: a retry whose own lookup on the DNS server finds the flipped record goes there after the arrival spread, not at once', async () => {
+    const { a, dns, uplink, traffic, atA, atB } = await setUp(false, {
+      // Probes a minute apart: the 1 s retry's own lookup is what learns of the flip.
+      backoff: {
+        initialMs: 1_000,
+        maxMs: 2_000,
+        jitter: 'none',
+        stableMs: 60_000,
+        informed: { spreadMs: 300, minProbeIntervalMs: 60_000 },
+      },
+    })
+    const states: string[] = []
+    uplink.on('state', (e) => states.push(e.state))
+    const moved = nextEvent(uplink, 'connect', (e) => e.address === '127.0.0.2', 15_000)
+    await a.kill()
+    await dns.set(NAME, ['127.0.0.2'])
+    await moved
+    // Lost, the ladder's wait, then the retry: its lookup names 127.0.0.2, so it waits out the
+    // spread before it connects there.
+    const retry = states.lastIndexOf('resolving')
+    expect(states.slice(retry)).toEqual(['resolving', 'backing-off', 'connecting', 'connected'])
+    await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
+    traffic.stop()
+    await drained(uplink)
+    expect(account(traffic.accepted, [atA, atB]).lost).toEqual([])
+  })
+
   it('the DNS watch moves a healthy connection when the record changes, make-before-break: nothing lost, nothing sent twice', async () => {
     const { b, dns, uplink, traffic, atA, atB } = await setUp(true)
     const moved = nextEvent(uplink, 'failover')
