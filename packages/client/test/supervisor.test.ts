@@ -534,6 +534,29 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
     await stopNow(r)
     expect(r.transport.attempts).toHaveLength(1)
   })
+
+  it('reconnecting after a connection was up (the abort signal let go while connected): the lookup and the attempt are aborted', async () => {
+    const r = rig({ backoff: { jitter: 'none', informed: false } })
+    const c = await connected(r)
+    // Stable, so the reconnect is at once; its lookup hangs until stop() aborts it.
+    await r.tick(120_000)
+    r.resolver.hold()
+    c.drop()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('resolving')
+    await stopNow(r)
+    expect(r.transport.attempts).toHaveLength(1)
+    // And an attempt under way on the signal made after the connection was held.
+    const r2 = rig({ backoff: { jitter: 'none', informed: false } })
+    const c2 = await connected(r2)
+    await r2.tick(120_000)
+    c2.drop()
+    await r2.tick()
+    const attempt = r2.transport.pending()
+    await stopNow(r2)
+    expect(attempt.signal.aborted).toBe(true)
+    expect((attempt.signal.reason as UplinkError).code).toBe('STOPPED')
+  })
 })
 
 describe('Supervisor informed backoff: the wait ends early only on news', () => {
