@@ -7,7 +7,11 @@
  */
 export class AnswersSeen {
   private host: string | undefined
-  private readonly tried = new Set<string>()
+  /**
+   * Made by an attempt's answer and let go by forget(): a connected device has a fresh ladder
+   * and needs none, and a Set is some 150 B in a fleet-sized process.
+   */
+  private tried: Set<string> | undefined
   private askedAt = 0
   private ttlMs = 0
 
@@ -18,9 +22,10 @@ export class AnswersSeen {
    */
   attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) this.forget()
-    const news = this.tried.size > 0 && this.namesUntried(addresses)
+    const news = this.tried !== undefined && this.tried.size > 0 && this.namesUntried(addresses)
     this.host = host
-    for (const a of addresses) this.tried.add(a)
+    const tried = (this.tried ??= new Set())
+    for (const a of addresses) tried.add(a)
     this.asked(now, ttlSeconds)
     return news
   }
@@ -33,7 +38,8 @@ export class AnswersSeen {
   }
 
   private namesUntried(addresses: readonly string[]): boolean {
-    return addresses.some((a) => !this.tried.has(a))
+    const tried = this.tried
+    return addresses.some((a) => !tried?.has(a))
   }
 
   /** A probe that got no answer: nothing learnt, ask again after the floor. */
@@ -52,7 +58,7 @@ export class AnswersSeen {
   /** A fresh ladder: what failed before says nothing about what comes next. */
   forget(): void {
     this.host = undefined
-    this.tried.clear()
+    this.tried = undefined
   }
 
   private asked(now: number, ttlSeconds: number): void {
