@@ -83,10 +83,10 @@ describe('memoryOutbox', () => {
     const [alarm] = await box.take(10, 0)
     await box.ack((alarm as OutboxEntry).id)
     expect(box.stats()).toEqual({ messages: 0, bytes: 0, dropped: { overflow: 2, expired: 0 } })
-    expect(box.head()).toBeUndefined()
+    expect(await box.head()).toBeUndefined()
     expect(await box.take(10, 0)).toEqual([])
     await box.enqueue(msg(4, 'telemetry', 5), 0)
-    expect(box.head()?.topic).toBe('t/4')
+    expect((await box.head())?.topic).toBe('t/4')
     // Taken, released (the set of what is out let go), taken again: still there, in order.
     const out = await box.take(10, 0)
     box.release(out.map((e) => e.id))
