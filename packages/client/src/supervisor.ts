@@ -102,6 +102,23 @@ export class Supervisor {
   private move: Move | undefined
   /** Ends the loop's current wait at once: a move was requested, or stop. */
   private bell: (() => void) | undefined
+  /**
+   * Connected with nothing to wait for but the connection's close or the bell, the loop parks:
+   * it ends, and the close or the bell starts it again on this connection. A loop suspended in
+   * an await for as long as a device is connected held its async function's frame, a promise,
+   * a resolver and the await's reactions: some 700 B a device in a fleet-sized process.
+   */
+  private parked: Connection | undefined
+  /** The connection whose close wakes a parked loop: one reaction each, however often it parks. */
+  private closeWatched: Connection | undefined
+  private readonly unpark = (): void => {
+    const held = this.parked
+    if (!held) return
+    this.parked = undefined
+    if (this.bell === this.unpark) this.bell = undefined
+    // A microtask later, as a wait ends: whoever rang (stop(), requestMove()) goes on first.
+    this.loop = Promise.resolve().then(() => this.run(held))
+  }
   private stopWatch: (() => void) | undefined
   private dnsPartial: DnsPartialEvent | undefined
   /** The DNS answers of the current ladder's attempts, for informed backoff. */
@@ -205,29 +222,39 @@ export class Supervisor {
     this.events.emit('state', { state, previous })
   }
 
-  /** The loop: reach a connection, hold it (moving when asked) until it is lost, recover. */
-  private async run(): Promise<void> {
+  /**
+   * The loop: reach a connection, hold it (moving when asked) until it is lost, recover. Started
+   * again on `resumed`, the connection it parked on, when that closes or the bell rings.
+   */
+  private async run(resumed?: Connection): Promise<void> {
     const { clock } = this.options
     let lostAt = clock.now()
+    let held = resumed
     // Caught here, not by a .catch() on the loop's promise: that is one more pending promise,
     // reaction and closure per device for as long as it runs.
     try {
-      while (!this.stopping) {
-        const connection = await this.reach()
-        if (!connection) break
-        // Every step that used the signal has ended: the next step that needs one makes it.
-        this.controller = undefined
-        this.redirects?.reset()
-        this.pool.succeeded()
-        await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
-        this.nextReason = undefined
+      for (;;) {
+        if (!held) {
+          if (this.stopping) break
+          const connection = await this.reach()
+          if (!connection) break
+          // Every step that used the signal has ended: the next step that needs one makes it.
+          this.controller = undefined
+          this.redirects?.reset()
+          this.pool.succeeded()
+          await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
+          this.nextReason = undefined
+          held = connection
+        }
         // Connected: wait for the connection to close or for a requested move to fall due, and
-        // make the move; `held` is the last connection, after moves. Here in the loop, not an
-        // async hold(): one more suspended function per device, with its promise and reactions,
-        // for as long as the device is connected.
-        let held = connection
+        // make the move; `held` is the last connection, after moves. Nothing to wait for but
+        // the close or the bell: park.
         while (held.isOpen && !this.stopping) {
           const wait = this.moveWait(held)
+          if (wait === undefined) {
+            this.park(held)
+            return
+          }
           if (wait === 0) {
             held = await this.migrate(held, this.move as Move)
             if (!this.stopping) this.controller = undefined
@@ -237,6 +264,7 @@ export class Supervisor {
         // the old one, and nobody else would close it.
         if (this.stopped) held.destroy(this.stopped)
         const lost = held
+        held = undefined
         lostAt = clock.now()
         this.stopWatch?.()
         this.hooks.lost(lost)
@@ -250,6 +278,17 @@ export class Supervisor {
         toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
       )
     }
+  }
+
+  /** Ends the loop until `held` closes or the bell rings (unpark). */
+  private park(held: Connection): void {
+    this.parked = held
+    this.bell = this.unpark
+    // The run that parks has ended: its promise need not be kept.
+    this.loop = PARKED
+    if (this.closeWatched === held) return
+    this.closeWatched = held
+    held.closed.then(this.unpark)
   }
 
   /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */
@@ -706,6 +745,9 @@ export class Supervisor {
     })
   }
 }
+
+/** The loop's promise while it is parked: settled, as a loop that has ended. */
+const PARKED: Promise<void> = Promise.resolve()
 
 /** An attempt's connect parameters: what every attempt shares, from the options, and where. */
 function connectParams(o: ResolvedOptions, endpoint: Endpoint, addresses: string[]): ConnectParams {
