@@ -304,6 +304,20 @@ function connectSocket(
   })
 }
 
+/**
+ * MQTT.js's client, remembering that its keepalive ran out (the close that follows says why).
+ * An override on a prototype: wrapping the method on each client was a closure and a bound
+ * function per connection.
+ */
+class KeepaliveAwareClient extends MqttClient {
+  keepaliveExpired = false
+
+  override onKeepaliveTimeout(): void {
+    this.keepaliveExpired = true
+    super.onKeepaliveTimeout()
+  }
+}
+
 /** Holds the winner's errors until MQTT.js listens (speak() records them for the failure). */
 function ignore(): void {}
 
@@ -449,7 +463,6 @@ function speak(
   let connection: MqttConnection | undefined
   let lastError: unknown
   let lastConnack: IConnackPacket | undefined
-  let keepaliveExpired = false
   let serverDisconnect: Packet | undefined
 
   const options: IClientOptions = {
@@ -476,22 +489,18 @@ function speak(
   })
   // The socket is already connected: MQTT.js takes it as its stream (reconnect is off, so it
   // never asks for a second one).
-  const client = new MqttClient(() => socket, options)
+  const client = new KeepaliveAwareClient(() => socket, options)
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
     queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))
   }
 
-  const original = client.onKeepaliveTimeout.bind(client)
-  client.onKeepaliveTimeout = () => {
-    keepaliveExpired = true
-    original()
-  }
   client.on('error', (err) => {
     lastError ??= err
   })
   // Only the CONNACK matters, and only until connected: not a listener call per PUBACK after.
-  const onPacket = (packet: Packet) => {
+  // Let go once removed: the connection's listeners share this scope and would keep it.
+  let onPacket: ((packet: Packet) => void) | undefined = (packet) => {
     if (packet.cmd === 'connack') lastConnack = packet
   }
   client.on('packetreceive', onPacket)
@@ -503,7 +512,8 @@ function speak(
   })
   // Once: MQTT.js connects only once here (reconnect is off), and the handler need not outlive it.
   client.once('connect', (connack) => {
-    client.removeListener('packetreceive', onPacket)
+    if (onPacket) client.removeListener('packetreceive', onPacket)
+    onPacket = undefined
     connection = new MqttConnection(client, connack, endpoint, address)
     lastError = undefined
     const settled = attempt
@@ -513,7 +523,14 @@ function speak(
   client.on('close', () => {
     if (connection) {
       connection.markClosed(
-        closeReason(lastError, keepaliveExpired, serverDisconnect, endpoint, keepalive, address),
+        closeReason(
+          lastError,
+          client.keepaliveExpired,
+          serverDisconnect,
+          endpoint,
+          keepalive,
+          address,
+        ),
       )
       return
     }
