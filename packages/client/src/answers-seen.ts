@@ -8,10 +8,11 @@
 export class AnswersSeen {
   private host: string | undefined
   /**
-   * Made by an attempt's answer and let go by forget(): a connected device has a fresh ladder
-   * and needs none, and a Set is some 150 B in a fleet-sized process.
+   * Made by an attempt's answer and let go by forget(). An array, not a Set: a name has a few
+   * addresses, and a Set's table was some 150 B a device in a fleet-sized process, where every
+   * connected device keeps the answers of the ladder that got it there.
    */
-  private tried: Set<string> | undefined
+  private tried: string[] | undefined
   private askedAt = 0
   private ttlMs = 0
 
@@ -22,10 +23,10 @@ export class AnswersSeen {
    */
   attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) this.forget()
-    const news = this.tried !== undefined && this.tried.size > 0 && this.namesUntried(addresses)
+    const news = (this.tried?.length ?? 0) > 0 && this.namesUntried(addresses)
     this.host = host
-    const tried = (this.tried ??= new Set())
-    for (const a of addresses) tried.add(a)
+    const tried = (this.tried ??= [])
+    for (const a of addresses) if (!tried.includes(a)) tried.push(a)
     this.asked(now, ttlSeconds)
     return news
   }
@@ -39,7 +40,7 @@ export class AnswersSeen {
 
   private namesUntried(addresses: readonly string[]): boolean {
     const tried = this.tried
-    return addresses.some((a) => !tried?.has(a))
+    return addresses.some((a) => !tried?.includes(a))
   }
 
   /** A probe that got no answer: nothing learnt, ask again after the floor. */

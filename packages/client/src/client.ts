@@ -116,8 +116,11 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       this.client.report(err)
     }
   }
-  /** Directive epochs below this are refused: one floor for the concierge and the control topic. */
-  private readonly epochs = new EpochFloor()
+  /**
+   * Directive epochs below this are refused: one floor for the concierge and the control topic.
+   * Only with either: most devices have neither.
+   */
+  private readonly epochs: EpochFloor | undefined
   readonly #supervisor: Supervisor
   readonly #concierge: ConciergePoller | undefined
   private started = false
@@ -129,6 +132,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.#options = resolveOptions(input)
     const o = this.#options
     this.outbox = o.outbox
+    this.epochs = o.concierge || o.control ? new EpochFloor() : undefined
     const hooks = new Uplink.#Hooks(this)
     this.outbox.setListener(hooks)
     this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, hooks)
@@ -143,7 +147,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
           directive: (d) => this.follow(d, 'concierge'),
           error: (err) => this.emit('error', err),
         },
-        this.epochs,
+        this.epochs as EpochFloor,
       )
     const concierge = this.#concierge
     if (concierge) {
@@ -180,8 +184,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
 
   private onControl(payload: Buffer): void {
     try {
-      const directive = this.parseDirective(payload, this.epochs.value)
-      this.epochs.raise(directive.epoch)
+      const epochs = this.epochs as EpochFloor
+      const directive = this.parseDirective(payload, epochs.value)
+      epochs.raise(directive.epoch)
       this.follow(directive, 'control')
     } catch (err) {
       this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))
