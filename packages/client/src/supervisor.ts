@@ -109,8 +109,6 @@ export class Supervisor {
    * a resolver and the await's reactions: some 700 B a device in a fleet-sized process.
    */
   private parked: Connection | undefined
-  /** The connection whose close wakes a parked loop: one reaction each, however often it parks. */
-  private closeWatched: Connection | undefined
   private readonly unpark = (): void => {
     const held = this.parked
     if (!held) return
@@ -286,9 +284,7 @@ export class Supervisor {
     this.bell = this.unpark
     // The run that parks has ended: its promise need not be kept.
     this.loop = PARKED
-    if (this.closeWatched === held) return
-    this.closeWatched = held
-    held.closed.then(this.unpark)
+    held.onClose(this.unpark)
   }
 
   /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */

@@ -15,6 +15,7 @@ import {
 import type { Clock } from './clock.js'
 import {
   type Connection,
+  ConnectionClose,
   type ConnectParams,
   type InboundMessage,
   type OutboundOptions,
@@ -64,11 +65,7 @@ const TCP_ERROR_CODES = new Set([
 const MAX_EARLY_MESSAGES = 10_000
 
 /** A Connection over MQTT.js. */
-export class MqttConnection implements Connection {
-  /** The reason the connection ended; resolves exactly once. */
-  readonly closed: Promise<UplinkError>
-  private closeReason: UplinkError | undefined
-  private resolveClosed!: (reason: UplinkError) => void
+export class MqttConnection extends ConnectionClose implements Connection {
   private messageHandler: ((message: InboundMessage) => void) | undefined
   /**
    * Messages that came before anyone listened: a broker resuming a session sends what it queued
@@ -82,22 +79,11 @@ export class MqttConnection implements Connection {
     readonly endpoint: Endpoint,
     readonly address: string,
   ) {
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve
-    })
+    super()
   }
 
   get sessionPresent(): boolean {
     return this.connack.sessionPresent
-  }
-
-  get isOpen(): boolean {
-    return this.closeReason === undefined
-  }
-
-  /** Why it closed; undefined while open. */
-  get closedBy(): UplinkError | undefined {
-    return this.closeReason
   }
 
   onMessage(handler: (message: InboundMessage) => void): void {
@@ -119,9 +105,7 @@ export class MqttConnection implements Connection {
 
   /** @internal */
   markClosed(reason: UplinkError): void {
-    if (this.closeReason) return
-    this.closeReason = reason
-    this.resolveClosed(reason)
+    if (!this.settleClose(reason)) return
     // Flush MQTT.js's stores so callbacks of unacknowledged publishes settle instead of leaking.
     this.client.end(true)
   }
@@ -141,7 +125,7 @@ export class MqttConnection implements Connection {
     options: OutboundOptions,
     done: (err?: UplinkError) => void,
   ): void {
-    if (!this.isOpen) return done(this.closeReason)
+    if (!this.isOpen) return done(this.closedBy)
     const buffer = Buffer.isBuffer(payload)
       ? payload
       : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
@@ -183,7 +167,7 @@ export class MqttConnection implements Connection {
   subscribe(filters: Array<{ topic: string; qos: Qos }>): Promise<void> {
     const map = Object.fromEntries(filters.map((f) => [f.topic, { qos: f.qos }]))
     return new Promise((resolve, reject) => {
-      if (!this.isOpen) return reject(this.closeReason)
+      if (!this.isOpen) return reject(this.closedBy)
       this.client.subscribe(map, (err, granted) => {
         if (err)
           return reject(
@@ -205,7 +189,7 @@ export class MqttConnection implements Connection {
 
   unsubscribe(topics: string[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (!this.isOpen) return reject(this.closeReason)
+      if (!this.isOpen) return reject(this.closedBy)
       this.client.unsubscribe(topics, (err) => (err ? reject(err) : resolve()))
     })
   }
