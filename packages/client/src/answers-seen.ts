@@ -8,11 +8,12 @@
 export class AnswersSeen {
   private host: string | undefined
   /**
-   * Made by an attempt's answer and let go by forget(). An array, not a Set: a name has a few
-   * addresses, and a Set's table was some 150 B a device in a fleet-sized process, where every
-   * connected device keeps the answers of the ladder that got it there.
+   * Made by an attempt's answer and let go by forget(). An array of exactly the addresses, not a
+   * Set (a name has a few, and a Set's table was some 150 B a device in a fleet-sized process,
+   * where every connected device keeps the answers of the ladder that got it there), nor one
+   * grown by push (which reserves room for 17).
    */
-  private tried: string[] | undefined
+  private tried: readonly string[] | undefined
   private askedAt = 0
   private ttlMs = 0
 
@@ -25,8 +26,12 @@ export class AnswersSeen {
     if (host !== this.host) this.forget()
     const news = (this.tried?.length ?? 0) > 0 && this.namesUntried(addresses)
     this.host = host
-    const tried = (this.tried ??= [])
-    for (const a of addresses) if (!tried.includes(a)) tried.push(a)
+    const tried = this.tried
+    if (!tried) this.tried = addresses.slice()
+    else {
+      const untried = addresses.filter((a) => !tried.includes(a))
+      if (untried.length > 0) this.tried = tried.concat(untried)
+    }
     this.asked(now, ttlSeconds)
     return news
   }
