@@ -471,6 +471,9 @@ function speak(
   socket.on('error', (err) => {
     lastError ??= err
   })
+  // This one holds the errors from now on: a third listener beside MQTT.js's would grow the
+  // socket's listener array to 17 slots, for as long as the connection lasts.
+  socket.removeListener('error', ignore)
   // The socket is already connected: MQTT.js takes it as its stream (reconnect is off, so it
   // never asks for a second one).
   const client = new KeepaliveAwareClient(() => socket, options)
