@@ -142,7 +142,7 @@ describe('resolved option groups are shared between clients', () => {
     const other = resolveOptions({ ...base, endpoints: ['mqtt://c.example'] })
     expect(other.endpoints).not.toBe(a.endpoints)
     // TLS settings (a client's own certificates) are never put in a shared list.
-    const tls = { ca: 'CA PEM' }
+    const tls = { alpnProtocols: ['mqtt'] }
     const s1 = resolveOptions({ ...base, endpoints: ['mqtts://a.example'], tls })
     const s2 = resolveOptions({ ...base, endpoints: ['mqtts://a.example'], tls })
     expect(s1.endpoints).not.toBe(s2.endpoints)
