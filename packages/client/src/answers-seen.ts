@@ -7,7 +7,13 @@
  */
 export class AnswersSeen {
   private host: string | undefined
-  private readonly tried = new Set<string>()
+  /**
+   * Made by an attempt's answer and let go by forget(). An array of exactly the addresses, not a
+   * Set (a name has a few, and a Set's table was some 150 B a device in a fleet-sized process,
+   * where every connected device keeps the answers of the ladder that got it there), nor one
+   * grown by push (which reserves room for 17).
+   */
+  private tried: readonly string[] | undefined
   private askedAt = 0
   private ttlMs = 0
 
@@ -18,9 +24,14 @@ export class AnswersSeen {
    */
   attempted(host: string, addresses: readonly string[], ttlSeconds: number, now: number): boolean {
     if (host !== this.host) this.forget()
-    const news = this.tried.size > 0 && this.namesUntried(addresses)
+    const news = (this.tried?.length ?? 0) > 0 && this.namesUntried(addresses)
     this.host = host
-    for (const a of addresses) this.tried.add(a)
+    const tried = this.tried
+    if (!tried) this.tried = addresses.slice()
+    else {
+      const untried = addresses.filter((a) => !tried.includes(a))
+      if (untried.length > 0) this.tried = tried.concat(untried)
+    }
     this.asked(now, ttlSeconds)
     return news
   }
@@ -33,7 +44,8 @@ export class AnswersSeen {
   }
 
   private namesUntried(addresses: readonly string[]): boolean {
-    return addresses.some((a) => !this.tried.has(a))
+    const tried = this.tried
+    return addresses.some((a) => !tried?.includes(a))
   }
 
   /** A probe that got no answer: nothing learnt, ask again after the floor. */
@@ -52,7 +64,7 @@ export class AnswersSeen {
   /** A fresh ladder: what failed before says nothing about what comes next. */
   forget(): void {
     this.host = undefined
-    this.tried.clear()
+    this.tried = undefined
   }
 
   private asked(now: number, ttlSeconds: number): void {

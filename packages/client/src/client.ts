@@ -22,12 +22,13 @@ import type {
   DeliveryDropReason,
   DropReason,
   Outbox,
+  OutboxEntry,
   OutboxListener,
   OutboxStats,
   Qos,
 } from './outbox.js'
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
-import { Supervisor, type SupervisorStats } from './supervisor.js'
+import { type SessionHooks, Supervisor, type SupervisorStats } from './supervisor.js'
 import { toPayload, validateFilter, validateTopic } from './topics.js'
 import { openConnection } from './transport.js'
 
@@ -60,8 +61,66 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   /** Filters removed while offline, to unsubscribe if the broker kept the session. */
   private unsubscribedOffline: Set<string> | undefined
   private readonly drainer: Drainer
-  /** Directive epochs below this are refused: one floor for the concierge and the control topic. */
-  private readonly epochs = new EpochFloor()
+  /**
+   * What the client's parts call back: the supervisor (session hooks), the outbox and the
+   * drainer (losses). One object with its methods on a prototype, where an object of closures
+   * per part was some 400 B a client in a fleet-sized process. In the class body, so that it
+   * reaches the client's private parts. Drainer errors only arise once connected, so after
+   * start(), where report() emits at once as the drainer's own hook did.
+   */
+  static readonly #Hooks = class ClientHooks implements SessionHooks, OutboxListener, DrainerHooks {
+    /** Only with a concierge: without one the supervisor has nothing to refresh. */
+    beforeReconnect: (() => Promise<void>) | undefined
+    refreshDueAt: (() => number) | undefined
+
+    constructor(private readonly client: Uplink) {}
+
+    established(connection: Connection): Promise<void> {
+      return this.client.established(connection)
+    }
+
+    /** A lost and a retired connection both leave the drainer. */
+    lost(connection: Connection): void {
+      this.client.drainer.detach(connection)
+    }
+
+    retired(connection: Connection): void {
+      this.client.drainer.detach(connection)
+    }
+
+    leaving(connection: Connection): Promise<void> {
+      const client = this.client
+      return client.sayOffline(connection, client.#options.failover.handoverTimeoutMs)
+    }
+
+    drop(entry: OutboxEntry, reason: DropReason | DeliveryDropReason, error?: UplinkError): void {
+      const client = this.client
+      const { id, topic, priority } = entry
+      if (!error) {
+        client.emit('drop', { id, topic, priority, reason })
+        return
+      }
+      const rc = error.details?.reasonCode
+      const name = error.details?.reasonName
+      client.emit('drop', {
+        id,
+        topic,
+        priority,
+        reason,
+        error,
+        ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
+      })
+    }
+
+    error(err: UplinkError): void {
+      this.client.report(err)
+    }
+  }
+  /**
+   * Directive epochs below this are refused: one floor for the concierge and the control topic.
+   * Only with either: most devices have neither.
+   */
+  private readonly epochs: EpochFloor | undefined
   readonly #supervisor: Supervisor
   readonly #concierge: ConciergePoller | undefined
   private started = false
@@ -73,28 +132,10 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.#options = resolveOptions(input)
     const o = this.#options
     this.outbox = o.outbox
-    // One listener for the outbox's drops and errors and the drainer's: an object and its
-    // closures per client add up in a fleet-sized process. Drainer errors only arise once
-    // connected, so after start(), where report() emits at once as the drainer's own hook did.
-    const losses: OutboxListener & DrainerHooks = {
-      drop: (entry, reason, error?: UplinkError) => {
-        const { id, topic, priority } = entry
-        if (!error) return this.emit('drop', { id, topic, priority, reason })
-        const rc = error.details?.reasonCode
-        const name = error.details?.reasonName
-        this.emit('drop', {
-          id,
-          topic,
-          priority,
-          reason,
-          error,
-          ...(typeof rc === 'number' ? { reasonCode: rc, reasonName: String(name) } : {}),
-        })
-      },
-      error: (err) => this.report(err),
-    }
-    this.outbox.setListener(losses)
-    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, losses)
+    this.epochs = o.concierge || o.control ? new EpochFloor() : undefined
+    const hooks = new Uplink.#Hooks(this)
+    this.outbox.setListener(hooks)
+    this.drainer = new Drainer(this.outbox, o.clock, o.inflightWindow, o.poisonAfter, hooks)
     this.#concierge =
       o.concierge &&
       new ConciergePoller(
@@ -106,24 +147,19 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
           directive: (d) => this.follow(d, 'concierge'),
           error: (err) => this.emit('error', err),
         },
-        this.epochs,
+        this.epochs as EpochFloor,
       )
     const concierge = this.#concierge
-    // A lost and a retired connection both leave the drainer: one function for both.
-    const detach = (c: Connection) => this.drainer.detach(c)
+    if (concierge) {
+      // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
+      // have been failed over while the device was away. Unreachable: keep the current plan.
+      hooks.beforeReconnect = () => concierge.refreshIfStale()
+      hooks.refreshDueAt = () => concierge.staleAt()
+    }
     this.#supervisor = new Supervisor(
       o,
       { resolver: resolver ?? clientResolver(o.dns, o.random), connect },
-      {
-        established: (c) => this.established(c),
-        lost: detach,
-        retired: detach,
-        leaving: (c) => this.sayOffline(c, o.failover.handoverTimeoutMs),
-        // Before reconnecting, a stale concierge answer is refreshed (bounded): the region may
-        // have been failed over while the device was away. Unreachable: keep the current plan.
-        beforeReconnect: concierge && (() => concierge.refreshIfStale()),
-        refreshDueAt: concierge && (() => concierge.staleAt()),
-      },
+      hooks,
       this,
     )
     if (o.control) {
@@ -148,8 +184,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
 
   private onControl(payload: Buffer): void {
     try {
-      const directive = this.parseDirective(payload, this.epochs.value)
-      this.epochs.raise(directive.epoch)
+      const epochs = this.epochs as EpochFloor
+      const directive = this.parseDirective(payload, epochs.value)
+      epochs.raise(directive.epoch)
       this.follow(directive, 'control')
     } catch (err) {
       this.emit('error', toUplinkError(err, 'DIRECTIVE_INVALID', 'control message refused'))

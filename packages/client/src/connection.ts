@@ -67,6 +67,12 @@ export interface Connection {
   readonly isOpen: boolean
   /** Why it closed; undefined while open. */
   readonly closedBy: UplinkError | undefined
+  /**
+   * Calls `listener` a microtask after the connection has closed (after now, if it has): for a
+   * holder that only needs waking, without the promise and reaction `closed` costs. One listener
+   * at a time; a later one replaces it.
+   */
+  onClose(listener: () => void): void
   onMessage(handler: (message: InboundMessage) => void): void
   /** Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). */
   publish(topic: string, payload: Uint8Array, options: OutboundOptions): Promise<void>
@@ -83,6 +89,58 @@ export interface Connection {
   end(graceMs: number, clock: Clock): Promise<void>
   /** Drops the connection at once, as a dead link would (the will fires). */
   destroy(reason: UplinkError): void
+}
+
+/**
+ * How a connection tells it has closed, for every Connection: `closed`, a promise made only when
+ * asked for (a connection held by a parked supervisor asks through `onClose` instead: a
+ * promise, its resolver and a reaction were some 250 B a device in a fleet-sized process),
+ * and one close listener.
+ */
+export abstract class ConnectionClose {
+  #reason: UplinkError | undefined
+  #closed: Promise<UplinkError> | undefined
+  #resolve: ((reason: UplinkError) => void) | undefined
+  #listener: (() => void) | undefined
+
+  /** The reason the connection ended; resolves exactly once. */
+  get closed(): Promise<UplinkError> {
+    if (!this.#closed) {
+      const reason = this.#reason
+      this.#closed = reason
+        ? Promise.resolve(reason)
+        : new Promise((resolve) => {
+            this.#resolve = resolve
+          })
+    }
+    return this.#closed
+  }
+
+  get isOpen(): boolean {
+    return this.#reason === undefined
+  }
+
+  /** Why it closed; undefined while open. */
+  get closedBy(): UplinkError | undefined {
+    return this.#reason
+  }
+
+  onClose(listener: () => void): void {
+    if (this.#reason) queueMicrotask(listener)
+    else this.#listener = listener
+  }
+
+  /** Records the close and tells whoever waits; false when it had closed already. */
+  protected settleClose(reason: UplinkError): boolean {
+    if (this.#reason) return false
+    this.#reason = reason
+    this.#resolve?.(reason)
+    this.#resolve = undefined
+    const listener = this.#listener
+    this.#listener = undefined
+    if (listener) queueMicrotask(listener)
+    return true
+  }
 }
 
 /**

@@ -26,14 +26,20 @@ export interface DrainerHooks {
 export class Drainer {
   // Private fields: a connection holds MQTT.js's client, and that the credentials.
   #connection: Connection | undefined
-  /** What each connection holds: sent, not yet acknowledged or released, in the order sent. */
-  readonly #held = new Map<Connection, Map<number, OutboxEntry>>()
+  /**
+   * What each connection holds: sent, not yet acknowledged or released, in the order sent. Made
+   * by a send and let go once nothing is held: an idle device of a fleet-sized process holds
+   * no Map for nothing.
+   */
+  #held: Map<Connection, Map<number, OutboxEntry>> | undefined
   /**
    * Links closed in a row under a message while it was the oldest unacknowledged on them. Made
    * on the first strike: most drainers never see one.
    */
   private strikes: Map<number, number> | undefined
-  readonly dropped: Record<DeliveryDropReason, number> = { refused: 0, undeliverable: 0 }
+  /** Counters in fields, not a record: most drainers never set a message aside. */
+  private refused = 0
+  private undeliverable = 0
   private scheduled = false
   private taking = false
   private again = false
@@ -55,8 +61,13 @@ export class Drainer {
 
   get inFlightCount(): number {
     let n = 0
-    for (const held of this.#held.values()) n += held.size
+    for (const held of this.#held?.values() ?? []) n += held.size
     return n
+  }
+
+  /** Messages set aside, by reason. */
+  get dropped(): Record<DeliveryDropReason, number> {
+    return { refused: this.refused, undeliverable: this.undeliverable }
   }
 
   attach(connection: Connection): void {
@@ -84,7 +95,7 @@ export class Drainer {
 
   /** Resolves once nothing is in flight. */
   idle(): Promise<void> {
-    if (this.#held.size === 0) return Promise.resolve()
+    if (!this.#held) return Promise.resolve()
     return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve))
   }
 
@@ -116,7 +127,7 @@ export class Drainer {
     for (;;) {
       const connection = this.#connection
       if (!connection?.isOpen || this.paused) return
-      const room = this.window - (this.#held.get(connection)?.size ?? 0)
+      const room = this.window - (this.#held?.get(connection)?.size ?? 0)
       if (room <= 0) return
       const taken = this.outbox.take(room, this.clock.now())
       if (!Array.isArray(taken)) {
@@ -149,10 +160,11 @@ export class Drainer {
 
   private sendAll(connection: Connection, batch: OutboxEntry[]): void {
     if (batch.length === 0) return
-    let held = this.#held.get(connection)
+    const all = (this.#held ??= new Map())
+    let held = all.get(connection)
     if (!held) {
       held = new Map()
-      this.#held.set(connection, held)
+      all.set(connection, held)
     }
     for (const entry of batch) this.send(connection, held, entry)
   }
@@ -182,7 +194,8 @@ export class Drainer {
     error: UplinkError,
   ): void {
     this.strikes?.delete(entry.id)
-    this.dropped[reason]++
+    if (reason === 'refused') this.refused++
+    else this.undeliverable++
     this.hooks.drop(entry, reason, error)
     const removed = this.remove(entry.id)
     if (!connection) return
@@ -205,9 +218,9 @@ export class Drainer {
 
   private acked(connection: Connection, id: number): void {
     // Released meanwhile (its connection died) and perhaps sent again elsewhere: not this one's.
-    const held = this.#held.get(connection)
+    const held = this.#held?.get(connection)
     if (!held?.delete(id)) return
-    if (held.size === 0) this.#held.delete(connection)
+    if (held.size === 0) this.letGo(connection)
     this.settled()
   }
 
@@ -217,8 +230,8 @@ export class Drainer {
    * message it will not take is the first one left unanswered) and the others start over.
    */
   private release(connection: Connection, blame: boolean): void {
-    const held = this.#held.get(connection)
-    this.#held.delete(connection)
+    const held = this.#held?.get(connection)
+    this.letGo(connection)
     if (!held) return this.settled()
     const by = connection.closedBy
     let suspect = blame && by?.code === 'CONNECTION_LOST' && !by.details?.byClient
@@ -249,8 +262,16 @@ export class Drainer {
     this.settled()
   }
 
+  /** `connection` holds nothing any more; nor, once none does, the drainer. */
+  private letGo(connection: Connection): void {
+    const all = this.#held
+    if (!all) return
+    all.delete(connection)
+    if (all.size === 0) this.#held = undefined
+  }
+
   private settled(): void {
-    if (this.#held.size === 0) this.wakeIdle()
+    if (!this.#held) this.wakeIdle()
     this.notify()
   }
 

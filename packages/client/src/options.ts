@@ -202,7 +202,7 @@ export interface ResolvedPublishOptions {
 
 export interface ResolvedOptions {
   clientId: string
-  endpoints: Endpoint[]
+  endpoints: readonly Endpoint[]
   /** Certificates for endpoints that a directive or redirect names. */
   tls?: TlsConfig | undefined
   username?: string | undefined
@@ -409,11 +409,11 @@ function resolveClientId(clientId: unknown): string {
   return clientId
 }
 
-function resolveEndpoints(list: unknown, tls: TlsConfig | undefined): Endpoint[] {
+function resolveEndpoints(list: unknown, tls: TlsConfig | undefined): readonly Endpoint[] {
   if (!Array.isArray(list) || list.length === 0) {
     fail('endpoints', 'must be a non-empty array of mqtt:// or mqtts:// URLs')
   }
-  return list.map((e: string | EndpointInput, i) => {
+  const endpoints = list.map((e: string | EndpointInput, i) => {
     const field = `endpoints[${i}]`
     if (typeof e === 'object' && e !== null) {
       checkKeys(e, ENDPOINT_KEYS, field)
@@ -421,6 +421,9 @@ function resolveEndpoints(list: unknown, tls: TlsConfig | undefined): Endpoint[]
     }
     return parseEndpoint(e, field, tls)
   })
+  // Plain data when no endpoint has TLS settings (those stay each client's own, certificates and
+  // all): shared by every client that names the same endpoints, as the option groups are.
+  return endpoints.every((e) => e.tls === undefined) ? shared('endpoints', endpoints) : endpoints
 }
 
 function resolveBackoff(input: UplinkOptions['backoff']): ResolvedOptions['backoff'] {

@@ -1,5 +1,6 @@
 /**
- * Resolved option groups (backoff, dns, failover, session) shared by every client that resolved
+ * Resolved option groups (backoff, dns, failover, session, and endpoints without TLS settings)
+ * shared by every client that resolved
  * them to the same values. A fleet-sized process (a gateway with a client per device, the storm
  * bench) gives thousands of clients the same options, and each kept its own copy of every group:
  * a few hundred bytes a device. Options are still validated, and their defaults filled in from

@@ -71,24 +71,52 @@ interface Move {
 export class Supervisor {
   private state: ConnectionState = 'idle'
   private readonly pool: EndpointPool
-  private readonly abort = new AbortController()
+  /** Set by stop(): the reason every step under way is aborted with. */
+  private stopped: UplinkError | undefined
+  /**
+   * Aborts the steps under way (lookups, attempts, waits for the concierge) when stop() comes.
+   * Made when a step needs its signal and let go once connected, when none is under way: an
+   * AbortSignal with its listener map is some 300 B, held by every connected device of a
+   * fleet-sized process for nothing.
+   */
+  private controller: AbortController | undefined
   private readonly ladder: BackoffLadder
   /** Made on the first planned move: most devices never make one. */
   private moveLadder: BackoffLadder | undefined
-  private readonly redirects: RedirectPolicy
+  /** Made on the first redirect: most devices are never sent elsewhere. */
+  private redirects: RedirectPolicy | undefined
   private loop: Promise<void> | undefined
   private connection: Connection | undefined
   private connectedSince: number | undefined
   private attempts = 0
   private failovers = 0
   private lastError: UplinkError | undefined
-  /** The last place the device was connected to, for failover events. */
-  private previous: { endpoint: string; address: string } | undefined
+  /**
+   * The last place the device was connected to, for failover events: two fields, not an object
+   * replaced on every connect.
+   */
+  private previousEndpoint: string | undefined
+  private previousAddress: string | undefined
   /** Why the next connection is somewhere new, when it is not a plain reconnect. */
   private nextReason: FailoverReason | undefined
   private move: Move | undefined
   /** Ends the loop's current wait at once: a move was requested, or stop. */
   private bell: (() => void) | undefined
+  /**
+   * Connected with nothing to wait for but the connection's close or the bell, the loop parks:
+   * it ends, and the close or the bell starts it again on this connection. A loop suspended in
+   * an await for as long as a device is connected held its async function's frame, a promise,
+   * a resolver and the await's reactions: some 700 B a device in a fleet-sized process.
+   */
+  private parked: Connection | undefined
+  private readonly unpark = (): void => {
+    const held = this.parked
+    if (!held) return
+    this.parked = undefined
+    if (this.bell === this.unpark) this.bell = undefined
+    // A microtask later, as a wait ends: whoever rang (stop(), requestMove()) goes on first.
+    this.loop = Promise.resolve().then(() => this.run(held))
+  }
   private stopWatch: (() => void) | undefined
   private dnsPartial: DnsPartialEvent | undefined
   /** The DNS answers of the current ladder's attempts, for informed backoff. */
@@ -96,18 +124,20 @@ export class Supervisor {
   /** When beforeReconnect last ran: a concierge that cannot answer is not asked more often. */
   private refreshedAt = Number.NEGATIVE_INFINITY
 
+  /** The transport's two parts, kept as fields: the object they came in is not kept. */
+  private readonly resolver: Resolver
+  private readonly connect: Connect
+
   constructor(
     private readonly options: ResolvedOptions,
-    private readonly transport: Transport,
+    transport: Transport,
     private readonly hooks: SessionHooks,
     private readonly events: GuardedEmitter<UplinkEvents>,
   ) {
+    this.resolver = transport.resolver
+    this.connect = transport.connect
     this.pool = new EndpointPool(options.endpoints, options.failoverAfter)
     this.ladder = new BackoffLadder(options.backoff, options.random)
-    this.redirects = new RedirectPolicy(
-      options.failover.allowedHosts,
-      options.failover.maxRedirects,
-    )
   }
 
   get current(): Connection | undefined {
@@ -115,7 +145,16 @@ export class Supervisor {
   }
 
   get stopping(): boolean {
-    return this.abort.signal.aborted
+    return this.stopped !== undefined
+  }
+
+  /** The signal of the steps under way; aborted from the start once stopped. */
+  private get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController()
+      if (this.stopped) this.controller.abort(this.stopped)
+    }
+    return this.controller.signal
   }
 
   /** Where the device is, or is trying to be. */
@@ -137,7 +176,8 @@ export class Supervisor {
 
   /** Ends the loop. The caller has already closed the connection cleanly if it wanted to. */
   async stop(): Promise<void> {
-    this.abort.abort(new UplinkError('STOPPED', 'the client was stopped'))
+    this.stopped ??= new UplinkError('STOPPED', 'the client was stopped')
+    this.controller?.abort(this.stopped)
     this.bell?.()
     this.stopWatch?.()
     this.connection?.destroy(new UplinkError('STOPPED', 'the client was stopped'))
@@ -180,34 +220,49 @@ export class Supervisor {
     this.events.emit('state', { state, previous })
   }
 
-  /** The loop: reach a connection, hold it (moving when asked) until it is lost, recover. */
-  private async run(): Promise<void> {
+  /**
+   * The loop: reach a connection, hold it (moving when asked) until it is lost, recover. Started
+   * again on `resumed`, the connection it parked on, when that closes or the bell rings.
+   */
+  private async run(resumed?: Connection): Promise<void> {
     const { clock } = this.options
     let lostAt = clock.now()
+    let held = resumed
     // Caught here, not by a .catch() on the loop's promise: that is one more pending promise,
     // reaction and closure per device for as long as it runs.
     try {
-      while (!this.stopping) {
-        const connection = await this.reach()
-        if (!connection) break
-        this.redirects.reset()
-        this.pool.succeeded()
-        await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
-        this.nextReason = undefined
+      for (;;) {
+        if (!held) {
+          if (this.stopping) break
+          const connection = await this.reach()
+          if (!connection) break
+          // Every step that used the signal has ended: the next step that needs one makes it.
+          this.controller = undefined
+          this.redirects?.reset()
+          this.pool.succeeded()
+          await this.adopt(connection, this.nextReason ?? 'connection-lost', lostAt)
+          this.nextReason = undefined
+          held = connection
+        }
         // Connected: wait for the connection to close or for a requested move to fall due, and
-        // make the move; `held` is the last connection, after moves. Here in the loop, not an
-        // async hold(): one more suspended function per device, with its promise and reactions,
-        // for as long as the device is connected.
-        let held = connection
+        // make the move; `held` is the last connection, after moves. Nothing to wait for but
+        // the close or the bell: park.
         while (held.isOpen && !this.stopping) {
           const wait = this.moveWait(held)
-          if (wait === 0) held = await this.migrate(held, this.move as Move)
-          else await this.wait(wait, held.closed)
+          if (wait === undefined) {
+            this.park(held)
+            return
+          }
+          if (wait === 0) {
+            held = await this.migrate(held, this.move as Move)
+            if (!this.stopping) this.controller = undefined
+          } else await this.wait(wait, held.closed)
         }
         // Stopped while a move was handing over: the new connection came up after stop() closed
         // the old one, and nobody else would close it.
-        held.destroy(this.abort.signal.reason)
+        if (this.stopped) held.destroy(this.stopped)
         const lost = held
+        held = undefined
         lostAt = clock.now()
         this.stopWatch?.()
         this.hooks.lost(lost)
@@ -221,6 +276,15 @@ export class Supervisor {
         toUplinkError(err, 'CONNECT_FAILED', 'supervisor stopped unexpectedly'),
       )
     }
+  }
+
+  /** Ends the loop until `held` closes or the bell rings (unpark). */
+  private park(held: Connection): void {
+    this.parked = held
+    this.bell = this.unpark
+    // The run that parks has ended: its promise need not be kept.
+    this.loop = PARKED
+    held.onClose(this.unpark)
   }
 
   /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */
@@ -398,7 +462,7 @@ export class Supervisor {
     const host = this.pool.current().host
     if ((this.seen.dueAt(host, floor) ?? Number.POSITIVE_INFINITY) > clock.now()) return false
     try {
-      const resolution = await this.resolve(host, this.abort.signal)
+      const resolution = await this.resolve(host, this.signal)
       const addresses = resolution.addresses.map((a) => a.address)
       return this.seen.probed(host, addresses, resolution.ttl, clock.now())
     } catch {
@@ -412,7 +476,7 @@ export class Supervisor {
     const hook = this.hooks.beforeReconnect
     if (!hook) return
     this.refreshedAt = this.options.clock.now()
-    const signal = this.abort.signal
+    const signal = this.signal
     let onAbort = () => {}
     const stopped = new Promise<void>((resolve) => {
       onAbort = resolve
@@ -429,7 +493,7 @@ export class Supervisor {
   private followRedirect(error: UplinkError): boolean {
     let target: Endpoint | undefined
     try {
-      target = this.redirects.target(error, this.endpoint)
+      target = this.redirectPolicy().target(error, this.endpoint)
     } catch (err) {
       this.events.emit('error', toUplinkError(err, 'DIRECTIVE_REFUSED'))
       return false
@@ -439,8 +503,9 @@ export class Supervisor {
     // event that follows must name where the device was sent from.
     const from = this.pool.current()
     const address = error.details?.address
-    if (this.previous?.endpoint !== from.url && typeof address === 'string') {
-      this.previous = { endpoint: from.url, address }
+    if (this.previousEndpoint !== from.url && typeof address === 'string') {
+      this.previousEndpoint = from.url
+      this.previousAddress = address
     }
     this.pool.moveTo(target)
     this.nextReason = 'server-redirect'
@@ -567,6 +632,12 @@ export class Supervisor {
     return next
   }
 
+  private redirectPolicy(): RedirectPolicy {
+    const { allowedHosts, maxRedirects } = this.options.failover
+    this.redirects ??= new RedirectPolicy(allowedHosts, maxRedirects)
+    return this.redirects
+  }
+
   private movesLadder(): BackoffLadder {
     this.moveLadder ??= new BackoffLadder(this.options.backoff, this.options.random)
     return this.moveLadder
@@ -593,7 +664,7 @@ export class Supervisor {
     endpoint: Endpoint,
     seen?: AnswersSeen,
   ): Promise<{ addresses: string[]; news: boolean }> {
-    const resolution = await this.resolve(endpoint.host, this.abort.signal)
+    const resolution = await this.resolve(endpoint.host, this.signal)
     if (resolution.fallbackReason) {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
     }
@@ -619,15 +690,12 @@ export class Supervisor {
       () => {
         this.attempts++
         // Built per attempt, not kept from the start: a device would hold it for its lifetime.
-        return this.transport.connect(
-          connectParams(this.options, endpoint, remaining),
-          this.abort.signal,
-        )
+        return this.connect(connectParams(this.options, endpoint, remaining), this.signal)
       },
       {
         retries: addresses.length - 1,
         clock: this.options.clock,
-        signal: this.abort.signal,
+        signal: this.signal,
         shouldRetry: (err) => {
           if (!(err instanceof UplinkError) || err.code === 'CONNECT_REFUSED') return false
           const failed = err.details?.address
@@ -645,7 +713,7 @@ export class Supervisor {
    * answer is reported wherever it was seen.
    */
   private async resolve(host: string, signal: AbortSignal | undefined): Promise<Resolution> {
-    const resolution = await this.transport.resolver.resolve(host, signal)
+    const resolution = await this.resolver.resolve(host, signal)
     const partial = resolution.partial
     this.dnsPartial = partial && { host, server: resolution.server, ...partial }
     if (this.dnsPartial) this.events.emit('dns-partial', this.dnsPartial)
@@ -654,21 +722,28 @@ export class Supervisor {
 
   /** Emits `failover` when the device came up somewhere other than where it was. */
   private announce(connection: Connection, reason: FailoverReason, since: number): void {
-    const here = { endpoint: connection.endpoint.url, address: connection.address }
-    const before = this.previous
-    this.previous = here
-    if (!before || (before.endpoint === here.endpoint && before.address === here.address)) return
+    const endpoint = connection.endpoint.url
+    const address = connection.address
+    const from = this.previousEndpoint
+    const fromAddress = this.previousAddress
+    this.previousEndpoint = endpoint
+    this.previousAddress = address
+    if (from === undefined || fromAddress === undefined) return
+    if (from === endpoint && fromAddress === address) return
     this.failovers++
     this.events.emit('failover', {
-      from: before.endpoint,
-      to: here.endpoint,
-      fromAddress: before.address,
-      toAddress: here.address,
+      from,
+      to: endpoint,
+      fromAddress,
+      toAddress: address,
       reason,
       durationMs: this.options.clock.now() - since,
     })
   }
 }
+
+/** The loop's promise while it is parked: settled, as a loop that has ended. */
+const PARKED: Promise<void> = Promise.resolve()
 
 /** An attempt's connect parameters: what every attempt shares, from the options, and where. */
 function connectParams(o: ResolvedOptions, endpoint: Endpoint, addresses: string[]): ConnectParams {

@@ -15,6 +15,7 @@ import {
 import type { Clock } from './clock.js'
 import {
   type Connection,
+  ConnectionClose,
   type ConnectParams,
   type InboundMessage,
   type OutboundOptions,
@@ -64,11 +65,7 @@ const TCP_ERROR_CODES = new Set([
 const MAX_EARLY_MESSAGES = 10_000
 
 /** A Connection over MQTT.js. */
-export class MqttConnection implements Connection {
-  /** The reason the connection ended; resolves exactly once. */
-  readonly closed: Promise<UplinkError>
-  private closeReason: UplinkError | undefined
-  private resolveClosed!: (reason: UplinkError) => void
+export class MqttConnection extends ConnectionClose implements Connection {
   private messageHandler: ((message: InboundMessage) => void) | undefined
   /**
    * Messages that came before anyone listened: a broker resuming a session sends what it queued
@@ -82,22 +79,11 @@ export class MqttConnection implements Connection {
     readonly endpoint: Endpoint,
     readonly address: string,
   ) {
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve
-    })
+    super()
   }
 
   get sessionPresent(): boolean {
     return this.connack.sessionPresent
-  }
-
-  get isOpen(): boolean {
-    return this.closeReason === undefined
-  }
-
-  /** Why it closed; undefined while open. */
-  get closedBy(): UplinkError | undefined {
-    return this.closeReason
   }
 
   onMessage(handler: (message: InboundMessage) => void): void {
@@ -119,9 +105,7 @@ export class MqttConnection implements Connection {
 
   /** @internal */
   markClosed(reason: UplinkError): void {
-    if (this.closeReason) return
-    this.closeReason = reason
-    this.resolveClosed(reason)
+    if (!this.settleClose(reason)) return
     // Flush MQTT.js's stores so callbacks of unacknowledged publishes settle instead of leaking.
     this.client.end(true)
   }
@@ -141,7 +125,7 @@ export class MqttConnection implements Connection {
     options: OutboundOptions,
     done: (err?: UplinkError) => void,
   ): void {
-    if (!this.isOpen) return done(this.closeReason)
+    if (!this.isOpen) return done(this.closedBy)
     const buffer = Buffer.isBuffer(payload)
       ? payload
       : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
@@ -183,7 +167,7 @@ export class MqttConnection implements Connection {
   subscribe(filters: Array<{ topic: string; qos: Qos }>): Promise<void> {
     const map = Object.fromEntries(filters.map((f) => [f.topic, { qos: f.qos }]))
     return new Promise((resolve, reject) => {
-      if (!this.isOpen) return reject(this.closeReason)
+      if (!this.isOpen) return reject(this.closedBy)
       this.client.subscribe(map, (err, granted) => {
         if (err)
           return reject(
@@ -205,7 +189,7 @@ export class MqttConnection implements Connection {
 
   unsubscribe(topics: string[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (!this.isOpen) return reject(this.closeReason)
+      if (!this.isOpen) return reject(this.closedBy)
       this.client.unsubscribe(topics, (err) => (err ? reject(err) : resolve()))
     })
   }
@@ -302,6 +286,20 @@ function connectSocket(
       resolve(socket)
     })
   })
+}
+
+/**
+ * MQTT.js's client, remembering that its keepalive ran out (the close that follows says why).
+ * An override on a prototype: wrapping the method on each client was a closure and a bound
+ * function per connection.
+ */
+class KeepaliveAwareClient extends MqttClient {
+  keepaliveExpired = false
+
+  override onKeepaliveTimeout(): void {
+    this.keepaliveExpired = true
+    super.onKeepaliveTimeout()
+  }
 }
 
 /** Holds the winner's errors until MQTT.js listens (speak() records them for the failure). */
@@ -449,7 +447,6 @@ function speak(
   let connection: MqttConnection | undefined
   let lastError: unknown
   let lastConnack: IConnackPacket | undefined
-  let keepaliveExpired = false
   let serverDisconnect: Packet | undefined
 
   const options: IClientOptions = {
@@ -474,24 +471,23 @@ function speak(
   socket.on('error', (err) => {
     lastError ??= err
   })
+  // This one holds the errors from now on: a third listener beside MQTT.js's would grow the
+  // socket's listener array to 17 slots, for as long as the connection lasts.
+  socket.removeListener('error', ignore)
   // The socket is already connected: MQTT.js takes it as its stream (reconnect is off, so it
   // never asks for a second one).
-  const client = new MqttClient(() => socket, options)
+  const client = new KeepaliveAwareClient(() => socket, options)
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
     queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))
   }
 
-  const original = client.onKeepaliveTimeout.bind(client)
-  client.onKeepaliveTimeout = () => {
-    keepaliveExpired = true
-    original()
-  }
   client.on('error', (err) => {
     lastError ??= err
   })
   // Only the CONNACK matters, and only until connected: not a listener call per PUBACK after.
-  const onPacket = (packet: Packet) => {
+  // Let go once removed: the connection's listeners share this scope and would keep it.
+  let onPacket: ((packet: Packet) => void) | undefined = (packet) => {
     if (packet.cmd === 'connack') lastConnack = packet
   }
   client.on('packetreceive', onPacket)
@@ -503,7 +499,8 @@ function speak(
   })
   // Once: MQTT.js connects only once here (reconnect is off), and the handler need not outlive it.
   client.once('connect', (connack) => {
-    client.removeListener('packetreceive', onPacket)
+    if (onPacket) client.removeListener('packetreceive', onPacket)
+    onPacket = undefined
     connection = new MqttConnection(client, connack, endpoint, address)
     lastError = undefined
     const settled = attempt
@@ -513,7 +510,14 @@ function speak(
   client.on('close', () => {
     if (connection) {
       connection.markClosed(
-        closeReason(lastError, keepaliveExpired, serverDisconnect, endpoint, keepalive, address),
+        closeReason(
+          lastError,
+          client.keepaliveExpired,
+          serverDisconnect,
+          endpoint,
+          keepalive,
+          address,
+        ),
       )
       return
     }

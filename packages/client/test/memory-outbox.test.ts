@@ -75,6 +75,30 @@ describe('memoryOutbox', () => {
     expect(box.stats().dropped.expired).toBe(1)
   })
 
+  it('emptied by acks (its queues let go), it takes new messages in order and keeps its counts', async () => {
+    const box = memoryOutbox({ maxMessages: 1 })
+    await box.enqueue(msg(1), 0)
+    await box.enqueue(msg(2), 0) // overflow: t/1 dropped
+    await box.enqueue(msg(3, 'alarm'), 0) // overflow: t/2 dropped
+    const [alarm] = await box.take(10, 0)
+    await box.ack((alarm as OutboxEntry).id)
+    expect(box.stats()).toEqual({ messages: 0, bytes: 0, dropped: { overflow: 2, expired: 0 } })
+    expect(await box.head()).toBeUndefined()
+    expect(await box.take(10, 0)).toEqual([])
+    await box.enqueue(msg(4, 'telemetry', 5), 0)
+    expect((await box.head())?.topic).toBe('t/4')
+    // Taken, released (the set of what is out let go), taken again: still there, in order.
+    const out = await box.take(10, 0)
+    box.release(out.map((e) => e.id))
+    box.release([12345])
+    expect((await box.take(10, 0)).map((e) => e.topic)).toEqual(['t/4'])
+    box.release(out.map((e) => e.id))
+    expect(await box.take(10, 10)).toEqual([])
+    expect(box.stats()).toEqual({ messages: 0, bytes: 0, dropped: { overflow: 2, expired: 1 } })
+    await box.enqueue(msg(5), 10)
+    expect((await box.take(10, 10)).map((e) => e.topic)).toEqual(['t/5'])
+  })
+
   it('refuses work once closed', async () => {
     const box = memoryOutbox()
     await box.close()

@@ -127,6 +127,28 @@ describe('resolved option groups are shared between clients', () => {
     }).toThrow(TypeError)
   })
 
+  it('endpoints without TLS settings are one frozen list; with them each client keeps its own', () => {
+    const endpoints = ['mqtt://a.example:1883', 'mqtt://B.example']
+    const a = resolveOptions({ ...base, endpoints })
+    const b = resolveOptions({ ...base, clientId: 'gw-2', endpoints: [...endpoints] })
+    expect(b.endpoints).toBe(a.endpoints)
+    expect(Object.isFrozen(a.endpoints)).toBe(true)
+    expect(Object.isFrozen(a.endpoints[0])).toBe(true)
+    expect(a.endpoints).toEqual([
+      { url: 'mqtt://a.example:1883', host: 'a.example', port: 1883, secure: false },
+      { url: 'mqtt://b.example:1883', host: 'b.example', port: 1883, secure: false },
+    ])
+    expect(Object.isFrozen(endpoints)).toBe(false)
+    const other = resolveOptions({ ...base, endpoints: ['mqtt://c.example'] })
+    expect(other.endpoints).not.toBe(a.endpoints)
+    // TLS settings (a client's own certificates) are never put in a shared list.
+    const tls = { alpnProtocols: ['mqtt'] }
+    const s1 = resolveOptions({ ...base, endpoints: ['mqtts://a.example'], tls })
+    const s2 = resolveOptions({ ...base, endpoints: ['mqtts://a.example'], tls })
+    expect(s1.endpoints).not.toBe(s2.endpoints)
+    expect(s1.endpoints[0]?.tls).toBe(tls)
+  })
+
   it('different values resolve to different groups', () => {
     const a = resolveOptions({ ...base, backoff: { maxMs: 8_000 } })
     const b = resolveOptions({ ...base, backoff: { maxMs: 9_000 } })

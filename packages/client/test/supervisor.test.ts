@@ -297,6 +297,47 @@ describe('Supervisor backing-off: the ladder on the clock', () => {
   })
 })
 
+describe('Supervisor connected: the loop parks until the connection closes or the bell rings', () => {
+  it('wakes for every move and for the close of whichever connection it holds, moved off or not', async () => {
+    const r = rig({ backoff: { jitter: 'none', informed: false } })
+    const a = await connected(r)
+    // Parked: no timer pending while connected.
+    expect(r.clock.pending()).toBe(0)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    const b = r.transport.pending().accept({ address: '10.0.0.2' })
+    await r.tick()
+    expect(a.isOpen).toBe(false)
+    expect(r.supervisor.current).toBe(b)
+    // A move that comes to nothing (already there) leaves it parked on b.
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    expect(r.transport.pendingCount).toBe(0)
+    r.supervisor.requestMove(parseEndpoint(A, 'a'), 'manual')
+    await r.tick()
+    const a2 = r.transport.pending().accept({ address: '10.0.0.3' })
+    await r.tick()
+    expect(r.supervisor.current).toBe(a2)
+    expect(r.clock.pending()).toBe(0)
+    // The close of the connection it holds now ends the hold: lost, said, and reconnected.
+    a2.drop()
+    await r.tick()
+    expect(r.hooks.at(-1)).toEqual(['lost', 'a.example/10.0.0.3'])
+    expect(named(r, 'disconnect')).toMatchObject([{ endpoint: A, address: '10.0.0.3' }])
+    await r.tick(1_000)
+    expect(r.transport.pending().url).toBe(A)
+    r.transport.pending().accept({ address: '10.0.0.4' })
+    await r.tick()
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', address: '10.0.0.4' })
+    // And stop() wakes it once more, to close what it holds.
+    const held = r.supervisor.current as ScriptedConnection
+    await r.supervisor.stop()
+    expect(held.isOpen).toBe(false)
+    expect(r.supervisor.stats().state).toBe('stopped')
+    expect(r.hooks.at(-1)).toEqual(['lost', 'a.example/10.0.0.4'])
+  })
+})
+
 describe('Supervisor migrating: planned moves are make-before-break', () => {
   it('opens the target while the old link carries on, then retires the old one cleanly', async () => {
     const r = rig()
@@ -533,6 +574,29 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
     const r = await backingOff(rig())
     await stopNow(r)
     expect(r.transport.attempts).toHaveLength(1)
+  })
+
+  it('reconnecting after a connection was up (the abort signal let go while connected): the lookup and the attempt are aborted', async () => {
+    const r = rig({ backoff: { jitter: 'none', informed: false } })
+    const c = await connected(r)
+    // Stable, so the reconnect is at once; its lookup hangs until stop() aborts it.
+    await r.tick(120_000)
+    r.resolver.hold()
+    c.drop()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('resolving')
+    await stopNow(r)
+    expect(r.transport.attempts).toHaveLength(1)
+    // And an attempt under way on the signal made after the connection was held.
+    const r2 = rig({ backoff: { jitter: 'none', informed: false } })
+    const c2 = await connected(r2)
+    await r2.tick(120_000)
+    c2.drop()
+    await r2.tick()
+    const attempt = r2.transport.pending()
+    await stopNow(r2)
+    expect(attempt.signal.aborted).toBe(true)
+    expect((attempt.signal.reason as UplinkError).code).toBe('STOPPED')
   })
 })
 

@@ -2,6 +2,7 @@ import type { Clock } from '../../src/clock.js'
 import {
   type Connect,
   type Connection,
+  ConnectionClose,
   type ConnectParams,
   type InboundMessage,
   type OutboundOptions,
@@ -18,30 +19,17 @@ import { UplinkError } from '../../src/errors.js'
  */
 
 /** A broker-accepted connection that closes when the test (or the supervisor) says so. */
-export class ScriptedConnection implements Connection {
-  readonly closed: Promise<UplinkError>
+export class ScriptedConnection extends ConnectionClose implements Connection {
   readonly published: Array<{ topic: string; payload: Uint8Array; options: OutboundOptions }> = []
   /** How it was closed by the client: `end` (clean DISCONNECT) or `destroy`. */
   closedWith: 'end' | 'destroy' | 'remote' | undefined
-  private reason: UplinkError | undefined
-  private resolveClosed!: (reason: UplinkError) => void
 
   constructor(
     readonly endpoint: Endpoint,
     readonly address: string,
     readonly sessionPresent = false,
   ) {
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve
-    })
-  }
-
-  get isOpen(): boolean {
-    return this.reason === undefined
-  }
-
-  get closedBy(): UplinkError | undefined {
-    return this.reason
+    super()
   }
 
   /** The other side closes the link (a crash, a DISCONNECT, a keepalive timeout). */
@@ -61,17 +49,17 @@ export class ScriptedConnection implements Connection {
     options: OutboundOptions,
     done: (err?: UplinkError) => void,
   ): void {
-    if (this.reason) return done(this.reason)
+    if (this.closedBy) return done(this.closedBy)
     this.published.push({ topic, payload, options })
     done()
   }
 
   async subscribe(): Promise<void> {
-    if (this.reason) throw this.reason
+    if (this.closedBy) throw this.closedBy
   }
 
   async unsubscribe(): Promise<void> {
-    if (this.reason) throw this.reason
+    if (this.closedBy) throw this.closedBy
   }
 
   async end(_graceMs: number, _clock: Clock): Promise<void> {
@@ -86,10 +74,8 @@ export class ScriptedConnection implements Connection {
   }
 
   private close(reason: UplinkError, how: 'end' | 'destroy' | 'remote'): void {
-    if (this.reason) return
-    this.reason = reason
+    if (!this.settleClose(reason)) return
     this.closedWith = how
-    this.resolveClosed(reason)
   }
 }
 
