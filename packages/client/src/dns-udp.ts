@@ -81,9 +81,10 @@ class Channel implements UdpChannel {
     this.socket.unref()
   }
 
-  /** Whether the question `id` may be asked here: a fresh id, within the socket's budget. */
+  /** Whether the question `id` may be asked here: an id not asked on it before. A socket whose
+   * budget is spent is no longer current (send retires it), so it is never asked. */
   accepts(id: number): boolean {
-    return !this.closed && !this.asked.has(id) && this.asked.size < this.pool.options.maxQueries
+    return !this.closed && !this.asked.has(id)
   }
 
   send(id: number, packet: Buffer, waiter: UdpWaiter): UdpChannel {
