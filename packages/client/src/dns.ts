@@ -3,6 +3,7 @@ import { getServers, promises as systemDns } from 'node:dns'
 import net, { isIP } from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
 import { type RandomSource, systemClock } from './clock.js'
+import { encodeQuery } from './dns-query.js'
 import { processUdpSockets, type UdpSockets, type UdpWaiter } from './dns-udp.js'
 import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
 import { type ResolvedOptions, resolveResolverOptions } from './options.js'
@@ -230,7 +231,7 @@ async function query(x: Exchange, sockets: UdpSockets): Promise<Packet> {
             new UplinkError('DNS_TIMEOUT', `${x.server.label}: ${err.message}`, { cause: err }),
           ),
       }
-      const channel = sockets.send(x.server, x.id, dnsPacket.encode(question(x)), waiter)
+      const channel = sockets.send(x.server, x.id, encodeQuery(x.id, x.name, x.type), waiter)
       return { close: () => channel.release(x.id, waiter) }
     },
     () =>
