@@ -151,7 +151,7 @@ export const DEFAULTS = {
    * questions on one source port, and closed after this long with nothing to wait for, so the
    * next question goes out from a fresh random port. Not options: what they trade (sockets
    * opened against how long one port is known) is the resolver's to keep, and one process
-   * shares them. 32 questions are under a second of a 2 000-device storm; a device on its own,
+   * shares them. 32 questions are some 50 ms of a 2 000-device storm; a device on its own,
    * asking once per attempt or TTL, seldom asks twice within the idle second.
    */
   dnsSocket: { maxQueries: 32, idleMs: 1_000 },
