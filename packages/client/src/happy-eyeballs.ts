@@ -27,10 +27,23 @@ export interface RaceFailure {
   error: unknown
 }
 
-/** Every address was tried and every attempt failed; `failures` in the order they failed. */
+/**
+ * Every address was tried and every attempt failed; `failures` in the order they failed. Made
+ * without a stack: it never leaves the transport (which reports the failures as an UplinkError),
+ * and capturing one on every failed attempt of a reconnect storm showed in the storm bench.
+ */
 export class RaceError extends Error {
-  constructor(readonly failures: RaceFailure[]) {
-    super(`all ${failures.length} addresses failed`)
+  readonly failures: RaceFailure[]
+
+  constructor(failures: RaceFailure[]) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      super(`all ${failures.length} addresses failed`)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
+    this.failures = failures
   }
 }
 

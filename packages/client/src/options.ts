@@ -146,6 +146,15 @@ export const DEFAULTS = {
     resolutionDelayMs: 50,
   },
   dnsWatch: { minIntervalMs: 10_000, maxIntervalMs: 300_000 },
+  /**
+   * The resolver's UDP socket to a server, shared in the process (dns-udp.ts): at most this many
+   * questions on one source port, and closed after this long with nothing to wait for, so the
+   * next question goes out from a fresh random port. Not options: what they trade (sockets
+   * opened against how long one port is known) is the resolver's to keep, and one process
+   * shares them. 32 questions are some 50 ms of a 2 000-device storm; a device on its own,
+   * asking once per attempt or TTL, seldom asks twice within the idle second.
+   */
+  dnsSocket: { maxQueries: 32, idleMs: 1_000 },
   failover: { minStayMs: 60_000, handoverTimeoutMs: 5_000 },
   /**
    * MQTT 5 redirects followed in a row before the normal backoff applies. Not an option, and not

@@ -432,6 +432,15 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
 }
 
 /** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
+/**
+ * MQTT.js's logger, taken from the first client and handed to every later one. Left to itself
+ * each MqttClient builds its own `debug('mqttjs:client')`, which asks whether stderr is a TTY
+ * (a system call) and sets up colours: Uplink makes a client per connection, and in the storm
+ * bench this was a tenth of what connecting cost. One shared instance logs as each would have
+ * (DEBUG=mqttjs* still works).
+ */
+let mqttLog: IClientOptions['log']
+
 function speak(
   params: ConnectParams,
   address: string,
@@ -467,6 +476,7 @@ function speak(
       params.protocolVersion === 5
         ? { sessionExpiryInterval: params.sessionExpirySeconds }
         : undefined,
+    log: mqttLog,
   }
   socket.on('error', (err) => {
     lastError ??= err
@@ -477,6 +487,7 @@ function speak(
   // The socket is already connected: MQTT.js takes it as its stream (reconnect is off, so it
   // never asks for a second one).
   const client = new KeepaliveAwareClient(() => socket, options)
+  mqttLog ??= client.log
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
     queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))

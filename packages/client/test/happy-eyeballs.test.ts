@@ -126,6 +126,24 @@ describe('race', () => {
     )
   })
 
+  it('the failure of every address costs no stack trace, and the stack limit is left as it was', async () => {
+    const limit = Error.stackTraceLimit
+    const err = await race(
+      ['127.0.0.1'],
+      () => Promise.reject(new Error('refused')),
+      () => {},
+      {
+        clock: new ManualClock(),
+        attemptDelayMs: 250,
+      },
+    ).catch((e) => e)
+    expect(err).toBeInstanceOf(RaceError)
+    expect(err.message).toBe('all 1 addresses failed')
+    // Only the message line: no frame was captured.
+    expect(String(err.stack).split('\n')).toHaveLength(1)
+    expect(Error.stackTraceLimit).toBe(limit)
+  })
+
   it('an abort ends every pending attempt and rejects with its reason', async () => {
     const clock = new ManualClock()
     const s = scripted()
