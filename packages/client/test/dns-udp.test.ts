@@ -6,6 +6,7 @@ import { ManualClock } from '../src/clock.js'
 import { type ResolverOptions, resolverOn } from '../src/dns.js'
 import { UdpSockets } from '../src/dns-udp.js'
 import { DEFAULTS } from '../src/options.js'
+import { dnsReply as reply } from './support/dns-reply.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -47,18 +48,6 @@ async function udpSocket(host: string, port = 0): Promise<dgram.Socket> {
   await bindUdp(socket, host, port)
   cleanup.push(() => new Promise<void>((r) => socket.close(() => r())))
   return socket
-}
-
-function reply(query: Packet, data = '127.0.0.8', over: Partial<Packet> = {}): Packet {
-  const q = query.questions?.[0] as { name: string; type: 'A' }
-  return {
-    type: 'response',
-    id: query.id ?? 0,
-    flags: dnsPacket.AUTHORITATIVE_ANSWER,
-    questions: [q],
-    answers: [{ type: 'A', name: q.name, ttl: 60, class: 'IN', data }],
-    ...over,
-  }
 }
 
 function sockets(maxQueries: number, idleMs = 1_000) {
@@ -130,7 +119,7 @@ describe('the resolver shares its UDP socket, within bounds', () => {
       // Answered in the reverse order of asking.
       for (const a of pending.reverse()) {
         const name = a.query.questions?.[0]?.name
-        send(reply(a.query, name === 'a.uplink.test' ? '127.0.0.10' : '127.0.0.11'))
+        send(reply(a.query, {}, name === 'a.uplink.test' ? '127.0.0.10' : '127.0.0.11'))
       }
     })
     const { pool } = sockets(DEFAULTS.dnsSocket.maxQueries)
@@ -158,9 +147,9 @@ describe('the resolver shares its UDP socket, within bounds', () => {
     const dns = await scripted('127.0.0.1', (asked, send) => {
       // Each forgery is a perfect answer but for where it comes from or its id; the real answer
       // follows them.
-      send(reply(asked.query, '127.0.0.66'), forgerPort)
-      send(reply(asked.query, '127.0.0.67'), forgerAddress)
-      send(reply(asked.query, '127.0.0.68', { id: ((asked.query.id ?? 0) + 1) & 0xffff }))
+      send(reply(asked.query, {}, '127.0.0.66'), forgerPort)
+      send(reply(asked.query, {}, '127.0.0.67'), forgerAddress)
+      send(reply(asked.query, { id: ((asked.query.id ?? 0) + 1) & 0xffff }, '127.0.0.68'))
       setTimeout(() => send(reply(asked.query)), 20)
     })
     // The server's port on another loopback address: only the source address tells it apart.
@@ -179,7 +168,7 @@ describe('the resolver shares its UDP socket, within bounds', () => {
     const dns = await scripted('127.0.0.1', (asked, send) => {
       if (!first) {
         first = asked
-        answerLate = () => send(reply(asked.query, '127.0.0.66'))
+        answerLate = () => send(reply(asked.query, {}, '127.0.0.66'))
         return
       }
       // The second question's wait sees only the first's late answer.

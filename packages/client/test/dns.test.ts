@@ -6,6 +6,7 @@ import dnsPacket, { type Packet } from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createResolver, parseDnsServer, type ResolverOptions } from '../src/dns.js'
 import { UplinkError } from '../src/errors.js'
+import { dnsReply as reply } from './support/dns-reply.js'
 
 const cleanup: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -32,18 +33,6 @@ async function scripted(replies: (query: Packet) => Packet[]): Promise<string> {
   })
   cleanup.push(() => new Promise<void>((r) => socket.close(() => r())))
   return `127.0.0.1:${port}`
-}
-
-function reply(query: Packet, over: Partial<Packet> = {}): Packet {
-  const q = query.questions?.[0] as { name: string; type: 'A' }
-  return {
-    type: 'response',
-    id: query.id ?? 0,
-    flags: dnsPacket.AUTHORITATIVE_ANSWER,
-    questions: [q],
-    answers: [{ type: 'A', name: q.name, ttl: 60, class: 'IN', data: '127.0.0.8' }],
-    ...over,
-  }
 }
 
 function resolver(servers: string[], extra: Partial<ResolverOptions> = {}) {
