@@ -431,7 +431,6 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
   })
 }
 
-/** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
 /**
  * MQTT.js's logger, taken from the first client and handed to every later one. Left to itself
  * each MqttClient builds its own `debug('mqttjs:client')`, which asks whether stderr is a TTY
@@ -441,6 +440,7 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
  */
 let mqttLog: IClientOptions['log']
 
+/** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
 function speak(
   params: ConnectParams,
   address: string,
