@@ -1,4 +1,4 @@
-import { createUplink, DEFAULTS, type UplinkOptions } from '@uplink/client'
+import { createResolver, createUplink, DEFAULTS, type UplinkOptions } from '@uplink/client'
 import { startDnsmasq, startUnbound, waitFor } from '@uplink/testkit'
 import { describe, expect, it } from 'vitest'
 import { account, collect, publishNumbered } from './support/accounting.js'
@@ -7,10 +7,12 @@ import { connected, drained, nextEvent } from './support/events.js'
 
 const NAME = 'broker.site.test'
 
-/** Each DNS server a gateway meets, started with `NAME` pointing at 127.0.0.1. */
+type Records = Record<string, string[]>
+
+/** Each DNS server a gateway meets, started with `NAME` pointing at 127.0.0.1 unless told. */
 const servers = {
-  dnsmasq: () => startDnsmasq({ records: { [NAME]: ['127.0.0.1'] } }),
-  unbound: () => startUnbound({ records: { [NAME]: ['127.0.0.1'] } }),
+  dnsmasq: (records: Records = { [NAME]: ['127.0.0.1'] }) => startDnsmasq({ records }),
+  unbound: (records: Records = { [NAME]: ['127.0.0.1'] }) => startUnbound({ records }),
 }
 
 describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s', (kind) => {
@@ -34,6 +36,31 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     await waitFor(() => atA.seqs.length >= 20, 'traffic on the primary')
     return { a, b, dns, uplink, traffic, atA, atB }
   }
+
+  it("many clients' resolvers asking at once share the process's bounded sockets, and each gets its own name's record from the DNS server", async () => {
+    // More questions than one socket's budget (32), all in flight together: the server's answers
+    // come back on shared ports in whatever order it sends them, and only the id and the echoed
+    // question tell them apart.
+    const names = Array.from({ length: 40 }, (_, i) => `device-${i}.site.test`)
+    const dns = onCleanup(
+      await servers[kind](Object.fromEntries(names.map((n, i) => [n, [`127.0.1.${i + 1}`]]))),
+    )
+    const resolutions = await Promise.all(
+      names.map((name) =>
+        createResolver({
+          servers: [dns.server],
+          timeoutMs: 2_000,
+          attempts: 2,
+          family: 4,
+          systemFallback: false,
+        }).resolve(name),
+      ),
+    )
+    expect(resolutions.map((r) => r.addresses.map((a) => a.address))).toEqual(
+      names.map((_, i) => [`127.0.1.${i + 1}`]),
+    )
+    expect(new Set(resolutions.map((r) => r.source))).toEqual(new Set(['dns']))
+  })
 
   it('after the primary Mosquitto crashes, follows the record flipped on the DNS server to the secondary and loses nothing', async () => {
     const { a, dns, uplink, traffic, atA, atB } = await setUp(false)
