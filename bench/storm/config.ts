@@ -99,6 +99,17 @@ export const DEFAULTS: StormConfig = {
   shard: { index: 0, count: 1 },
 }
 
+/**
+ * Devices that share one of the baseline's resolvers: as many as Uplink's shared DNS sockets
+ * carry questions (dns-udp.ts). A resolver is one c-ares socket with the kernel's default
+ * receive buffer (208 KiB): shared by a whole worker's 5 000 devices, the answers to their
+ * lookups after a crash arrived in one burst while the busy worker was not reading, and the
+ * kernel dropped 28 000 to 37 000 of them a 10 000-device storm (9 000 to 15 000 lookups failed
+ * with ETIMEOUT, each after its device had waited out two 2 s resolver timeouts). On a real fleet each device has its own socket; 32 to a resolver keeps every burst
+ * within one buffer, for ~18 KiB of RSS a resolver (~0.6 KiB a device, counted as the baseline's).
+ */
+export const DEVICES_PER_RESOLVER = 32
+
 export const USAGE = `pnpm bench:storm [flags]
 
   --devices N              devices in the fleet (default ${DEFAULTS.devices})

@@ -9,6 +9,7 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { createUplink, type Outbox, type Uplink } from '@uplink/client'
 import { MqttClient } from 'mqtt'
+import { DEVICES_PER_RESOLVER } from './config.js'
 import { deviceId, makePayload, topicFor } from './payload.js'
 import type { TargetAuth } from './target.js'
 
@@ -153,16 +154,22 @@ function uplinkDevice(index: number, s: DeviceSettings, events: DeviceEvents): D
   }
 }
 
-/** One uncached resolver per worker: every lookup is a fresh query to the given server. */
+/** Uncached resolvers, by server and group of devices: every lookup is a fresh query. */
 const resolvers = new Map<string, dns.Resolver>()
-function lookupVia(server: string): net.LookupFunction {
-  let resolver = resolvers.get(server)
+/** The resolver baseline device `index` asks `server` through (shared by DEVICES_PER_RESOLVER). */
+export function baselineResolver(server: string, index: number): dns.Resolver {
+  const key = `${server} ${Math.floor(index / DEVICES_PER_RESOLVER)}`
+  let resolver = resolvers.get(key)
   if (!resolver) {
     resolver = new dns.Resolver({ timeout: 2_000, tries: 2 })
     resolver.setServers([server])
-    resolvers.set(server, resolver)
+    resolvers.set(key, resolver)
   }
-  const r = resolver
+  return resolver
+}
+
+function lookupVia(server: string, index: number): net.LookupFunction {
+  const r = baselineResolver(server, index)
   type Callback = (
     err: NodeJS.ErrnoException | null,
     address: string | dns.LookupAddress[],
@@ -185,7 +192,7 @@ function lookupVia(server: string): net.LookupFunction {
 function mqttjsDevice(index: number, s: DeviceSettings, events: DeviceEvents): Device {
   const id = deviceId(index)
   const topic = topicFor(index)
-  const lookup = lookupVia(s.dnsServer as string)
+  const lookup = lookupVia(s.dnsServer as string, index)
   let attempts = 0
   let client: MqttClient | undefined
   return {

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs'
 
 /**
  * UDP datagrams the kernel dropped for a full receive buffer, machine-wide (Linux; undefined
- * elsewhere). A fleet's DNS queries in one burst can overflow the test DNS server's socket: the
- * devices then wait for their resolver's timeout and ask again.
+ * elsewhere). A fleet's DNS traffic in one burst can overflow a socket's buffer, the test DNS
+ * server's or a resolver's: the devices then wait for their resolver's timeout and ask again.
  */
 export function udpReceiveDrops(): number | undefined {
   try {

@@ -1,5 +1,5 @@
 /** Tables for a person: the runs, the baseline ratios and the issue's targets. */
-import type { StormConfig } from './config.js'
+import { DEVICES_PER_RESOLVER, type StormConfig } from './config.js'
 import { fmtS } from './format.js'
 import type { StormRecord } from './record.js'
 
@@ -44,7 +44,7 @@ export function settingsText(config: StormConfig): string {
   if (config.clients.includes('mqttjs'))
     lines.push(
       'baseline: MQTT.js 5 MqttClient, reconnectPeriod 1000 ms, clean session, in-memory offline queue, ' +
-        'net.connect lookup through an uncached dns.Resolver on the same DNS server',
+        `net.connect lookup through uncached dns.Resolvers (one per ${DEVICES_PER_RESOLVER} devices) on the same DNS server`,
     )
   return lines.join('\n')
 }
