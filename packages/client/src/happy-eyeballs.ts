@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import type { Clock } from './clock.js'
+import { withoutStack } from './errors.js'
 
 /**
  * Happy Eyeballs (RFC 8305) over addresses that the resolver already found: the connection
@@ -29,23 +30,19 @@ export interface RaceFailure {
 
 /**
  * Every address was tried and every attempt failed; `failures` in the order they failed. Made
- * without a stack: it never leaves the transport (which reports the failures as an UplinkError),
- * and capturing one on every failed attempt of a reconnect storm showed in the storm bench.
+ * without a stack (raceFailed): it never leaves the transport, which reports the failures as an
+ * UplinkError.
  */
 export class RaceError extends Error {
   readonly failures: RaceFailure[]
 
   constructor(failures: RaceFailure[]) {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    try {
-      super(`all ${failures.length} addresses failed`)
-    } finally {
-      Error.stackTraceLimit = limit
-    }
+    super(`all ${failures.length} addresses failed`)
     this.failures = failures
   }
 }
+
+const raceFailed = (failures: RaceFailure[]) => withoutStack(() => new RaceError(failures))
 
 export interface RaceOptions {
   clock: Clock
@@ -71,7 +68,7 @@ export function race<T>(
   return new Promise((resolve, reject) => {
     const { clock, signal } = o
     if (signal?.aborted) return reject(signal.reason)
-    if (order.length === 0) return reject(new RaceError([]))
+    if (order.length === 0) return reject(raceFailed([]))
     const attempts: AbortController[] = []
     const failures: RaceFailure[] = []
     let next = 0
@@ -112,7 +109,7 @@ export function race<T>(
           if (done) return
           failures.push({ address, error })
           if (next < order.length) start()
-          else if (pending === 0) finish(() => reject(new RaceError(failures)))
+          else if (pending === 0) finish(() => reject(raceFailed(failures)))
         },
       )
     }

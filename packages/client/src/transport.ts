@@ -22,7 +22,7 @@ import {
   publishBySend,
 } from './connection.js'
 import type { Endpoint } from './endpoints.js'
-import { type ConnectFailureDetails, UplinkError } from './errors.js'
+import { type ConnectFailureDetails, UplinkError, withoutStack } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
@@ -305,14 +305,24 @@ class KeepaliveAwareClient extends MqttClient {
 /** Holds the winner's errors until MQTT.js listens (speak() records them for the failure). */
 function ignore(): void {}
 
+/** A failed attempt's error, from what the socket or MQTT.js said (no stack: see withoutStack). */
 function classify(
   err: unknown,
   endpoint: Endpoint,
   address: string,
   details?: ConnectFailureDetails,
 ): UplinkError {
-  const where = `${endpoint.url} (${address})`
-  if (err instanceof UplinkError) return err
+  return err instanceof UplinkError
+    ? err
+    : withoutStack(() => attemptError(err, `${endpoint.url} (${address})`, endpoint, details))
+}
+
+function attemptError(
+  err: unknown,
+  where: string,
+  endpoint: Endpoint,
+  details: ConnectFailureDetails | undefined,
+): UplinkError {
   const e = err as (Error & { code?: string | number }) | undefined
   if (!e) {
     return new UplinkError('CONNECT_FAILED', `connection to ${where} closed before CONNACK`, {
@@ -553,6 +563,7 @@ function speak(
   return client
 }
 
+/** Why an open connection ended (no stack: see withoutStack). */
 function closeReason(
   lastError: unknown,
   keepaliveExpired: boolean,
@@ -561,7 +572,26 @@ function closeReason(
   keepalive: number,
   address: string,
 ): UplinkError {
-  const where = `${endpoint.url} (${address})`
+  return withoutStack(() =>
+    lostError(
+      lastError,
+      keepaliveExpired,
+      serverDisconnect,
+      `${endpoint.url} (${address})`,
+      keepalive,
+      address,
+    ),
+  )
+}
+
+function lostError(
+  lastError: unknown,
+  keepaliveExpired: boolean,
+  serverDisconnect: Packet | undefined,
+  where: string,
+  keepalive: number,
+  address: string,
+): UplinkError {
   if (keepaliveExpired) {
     return new UplinkError(
       'KEEPALIVE_TIMEOUT',

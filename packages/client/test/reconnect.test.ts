@@ -98,6 +98,39 @@ describe('backoff end to end (injected clock and random source, real refused con
     expect(delays[3]).toBe(250)
   })
 
+  it("a lost link's and a refused attempt's errors carry no stack frames, Node's error kept as their cause", async () => {
+    const broker = await startBroker()
+    const clock = new ManualClock(0)
+    const uplink = createUplink({
+      clientId: 'gw-stackless',
+      endpoints: [broker.url],
+      clock,
+      backoff: { jitter: 'none' },
+    })
+    cleanup.push(() => uplink.stop())
+    const errors: UplinkError[] = []
+    const delays: number[] = []
+    uplink.on('reconnecting', (e) => {
+      errors.push(e.error)
+      delays.push(e.delayMs)
+    })
+    const limit = Error.stackTraceLimit
+    await uplink.start()
+    await waitFor(() => uplink.stats().state === 'connected', 'connected')
+    await broker.stop()
+    await waitFor(() => errors.length === 1, 'the link lost')
+    await clock.advance(delays[0] as number)
+    await waitFor(() => errors.length === 2, 'the next attempt refused')
+    expect(errors.map((e) => e.code)).toEqual(['CONNECTION_LOST', 'CONNECT_FAILED'])
+    for (const e of errors) {
+      // Only the message line: nothing was captured in the socket callback they came from.
+      expect(String(e.stack).split('\n')).toEqual([`UplinkError: ${e.message}`])
+    }
+    expect((errors[1]?.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED')
+    expect(String((errors[1]?.cause as Error).stack)).toContain('\n')
+    expect(Error.stackTraceLimit).toBe(limit)
+  })
+
   it('bounds each attempt by connectTimeoutMs when no CONNACK comes', async () => {
     const broker = await startBroker()
     const proxy = await startFaultProxy({ host: broker.host, port: broker.port })
