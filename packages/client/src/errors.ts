@@ -194,11 +194,22 @@ Object.defineProperty(UplinkError.prototype, BRAND, { value: true })
 export function withoutStack<T>(make: () => T): T {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
+  let made: T
   try {
-    return make()
+    made = make()
   } finally {
     Error.stackTraceLimit = limit
   }
+  // V8 still writes the header line; Bun's engine leaves no `stack` at all, and a logger that
+  // prints err.stack would print "undefined". Non-enumerable, as an engine's own stack is.
+  if (made instanceof Error && made.stack === undefined) {
+    Object.defineProperty(made, 'stack', {
+      value: `${made.name}: ${made.message}`,
+      writable: true,
+      configurable: true,
+    })
+  }
+  return made
 }
 
 /** True for an UplinkError from any copy of @uplink/client, and (given `code`) with that code. */
