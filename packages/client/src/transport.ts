@@ -312,38 +312,31 @@ function classify(
   address: string,
   details?: ConnectFailureDetails,
 ): UplinkError {
-  return err instanceof UplinkError
-    ? err
-    : withoutStack(() => attemptError(err, `${endpoint.url} (${address})`, endpoint, details))
-}
-
-function attemptError(
-  err: unknown,
-  where: string,
-  endpoint: Endpoint,
-  details: ConnectFailureDetails | undefined,
-): UplinkError {
-  const e = err as (Error & { code?: string | number }) | undefined
-  if (!e) {
-    return new UplinkError('CONNECT_FAILED', `connection to ${where} closed before CONNACK`, {
-      details,
-    })
-  }
-  if (typeof e.code === 'string' && TCP_ERROR_CODES.has(e.code)) {
-    return new UplinkError('CONNECT_FAILED', `cannot connect to ${where}: ${e.code}`, {
+  if (err instanceof UplinkError) return err
+  const where = `${endpoint.url} (${address})`
+  return withoutStack(() => {
+    const e = err as (Error & { code?: string | number }) | undefined
+    if (!e) {
+      return new UplinkError('CONNECT_FAILED', `connection to ${where} closed before CONNACK`, {
+        details,
+      })
+    }
+    if (typeof e.code === 'string' && TCP_ERROR_CODES.has(e.code)) {
+      return new UplinkError('CONNECT_FAILED', `cannot connect to ${where}: ${e.code}`, {
+        cause: e,
+        details,
+      })
+    }
+    if (endpoint.secure && typeof e.code === 'string') {
+      return new UplinkError('TLS_ERROR', `TLS to ${where} failed: ${e.message}`, {
+        cause: e,
+        details: { ...details, tlsCode: e.code },
+      })
+    }
+    return new UplinkError('CONNECT_FAILED', `connection to ${where} failed: ${e.message}`, {
       cause: e,
       details,
     })
-  }
-  if (endpoint.secure && typeof e.code === 'string') {
-    return new UplinkError('TLS_ERROR', `TLS to ${where} failed: ${e.message}`, {
-      cause: e,
-      details: { ...details, tlsCode: e.code },
-    })
-  }
-  return new UplinkError('CONNECT_FAILED', `connection to ${where} failed: ${e.message}`, {
-    cause: e,
-    details,
   })
 }
 
@@ -572,53 +565,36 @@ function closeReason(
   keepalive: number,
   address: string,
 ): UplinkError {
-  return withoutStack(() =>
-    lostError(
-      lastError,
-      keepaliveExpired,
-      serverDisconnect,
-      `${endpoint.url} (${address})`,
-      keepalive,
-      address,
-    ),
-  )
-}
-
-function lostError(
-  lastError: unknown,
-  keepaliveExpired: boolean,
-  serverDisconnect: Packet | undefined,
-  where: string,
-  keepalive: number,
-  address: string,
-): UplinkError {
-  if (keepaliveExpired) {
-    return new UplinkError(
-      'KEEPALIVE_TIMEOUT',
-      `no answer from ${where} within 1.5 x keepalive (${keepalive} s)`,
-    )
-  }
-  if (serverDisconnect && serverDisconnect.cmd === 'disconnect') {
-    const rc = serverDisconnect.reasonCode ?? 0
-    const serverReference = serverDisconnect.properties?.serverReference
+  const where = `${endpoint.url} (${address})`
+  return withoutStack(() => {
+    if (keepaliveExpired) {
+      return new UplinkError(
+        'KEEPALIVE_TIMEOUT',
+        `no answer from ${where} within 1.5 x keepalive (${keepalive} s)`,
+      )
+    }
+    if (serverDisconnect && serverDisconnect.cmd === 'disconnect') {
+      const rc = serverDisconnect.reasonCode ?? 0
+      const serverReference = serverDisconnect.properties?.serverReference
+      return new UplinkError(
+        'CONNECTION_LOST',
+        `${where} disconnected the client (reason code ${rc})`,
+        {
+          details: {
+            reasonCode: rc,
+            address,
+            ...(serverReference ? { serverReference } : {}),
+          },
+        },
+      )
+    }
+    const e = lastError as (Error & { code?: string }) | undefined
     return new UplinkError(
       'CONNECTION_LOST',
-      `${where} disconnected the client (reason code ${rc})`,
+      `connection to ${where} lost${e ? `: ${e.code ?? e.message}` : ''}`,
       {
-        details: {
-          reasonCode: rc,
-          address,
-          ...(serverReference ? { serverReference } : {}),
-        },
+        cause: e,
       },
     )
-  }
-  const e = lastError as (Error & { code?: string }) | undefined
-  return new UplinkError(
-    'CONNECTION_LOST',
-    `connection to ${where} lost${e ? `: ${e.code ?? e.message}` : ''}`,
-    {
-      cause: e,
-    },
-  )
+  })
 }
