@@ -302,6 +302,39 @@ class KeepaliveAwareClient extends MqttClient {
   }
 }
 
+type StoreAndSend = (packet: Packet, cb: unknown, cbStorePut: () => void) => void
+interface OutgoingStore {
+  put(packet: Packet, cb: (err?: Error) => void): unknown
+}
+const mqttPrototype = MqttClient.prototype as unknown as { _storeAndSend?: StoreAndSend }
+/**
+ * Is MQTT.js's `_storeAndSend` the one this file replaces? Checked once, by name: a release that
+ * renames or drops it keeps its own (slower, still correct) copy; outgoing-store.test.ts fails.
+ */
+export const storesPacketsUncopied = typeof mqttPrototype._storeAndSend === 'function'
+if (storesPacketsUncopied) {
+  /*
+   * MQTT.js deep-copies every QoS 1/2 PUBLISH, payload and all, into its outgoing store before
+   * writing it, so that the same client could resend it after reconnecting with a topic alias
+   * gone. Uplink never reconnects a client (one per connection, reconnect off, `end(true)` on
+   * close) and never sets a topic alias, and what it resends comes from its own outbox: the copy
+   * was a payload's bytes and about a microsecond per message for nothing (bench/outbox). The
+   * store keeps the packet itself, which its PUBACK bookkeeping still looks up.
+   */
+  const copying = mqttPrototype._storeAndSend as StoreAndSend
+  ;(KeepaliveAwareClient.prototype as unknown as { _storeAndSend: StoreAndSend })._storeAndSend =
+    function (this: MqttClient & { outgoingStore: OutgoingStore }, packet, cb, cbStorePut) {
+      if (packet.cmd !== 'publish' || packet.properties?.topicAlias !== undefined) {
+        return copying.call(this, packet, cb, cbStorePut)
+      }
+      this.outgoingStore.put(packet, (err) => {
+        if (err) return (cb as ((e: Error) => void) | undefined)?.(err)
+        cbStorePut()
+        ;(this as unknown as { _writePacket(p: Packet, c: unknown): void })._writePacket(packet, cb)
+      })
+    }
+}
+
 /** Holds the winner's errors until MQTT.js listens (speak() records them for the failure). */
 function ignore(): void {}
 
