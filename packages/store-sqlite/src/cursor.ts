@@ -1,5 +1,6 @@
 import type { OutboxEntry } from '@uplink/client'
 import type { Ledger } from './ledger.js'
+import { readPage } from './page.js'
 import type { Removals } from './removals.js'
 import { ALARM, COL, type PriorityCode, type Row, TELEMETRY, toEntry } from './row.js'
 import type { RowCaches } from './row-cache.js'
@@ -43,13 +44,19 @@ export class DrainCursor {
   private readTo: Position = START
   /** Every row handed out and not yet acknowledged, released or dropped, with its size. */
   private readonly out = new Map<number, number>()
+  /** Where pages are read in one JSON text and one blob (see page.ts); else row by row. */
+  private readonly pages: Statements['pages']
 
   constructor(
     private readonly sql: Statements,
     private readonly caches: RowCaches,
     private readonly removals: Removals,
     private readonly ledger: Ledger,
-  ) {}
+    /** Read pages whole, if this SQLite can (page.ts): false when one could outgrow a value. */
+    paged: boolean,
+  ) {
+    this.pages = paged ? sql.pages : undefined
+  }
 
   /**
    * Up to `limit` rows not out, in drain order, now out; the expired ones it met go to
@@ -152,7 +159,9 @@ export class DrainCursor {
       const cache = this.caches.of(from.priority)
       const rows = cache.covers(from.id)
         ? cache.after(from.id, n)
-        : ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[])
+        : this.pages
+          ? readPage(this.pages, from.priority, from.id, n)
+          : ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[])
       const last = rows[rows.length - 1]
       if (last) this.readTo = { priority: last[COL.priority] as PriorityCode, id: last[COL.id] }
       // Fewer than asked: that was the last of the alarms. Telemetry follows, from its start.

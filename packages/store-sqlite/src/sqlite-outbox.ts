@@ -14,6 +14,7 @@ import { GroupCommit } from './group-commit.js'
 import { Ledger } from './ledger.js'
 import { openOutboxFile, synchronousLevel } from './open.js'
 import { resolveSqliteOptions, type SqliteOutboxOptions } from './options.js'
+import { PAGED_MAX_BYTES } from './page.js'
 import { Removals } from './removals.js'
 import { COL, type Row, toEntry } from './row.js'
 import { RowCaches } from './row-cache.js'
@@ -49,7 +50,8 @@ export interface SqliteOutbox extends Outbox {
  *
  * The parts, one file each: opening and recovery (open.ts), the totals and transactions
  * (ledger.ts), group commit (group-commit.ts), the drain cursor and what is out (cursor.ts),
- * batched deletes (removals.ts), disk space (space.ts), the rows in memory (row-cache.ts).
+ * batched deletes (removals.ts), disk space (space.ts), the rows in memory (row-cache.ts),
+ * reading a page of the backlog in one value (page.ts).
  */
 export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const o = resolveSqliteOptions(options)
@@ -104,7 +106,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     if (ledger.messages === 0) space.drained()
   }
   const removals = new Removals(sql, ledger, caches, clock, applyRemovals)
-  const cursor = new DrainCursor(sql, caches, removals, ledger)
+  const cursor = new DrainCursor(sql, caches, removals, ledger, o.maxBytes < PAGED_MAX_BYTES)
   const commits = new GroupCommit({
     o,
     clock,

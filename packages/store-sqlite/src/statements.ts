@@ -11,6 +11,12 @@ export interface Statements {
   insertMany: Statement
   alarmsAfter: Statement
   telemetryAfter: Statement
+  /**
+   * The same rows as the two above, a page in one JSON text and one blob (see page.ts); absent
+   * on a SQLite too old for them (a driver built against an old system library): the drain then
+   * reads row by row.
+   */
+  pages: { alarms: Statement; telemetry: Statement } | undefined
   remove: Statement
   removeRange: Statement
   totals: Statement
@@ -20,6 +26,23 @@ export interface Totals {
   n: number
   bytes: number
   last: number
+}
+
+// Both aggregates name their order: without it SQLite promises none, and the two must agree with
+// each other and with the cursor, which walks ids upwards (aggregate ORDER BY: SQLite 3.44; every
+// driver here bundles a later one). group_concat's TEXT is the blobs' bytes unchanged in a UTF-8
+// database, which every outbox is (SQLite's default; the schema never changes it).
+const pageOf = (priority: 0 | 1) => `SELECT
+  json_group_array(json_array(id, topic, length(payload), qos, retain, enqueued_at, expires_at, size) ORDER BY id),
+  CAST(group_concat(payload, '' ORDER BY id) AS BLOB)
+  FROM (SELECT ${COLUMNS} FROM messages WHERE priority = ${priority} AND id > ? ORDER BY id LIMIT ?)`
+
+function preparePages(db: Database): Statements['pages'] {
+  try {
+    return { alarms: db.prepare(pageOf(0)), telemetry: db.prepare(pageOf(1)) }
+  } catch {
+    return undefined
+  }
 }
 
 export function prepareStatements(db: Database): Statements {
@@ -33,6 +56,7 @@ export function prepareStatements(db: Database): Statements {
     telemetryAfter: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE priority = 1 AND id > ? ORDER BY id LIMIT ?`,
     ),
+    pages: preparePages(db),
     remove: db.prepare('DELETE FROM messages WHERE id = ? RETURNING size'),
     removeRange: db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
     totals: db.prepare(
