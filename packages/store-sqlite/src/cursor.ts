@@ -52,7 +52,7 @@ export class DrainCursor {
     private readonly caches: RowCaches,
     private readonly removals: Removals,
     private readonly ledger: Ledger,
-    /** Read pages whole, if this SQLite can (page.ts): false when one could outgrow a value. */
+    /** Read pages whole where that pays and this SQLite can (page.ts); never where one could outgrow a value. */
     paged: boolean,
   ) {
     this.pages = paged ? sql.pages : undefined
@@ -159,9 +159,8 @@ export class DrainCursor {
       const cache = this.caches.of(from.priority)
       const rows = cache.covers(from.id)
         ? cache.after(from.id, n)
-        : this.pages
-          ? readPage(this.pages, from.priority, from.id, n)
-          : ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[])
+        : ((this.pages && readPage(this.pages, from.priority, from.id, n)) ??
+          ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[]))
       const last = rows[rows.length - 1]
       if (last) this.readTo = { priority: last[COL.priority] as PriorityCode, id: last[COL.id] }
       // Fewer than asked: that was the last of the alarms. Telemetry follows, from its start.

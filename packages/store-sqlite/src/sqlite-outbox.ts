@@ -14,7 +14,7 @@ import { GroupCommit } from './group-commit.js'
 import { Ledger } from './ledger.js'
 import { openOutboxFile, synchronousLevel } from './open.js'
 import { resolveSqliteOptions, type SqliteOutboxOptions } from './options.js'
-import { PAGED_MAX_BYTES } from './page.js'
+import { PAGED_MAX_BYTES, readsPagesWhole } from './page.js'
 import { Removals } from './removals.js'
 import { COL, type Row, toEntry } from './row.js'
 import { RowCaches } from './row-cache.js'
@@ -106,7 +106,13 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     if (ledger.messages === 0) space.drained()
   }
   const removals = new Removals(sql, ledger, caches, clock, applyRemovals)
-  const cursor = new DrainCursor(sql, caches, removals, ledger, o.maxBytes < PAGED_MAX_BYTES)
+  const cursor = new DrainCursor(
+    sql,
+    caches,
+    removals,
+    ledger,
+    readsPagesWhole(driver.name) && o.maxBytes < PAGED_MAX_BYTES,
+  )
   const commits = new GroupCommit({
     o,
     clock,

@@ -28,18 +28,17 @@ export interface Totals {
   last: number
 }
 
-// Both aggregates name their order: without it SQLite promises none, and the two must agree with
-// each other and with the cursor, which walks ids upwards (aggregate ORDER BY: SQLite 3.44; every
-// driver here bundles a later one). group_concat's TEXT is the blobs' bytes unchanged in a UTF-8
-// database, which every outbox is (SQLite's default; the schema never changes it).
-const pageOf = (priority: 0 | 1) => `SELECT
-  json_group_array(json_array(id, topic, length(payload), qos, retain, enqueued_at, expires_at, size) ORDER BY id),
-  CAST(group_concat(payload, '' ORDER BY id) AS BLOB)
+// A page of the drain in one JSON text and one blob (page.ts says why, and how their order is
+// checked). group_concat's TEXT is the blobs' bytes unchanged in a UTF-8 database, which every
+// outbox is (SQLite's default; the schema never changes it).
+export const pageSql = (priority: 0 | 1) => `SELECT
+  json_group_array(json_array(id, topic, length(payload), qos, retain, enqueued_at, expires_at, size)),
+  CAST(group_concat(payload, '') AS BLOB)
   FROM (SELECT ${COLUMNS} FROM messages WHERE priority = ${priority} AND id > ? ORDER BY id LIMIT ?)`
 
 function preparePages(db: Database): Statements['pages'] {
   try {
-    return { alarms: db.prepare(pageOf(0)), telemetry: db.prepare(pageOf(1)) }
+    return { alarms: db.prepare(pageSql(0)), telemetry: db.prepare(pageSql(1)) }
   } catch {
     return undefined
   }
