@@ -476,6 +476,14 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
  */
 let mqttLog: IClientOptions['log']
 
+/**
+ * What a connection logs to while MQTT.js's namespace is off (as it is unless DEBUG names it).
+ * MQTT.js logs a dozen lines a message; a disabled `debug` still asks its `enabled` getter
+ * each time: 3 % of a drain's profile (bench/outbox). Decided per connection, so turning
+ * DEBUG=mqttjs* or `debug.enable()` on takes effect from the next one.
+ */
+const quiet = (): void => {}
+
 /** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
 function speak(
   params: ConnectParams,
@@ -524,6 +532,7 @@ function speak(
   // never asks for a second one).
   const client = new KeepaliveAwareClient(() => socket, options)
   mqttLog ??= client.log
+  if (!(mqttLog as { enabled?: boolean }).enabled) client.log = quiet
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
     queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))

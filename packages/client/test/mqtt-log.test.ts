@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module'
 import { startBroker } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { UplinkError } from '../src/errors.js'
 import { createUplink } from '../src/index.js'
+import { connectTo, mqttClientOf } from './support/connection.js'
 import { nextEvent } from './support/events.js'
 
 const cleanup: Array<() => Promise<unknown> | void> = []
@@ -11,7 +13,12 @@ afterEach(async () => {
 
 // The `debug` that MQTT.js itself requires, so that its instances can be counted as they are made.
 const fromMqtt = createRequire(createRequire(import.meta.url).resolve('mqtt'))
-const debug = fromMqtt('debug') as { init?: (instance: { namespace: string }) => void }
+const debug = fromMqtt('debug') as {
+  init?: (instance: { namespace: string }) => void
+  enable(namespaces: string): void
+  disable(): string
+  log: (...args: unknown[]) => void
+}
 
 describe("MQTT.js's logger", () => {
   it('is made once for every connection of the process, not once per connection', async () => {
@@ -33,5 +40,32 @@ describe("MQTT.js's logger", () => {
       await nextEvent(uplink, 'connect')
     }
     expect(made.filter((n) => n === 'mqttjs:client')).toHaveLength(1)
+  })
+
+  it('costs nothing while its namespace is off, and logs through debug from the next connection once it is on', async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const before = debug.disable()
+    const lines: string[] = []
+    const log = debug.log
+    debug.log = (...args) => lines.push(args.map(String).join(' '))
+    cleanup.push(() => {
+      debug.log = log
+      debug.disable()
+      if (before) debug.enable(before)
+    })
+    const off = await connectTo(broker.port, 'gw-log-off')
+    cleanup.push(() => off.destroy(new UplinkError('CONNECTION_LOST', 'test over')))
+    await off.publish('t/off', Buffer.from('x'), { qos: 1, retain: false })
+    // Not the `debug` instance (which would still ask `enabled` a dozen times a message).
+    expect(mqttClientOf<{ log: { namespace?: string } }>(off).log.namespace).toBeUndefined()
+    expect(lines).toEqual([])
+
+    debug.enable('mqttjs:client')
+    const on = await connectTo(broker.port, 'gw-log-on')
+    cleanup.push(() => on.destroy(new UplinkError('CONNECTION_LOST', 'test over')))
+    await on.publish('t/on', Buffer.from('x'), { qos: 1, retain: false })
+    expect(mqttClientOf<{ log: { namespace?: string } }>(on).log.namespace).toBe('mqttjs:client')
+    expect(lines.some((l) => l.includes('mqttjs:client') && l.includes('publish'))).toBe(true)
   })
 })

@@ -1,10 +1,9 @@
 import { startBroker } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ManualClock } from '../src/clock.js'
 import type { Connection } from '../src/connection.js'
-import { parseEndpoint } from '../src/endpoints.js'
 import { UplinkError } from '../src/errors.js'
-import { openConnection, storesPacketsUncopied } from '../src/transport.js'
+import { storesPacketsUncopied } from '../src/transport.js'
+import { connectTo, mqttClientOf } from './support/connection.js'
 
 /**
  * MQTT.js keeps every unacknowledged QoS 1/2 PUBLISH in its outgoing store, to resend if the same
@@ -35,18 +34,7 @@ describe('the outgoing store', () => {
     expect(storesPacketsUncopied).toBe(true)
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
-    const connection = await openConnection({
-      endpoint: parseEndpoint(`mqtt://127.0.0.1:${broker.port}`, 'endpoints[0]'),
-      addresses: ['127.0.0.1'],
-      attemptDelayMs: 250,
-      clientId: 'gw-outgoing-store',
-      protocolVersion: 4,
-      keepalive: 60,
-      clean: true,
-      sessionExpirySeconds: 0,
-      connectTimeoutMs: 5_000,
-      clock: new ManualClock(),
-    })
+    const connection = await connectTo(broker.port, 'gw-outgoing-store')
     cleanup.push(() => connection.destroy(new UplinkError('CONNECTION_LOST', 'test over')))
     const one = Buffer.from('qos 1 payload')
     const two = Buffer.from('qos 2 payload')
