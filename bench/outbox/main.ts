@@ -18,6 +18,8 @@
  *   publishing QoS 1 with the same in-flight window to the same kind of broker: the backlog as
  *   one process stored it, the same after a restart (read back from disk), and the client with
  *   its in-memory outbox, to tell the client's share from SQLite's;
+ * - read back: the store alone handing out a reopened backlog window by window, better-sqlite3's
+ *   whole-page read against its row-by-row one;
  * - bytes on disk per stored message.
  */
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -156,6 +158,32 @@ function rawInsertRun(driver: SqliteDriver): Run {
   return result
 }
 
+/**
+ * The store alone reading a backlog back after a restart the way the drain does (a window out,
+ * each acknowledged, the next window): better-sqlite3 reads a page in one JSON text and one blob
+ * (store-sqlite's page.ts), against the row-by-row read it keeps for an outbox allowed 512 MiB
+ * or more (`maxBytes` 2^40 here). The other drivers read row by row either way.
+ */
+async function readBackRun(driver: SqliteDriver, wholePages: boolean): Promise<Run> {
+  const path = freshPath('read-back')
+  const maxBytes = wholePages ? SQLITE_DEFAULTS.maxBytes : 2 ** 40
+  const filled = sqliteOutbox({ path, driver, maxBytes })
+  await Promise.all(Array.from({ length: DRAIN_N }, (_, i) => filled.enqueue(input(i), Date.now())))
+  await filled.close()
+  const box = sqliteOutbox({ path, driver, maxBytes })
+  const from = startClock()
+  let done = 0
+  while (performance.now() - from.at < TIME_LIMIT_MS) {
+    const batch = await box.take(WINDOW, Date.now())
+    if (batch.length === 0) break
+    for (const e of batch) await box.ack(e.id)
+    done += batch.length
+  }
+  const result = run(done, from)
+  await box.close()
+  return result
+}
+
 async function until(check: () => boolean, t0: number): Promise<void> {
   while (!check() && performance.now() - t0 < TIME_LIMIT_MS) {
     await new Promise((r) => setTimeout(r, 2))
@@ -248,6 +276,8 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 type Enqueued = Awaited<ReturnType<typeof enqueueRun>>
 /** Each Uplink figure's rounds, and its ceiling's, run right beside it. */
 interface DriverRounds {
+  readBack: Run[]
+  readBackByRow: Run[]
   full: Enqueued[]
   fullRaw: Run[]
   normal: Enqueued[]
@@ -283,6 +313,8 @@ try {
     BENCH_DRIVERS.map((d) => [
       d,
       {
+        readBack: [],
+        readBackByRow: [],
         full: [],
         fullRaw: [],
         normal: [],
@@ -306,6 +338,12 @@ try {
         pair(r, () => enqueueRun(driver, 'full'), raw, [d.full, d.fullRaw]),
         pair(r, () => enqueueRun(driver, 'normal'), raw, [d.normal, d.normalRaw]),
       ]
+      if (driver === 'better-sqlite3') {
+        const byRow = () => readBackRun(driver, false)
+        enqueuePairs.push(
+          pair(r, () => readBackRun(driver, true), byRow, [d.readBack, d.readBackByRow]),
+        )
+      }
       for (const side of rotate(enqueuePairs, r + 1)) await side()
     }
     const raw = () => rawMqttDrain(r)
@@ -342,6 +380,7 @@ try {
     raw: rate([...d.fullRaw, ...d.normalRaw]),
     drain: figure(d.drain, d.drainRaw),
     reopened: figure(d.reopened, d.reopenedRaw),
+    readBack: d.readBack.length > 0 ? figure(d.readBack, d.readBackByRow) : undefined,
     perMessage: median(d.full.map((x) => x.bytesPerMessage)),
     transactions: median(d.full.map((x) => x.transactions)),
     rounds: d,
@@ -360,6 +399,7 @@ try {
     row(`${f.driver}: enqueue, durability normal`, f.normal, 'raw')
     row(`${f.driver}: drain, QoS 1, window ${WINDOW}`, f.drain, 'MQTT.js')
     row(`${f.driver}:   after a restart (from disk)`, f.reopened, 'MQTT.js')
+    if (f.readBack) row(`${f.driver}:   the store alone, pages whole`, f.readBack, 'by row')
     rows.push([
       `${f.driver}: on disk per message (${PAYLOAD} B)`,
       `${f.perMessage.toFixed(0)} B`,
@@ -438,6 +478,15 @@ try {
                 rawMqttJsBesideUplink: rounded(f.rounds.drainRaw),
                 reopened: rounded(f.rounds.reopened),
                 rawMqttJsBesideReopened: rounded(f.rounds.reopenedRaw),
+              },
+            },
+            readBack: f.readBack && {
+              wholePagesPerSecond: Math.round(f.readBack.rate),
+              rowByRowPerSecond: Math.round(f.readBack.base),
+              ratio: ratio3(f.readBack.ratio),
+              runs: {
+                wholePages: rounded(f.rounds.readBack),
+                rowByRow: rounded(f.rounds.readBackByRow),
               },
             },
             bytesOnDiskPerMessage: Math.round(f.perMessage),

@@ -29,14 +29,16 @@ export interface Totals {
 }
 
 // A page of the drain in one JSON text and one blob (page.ts says why, and how their order is
-// checked). group_concat's TEXT is the blobs' bytes unchanged in a UTF-8 database, which every
-// outbox is (SQLite's default; the schema never changes it).
+// checked). group_concat's TEXT is the blobs' bytes unchanged only in a UTF-8 database: SQLite's
+// default, which every outbox this code created has; preparePages checks, for a file that came
+// to it empty from elsewhere.
 export const pageSql = (priority: 0 | 1) => `SELECT
   json_group_array(json_array(id, topic, length(payload), qos, retain, enqueued_at, expires_at, size)),
   CAST(group_concat(payload, '') AS BLOB)
   FROM (SELECT ${COLUMNS} FROM messages WHERE priority = ${priority} AND id > ? ORDER BY id LIMIT ?)`
 
 function preparePages(db: Database): Statements['pages'] {
+  if (String(db.pragma('encoding')) !== 'UTF-8') return undefined
   try {
     return { alarms: db.prepare(pageSql(0)), telemetry: db.prepare(pageSql(1)) }
   } catch {
