@@ -23,9 +23,7 @@ interface Stored {
 }
 /** What MQTT.js's outgoing store holds now (its own Map: the store has no listing call). */
 const inStore = (connection: Connection): Stored[] => {
-  const client = (
-    connection as unknown as { client: { outgoingStore: { _inflights: Map<number, Stored> } } }
-  ).client
+  const client = mqttClientOf<{ outgoingStore: { _inflights: Map<number, Stored> } }>(connection)
   return [...client.outgoingStore._inflights.values()]
 }
 

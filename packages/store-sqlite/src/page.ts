@@ -40,11 +40,12 @@ type Packed = [
 ]
 
 /**
- * Up to `limit` rows of `priority` with ids above `after`, in id order; undefined if SQLite fed
- * its aggregates in another order (the caller then reads row by row). Both aggregates see the
- * rows in one pass, so they agree with each other whatever the order; the order itself is the
- * subquery's, which SQLite keeps in practice but does not promise, and an aggregate's own ORDER
- * BY (SQLite 3.44) sorts every row again: it doubled the query's cost. Checking is cheaper.
+ * Up to `limit` rows of `priority` with ids above `after`, in id order; undefined if SQLite could
+ * not build the page, or fed its aggregates in another order (the caller then reads row by row).
+ * Both aggregates see the rows in one pass, so they agree with each other whatever the order; the
+ * order itself is the subquery's, which SQLite keeps in practice but does not promise, and an
+ * aggregate's own ORDER BY (SQLite 3.44) sorts every row again: it doubled the query's cost.
+ * Checking is cheaper.
  */
 export function readPage(
   pages: NonNullable<Statements['pages']>,
@@ -53,7 +54,16 @@ export function readPage(
   limit: number,
 ): Row[] | undefined {
   const stmt = priority === ALARM ? pages.alarms : pages.telemetry
-  const [json, blob] = stmt.values(after, limit)[0] as [string, Uint8Array | null]
+  let json: string
+  let blob: Uint8Array | null
+  try {
+    ;[json, blob] = stmt.values(after, limit)[0] as [string, Uint8Array | null]
+  } catch {
+    // A page SQLite cannot build as one value (SQLITE_TOOBIG: a file that holds more than the
+    // `maxBytes` it is now opened with). Row by row it reads; a fault of the file itself shows
+    // there, and is reported there.
+    return undefined
+  }
   const packed = JSON.parse(json) as Packed[]
   // No rows, or only empty payloads: SQLite gives no blob, or an empty one.
   const bytes = blob ?? new Uint8Array(0)

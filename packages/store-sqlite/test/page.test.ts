@@ -58,4 +58,9 @@ describe('reading a page in one value', () => {
     const db = table(2)
     expect(readPage(pageIn(db, 'ASC'), 1, 2, 10)).toEqual([])
   })
+
+  it('gives way to the row-by-row read when SQLite cannot build the page (here its LIMIT is not a number)', () => {
+    const db = table(3)
+    expect(readPage(pageIn(db, 'ASC'), 1, 0, 'many' as unknown as number)).toBeUndefined()
+  })
 })
