@@ -27,7 +27,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createUplink, DEFAULTS, memoryOutbox } from '@uplink/client'
+import { createUplink, DEFAULTS, memoryOutbox, type Outbox } from '@uplink/client'
 import { DRIVERS, SQLITE_DEFAULTS, type SqliteDriver, sqliteOutbox } from '@uplink/store-sqlite'
 import { startBroker } from '@uplink/testkit'
 import mqtt from 'mqtt'
@@ -159,18 +159,27 @@ function rawInsertRun(driver: SqliteDriver): Run {
 }
 
 /**
+ * An outbox made by `make` holding DRAIN_N messages; with `restart`, closed and made again from
+ * the same options: a restart with a backlog, nothing in memory, every message read back from
+ * the file.
+ */
+async function filled<O, B extends Outbox>(make: (o: O) => B, o: O, restart: boolean): Promise<B> {
+  const box = make(o)
+  await Promise.all(Array.from({ length: DRAIN_N }, (_, i) => box.enqueue(input(i), Date.now())))
+  if (!restart) return box
+  await box.close()
+  return make(o)
+}
+
+/**
  * The store alone reading a backlog back after a restart the way the drain does (a window out,
  * each acknowledged, the next window): better-sqlite3 reads a page in one JSON text and one blob
  * (store-sqlite's page.ts), against the row-by-row read it keeps for an outbox allowed 512 MiB
  * or more (`maxBytes` 2^40 here). The other drivers read row by row either way.
  */
 async function readBackRun(driver: SqliteDriver, wholePages: boolean): Promise<Run> {
-  const path = freshPath('read-back')
   const maxBytes = wholePages ? SQLITE_DEFAULTS.maxBytes : 2 ** 40
-  const filled = sqliteOutbox({ path, driver, maxBytes })
-  await Promise.all(Array.from({ length: DRAIN_N }, (_, i) => filled.enqueue(input(i), Date.now())))
-  await filled.close()
-  const box = sqliteOutbox({ path, driver, maxBytes })
+  const box = await filled(sqliteOutbox, { path: freshPath('read-back'), driver, maxBytes }, true)
   const from = startClock()
   let done = 0
   while (performance.now() - from.at < TIME_LIMIT_MS) {
@@ -205,17 +214,10 @@ async function uplinkDrain(
   kind: DrainKind,
   driver: SqliteDriver = 'better-sqlite3',
 ): Promise<Run & { received: number }> {
-  const path = freshPath('drain')
-  let box =
+  const box =
     kind === 'memory'
-      ? memoryOutbox({ maxMessages: DRAIN_N, maxBytes: 2 ** 40 })
-      : sqliteOutbox({ path, driver })
-  await Promise.all(Array.from({ length: DRAIN_N }, (_, i) => box.enqueue(input(i), Date.now())))
-  if (kind === 'sqlite-reopened') {
-    // A restart with a backlog: nothing is in memory, every message is read back from the file.
-    await box.close()
-    box = sqliteOutbox({ path, driver })
-  }
+      ? await filled(memoryOutbox, { maxMessages: DRAIN_N, maxBytes: 2 ** 40 }, false)
+      : await filled(sqliteOutbox, { path: freshPath('drain'), driver }, kind === 'sqlite-reopened')
   const broker = await startBroker()
   const uplink = createUplink({
     clientId: `bench-uplink-${kind}-${driver.replace(':', '-')}-${round}`,

@@ -44,19 +44,13 @@ export class DrainCursor {
   private readTo: Position = START
   /** Every row handed out and not yet acknowledged, released or dropped, with its size. */
   private readonly out = new Map<number, number>()
-  /** Where pages are read in one JSON text and one blob (see page.ts); else row by row. */
-  private readonly pages: Statements['pages']
 
   constructor(
     private readonly sql: Statements,
     private readonly caches: RowCaches,
     private readonly removals: Removals,
     private readonly ledger: Ledger,
-    /** Read pages whole where that pays and this SQLite can (page.ts); never where one could outgrow a value. */
-    paged: boolean,
-  ) {
-    this.pages = paged ? sql.pages : undefined
-  }
+  ) {}
 
   /**
    * Up to `limit` rows not out, in drain order, now out; the expired ones it met go to
@@ -159,7 +153,7 @@ export class DrainCursor {
       const cache = this.caches.of(from.priority)
       const rows = cache.covers(from.id)
         ? cache.after(from.id, n)
-        : ((this.pages && readPage(this.pages, from.priority, from.id, n)) ??
+        : ((this.sql.pages && readPage(this.sql.pages, from.priority, from.id, n)) ??
           ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[]))
       const last = rows[rows.length - 1]
       if (last) this.readTo = { priority: last[COL.priority] as PriorityCode, id: last[COL.id] }

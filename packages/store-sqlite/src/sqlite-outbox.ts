@@ -62,7 +62,8 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   // After a restart: hand back the WAL the last run left, then take the reserve if there is room.
   space.reclaim()
   space.ensureReserve()
-  const sql = prepareStatements(db)
+  // Pages read whole where that pays (the driver) and a page's payloads fit one SQLite value.
+  const sql = prepareStatements(db, readsPagesWhole(driver.name) && o.maxBytes < PAGED_MAX_BYTES)
   // Totals of what is committed; loaded once, then kept by every transaction.
   const ledger = new Ledger(db, synchronousLevel(o), countTotals(sql))
   // Rows this process commits, so that the drain rarely reads them back.
@@ -106,13 +107,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     if (ledger.messages === 0) space.drained()
   }
   const removals = new Removals(sql, ledger, caches, clock, applyRemovals)
-  const cursor = new DrainCursor(
-    sql,
-    caches,
-    removals,
-    ledger,
-    readsPagesWhole(driver.name) && o.maxBytes < PAGED_MAX_BYTES,
-  )
+  const cursor = new DrainCursor(sql, caches, removals, ledger)
   const commits = new GroupCommit({
     o,
     clock,

@@ -13,8 +13,8 @@ export interface Statements {
   telemetryAfter: Statement
   /**
    * The same rows as the two above, a page in one JSON text and one blob (see page.ts); absent
-   * on a SQLite too old for them (a driver built against an old system library): the drain then
-   * reads row by row.
+   * where the outbox does not read pages whole, or on a SQLite too old for them (a driver built
+   * against an old system library): the drain then reads row by row.
    */
   pages: { alarms: Statement; telemetry: Statement } | undefined
   remove: Statement
@@ -46,7 +46,8 @@ function preparePages(db: Database): Statements['pages'] {
   }
 }
 
-export function prepareStatements(db: Database): Statements {
+/** `wholePages`: prepare the page statements too (see page.ts for where they pay and are sound). */
+export function prepareStatements(db: Database, wholePages: boolean): Statements {
   return {
     insert: db.prepare(`${INSERT} ${ROW}`),
     insertMany: db.prepare(`${INSERT} ${Array(INSERT_ROWS).fill(ROW).join(', ')}`),
@@ -57,7 +58,7 @@ export function prepareStatements(db: Database): Statements {
     telemetryAfter: db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE priority = 1 AND id > ? ORDER BY id LIMIT ?`,
     ),
-    pages: preparePages(db),
+    pages: wholePages ? preparePages(db) : undefined,
     remove: db.prepare('DELETE FROM messages WHERE id = ? RETURNING size'),
     removeRange: db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
     totals: db.prepare(
