@@ -1,6 +1,6 @@
 import { createTestPki, startMosquitto, startNginx, waitFor } from '@uplink/testkit'
 import { describe, expect, it } from 'vitest'
-import { account, collect, publishNumbered } from './support/accounting.js'
+import { collect, delivered, publishNumbered } from './support/accounting.js'
 import { device, onCleanup } from './support/device.js'
 import { connected, drained, nextEvent } from './support/events.js'
 
@@ -45,7 +45,7 @@ describe('a concierge that is nginx serving a static file over HTTPS', () => {
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    const result = account(traffic.accepted, [atA, atB])
+    const result = await delivered(traffic.accepted, [atA, atB])
     expect(result).toMatchObject({ lost: [], duplicates: 0, reordered: 0 })
     expect(nginx.statuses()[0]).toBe(200)
   })

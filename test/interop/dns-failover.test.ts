@@ -1,7 +1,7 @@
 import { createResolver, createUplink, DEFAULTS, type UplinkOptions } from '@uplink/client'
 import { startDnsmasq, startUnbound, waitFor } from '@uplink/testkit'
 import { describe, expect, it } from 'vitest'
-import { account, collect, publishNumbered } from './support/accounting.js'
+import { collect, delivered, publishNumbered } from './support/accounting.js'
 import { device, onCleanup, twoRegions } from './support/device.js'
 import { connected, drained, nextEvent } from './support/events.js'
 
@@ -71,7 +71,7 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    const result = account(traffic.accepted, [atA, atB])
+    const result = await delivered(traffic.accepted, [atA, atB])
     expect(result.lost).toEqual([])
     expect(result.reordered).toBe(0)
     // A crash may cost the acknowledgements in flight: those go again (at least once), no more.
@@ -99,7 +99,7 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    expect(account(traffic.accepted, [atA, atB]).lost).toEqual([])
+    expect((await delivered(traffic.accepted, [atA, atB])).lost).toEqual([])
   })
 
   it('informed backoff: a retry whose own lookup on the DNS server finds the flipped record goes there after the arrival spread, not at once', async () => {
@@ -126,7 +126,7 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    expect(account(traffic.accepted, [atA, atB]).lost).toEqual([])
+    expect((await delivered(traffic.accepted, [atA, atB])).lost).toEqual([])
   })
 
   it('the DNS watch moves a healthy connection when the record changes, make-before-break: nothing lost, nothing sent twice', async () => {
@@ -140,7 +140,7 @@ describe.each(Object.keys(servers) as Array<keyof typeof servers>)('DNS from %s'
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    const result = account(traffic.accepted, [atA, atB])
+    const result = await delivered(traffic.accepted, [atA, atB])
     expect(result).toMatchObject({ lost: [], duplicates: 0, reordered: 0 })
     expect(uplink.stats().endpoint).toContain(String(b.port))
   })
@@ -165,7 +165,7 @@ describe('a device with default options', () => {
     traffic.stop()
     await connected(uplink)
     await drained(uplink)
-    expect(account(traffic.accepted, [atA])).toMatchObject({ lost: [], duplicates: 0 })
+    expect(await delivered(traffic.accepted, [atA])).toMatchObject({ lost: [], duplicates: 0 })
     expect(uplink.stats().address).toBe('127.0.0.1')
   })
 })

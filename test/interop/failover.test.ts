@@ -2,7 +2,7 @@ import { DEFAULTS } from '@uplink/client'
 import { startFaultProxy, startMosquitto, waitFor } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { account, collect, publishNumbered } from './support/accounting.js'
+import { collect, delivered, publishNumbered } from './support/accounting.js'
 import { device, onCleanup } from './support/device.js'
 import { connected, drained, nextEvent } from './support/events.js'
 
@@ -34,7 +34,7 @@ describe('failures between two Mosquittos', () => {
     await waitFor(() => atB.seqs.length >= 20, 'traffic on the secondary')
     traffic.stop()
     await drained(uplink)
-    const result = account(traffic.accepted, [atA, atB])
+    const result = await delivered(traffic.accepted, [atA, atB])
     expect(result.lost).toEqual([])
     // Messages whose PUBACK vanished in the dark go again on the secondary: at most a window.
     expect(result.duplicates).toBeLessThanOrEqual(DEFAULTS.inflightWindow)

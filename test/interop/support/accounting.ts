@@ -78,6 +78,26 @@ export interface Accounting {
   perBroker: number[]
 }
 
+/**
+ * `account`, once the brokers have had time to pass on what they acknowledged. A device's empty
+ * outbox says every message was acknowledged, not delivered: Mosquitto acknowledges a PUBLISH
+ * and queues the subscriber's copy behind that subscriber's 20 in flight, so right after a
+ * backlog drains the subscriber can be a few behind (CI saw six, on a loaded machine). What is
+ * still missing after `timeoutMs` is lost.
+ */
+export async function delivered(
+  accepted: number[],
+  collectors: Array<Pick<Collector, 'seqs'>>,
+  timeoutMs = 5_000,
+): Promise<Accounting> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const result = account(accepted, collectors)
+    if (result.lost.length === 0 || Date.now() > deadline) return result
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
 export function account(
   accepted: number[],
   collectors: Array<Pick<Collector, 'seqs'>>,
