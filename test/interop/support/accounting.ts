@@ -1,4 +1,5 @@
 import type { Uplink } from '@uplink/client'
+import { waitFor } from '@uplink/testkit'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 
 /**
@@ -90,18 +91,13 @@ export async function delivered(
   collectors: Array<Pick<Collector, 'seqs'>>,
   timeoutMs = 5_000,
 ): Promise<Accounting> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const result = account(accepted, collectors)
-    if (result.lost.length === 0 || Date.now() > deadline) return result
-    await new Promise((r) => setTimeout(r, 10))
-  }
+  const arrived = () => account(accepted, collectors).lost.length === 0
+  // Not arrived in time: the accounting says what is missing, better than a timeout would.
+  await waitFor(arrived, 'every accepted message at a subscriber', timeoutMs).catch(() => {})
+  return account(accepted, collectors)
 }
 
-export function account(
-  accepted: number[],
-  collectors: Array<Pick<Collector, 'seqs'>>,
-): Accounting {
+function account(accepted: number[], collectors: Array<Pick<Collector, 'seqs'>>): Accounting {
   const seen = new Set<number>()
   let deliveries = 0
   let reordered = 0
