@@ -158,7 +158,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     }
     this.#supervisor = new Supervisor(
       o,
-      { resolver: resolver ?? clientResolver(o.dns, o.random), connect },
+      { resolver: resolver ?? clientResolver(o.dns), connect },
       hooks,
       this,
     )

@@ -372,10 +372,12 @@ export function resolverOn(sockets: UdpSockets, input: ResolverOptions): Resolve
 
 /**
  * A client's resolver: its dns options are validated, filled in and shared between clients
- * already (options.ts), so they are kept as they are, not copied once more per client.
+ * already (options.ts), so they are kept as they are, not copied once more per client. Its
+ * transaction ids are always crypto-random: the client's `random` times its backoff, and draws
+ * that an observer can time must not also be the ids that keep forged answers out.
  */
-export function clientResolver(dns: ResolvedOptions['dns'], random: RandomSource): Resolver {
-  return new DnsResolver(dns, random)
+export function clientResolver(dns: ResolvedOptions['dns']): Resolver {
+  return new DnsResolver(dns, undefined)
 }
 
 /**

@@ -96,7 +96,10 @@ export interface UplinkOptions {
   poisonAfter?: number
   maxPayloadBytes?: number
   presence?: PresenceOptions
-  /** Test seams: time and randomness. */
+  /**
+   * Test seams: time, and the draws of backoff jitter, the arrival spread and the concierge's
+   * jitter. DNS transaction ids never come from `random`: they are crypto-random.
+   */
   clock?: Clock
   random?: RandomSource
 }

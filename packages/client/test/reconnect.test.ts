@@ -1,4 +1,4 @@
-import { startBroker, startFaultProxy, waitFor } from '@uplink/testkit'
+import { startBroker, startDnsServer, startFaultProxy, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink, ManualClock, type UplinkError } from '../src/index.js'
 import { nextEvent } from './support/events.js'
@@ -57,6 +57,35 @@ describe('backoff end to end (injected clock and random source, real refused con
       await clock.advance(delays[i] as number)
     }
     expect(delays).toEqual([250, 500, 1_000, 2_000])
+  })
+
+  it('asks DNS with crypto-random transaction ids, not with the injected random source that times its backoff', async () => {
+    const port = await closedPort()
+    const dns = await startDnsServer()
+    cleanup.push(() => dns.stop())
+    dns.set('broker.uplink.test', ['127.0.0.1'])
+    const clock = new ManualClock(0)
+    const uplink = createUplink({
+      clientId: 'gw-dns-ids',
+      endpoints: [`mqtt://broker.uplink.test:${port}`],
+      dns: { servers: [dns.server], family: 4, systemFallback: false },
+      clock,
+      // The same draw every time: ids taken from it would all be 0x8000.
+      random: () => 0.5,
+      backoff: { jitter: 'none', informed: false },
+    })
+    cleanup.push(() => uplink.stop())
+    const delays: number[] = []
+    uplink.on('reconnecting', (e) => delays.push(e.delayMs))
+    await uplink.start()
+    for (let i = 0; i < 4; i++) {
+      await waitFor(() => delays.length === i + 1, `attempt ${i + 1}`)
+      await clock.advance(delays[i] as number)
+    }
+    const ids = dns.queries.filter((q) => q.name === 'broker.uplink.test').map((q) => q.id)
+    expect(ids.length).toBeGreaterThanOrEqual(4)
+    // Four independent 16-bit draws all alike: one chance in 2^48.
+    expect(new Set(ids).size).toBeGreaterThan(1)
   })
 
   it('keeps climbing when a broker accepts then drops, and starts afresh (within the spread) after a stable period', async () => {

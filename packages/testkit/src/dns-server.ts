@@ -22,6 +22,8 @@ export type DnsFault =
 export interface DnsQueryRecord {
   name: string
   type: string
+  /** The question's transaction id, as the client drew it. */
+  id: number
   transport: 'udp' | 'tcp'
   at: number
 }
@@ -144,7 +146,13 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
     }
     const question = query.questions?.[0]
     if (!question || query.type !== 'query') return undefined
-    queries.push({ name: norm(question.name), type: question.type, transport, at: Date.now() })
+    queries.push({
+      name: norm(question.name),
+      type: question.type,
+      id: query.id ?? 0,
+      transport,
+      at: Date.now(),
+    })
     const mode = faultFor(question.name, question.type, transport)
     if (mode === 'drop') return undefined
     if (mode === 'garbage') {
