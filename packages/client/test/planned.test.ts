@@ -1,5 +1,6 @@
 import {
   startBroker,
+  startBrokerPair,
   startConcierge,
   startDnsServer,
   startMosquitto,
@@ -125,8 +126,7 @@ describe('planned failover signals', () => {
   })
 
   it('DNS watch: the connected address leaving the record moves the device', async () => {
-    const a = await startBroker({ host: '127.0.0.1' })
-    const b = await startBroker({ host: '127.0.0.2', port: a.port })
+    const [a, b] = await startBrokerPair()
     const dns = await startDnsServer()
     cleanup.push(
       () => a.stop(),

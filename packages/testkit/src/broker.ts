@@ -107,7 +107,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<TestBrok
     ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, onConnection)
     : net.createServer(onConnection)
   server.on('error', () => {})
-  const port = await listen(server, host, options.port ?? 0)
+  const port = await listen(server, host, options.port ?? 0).catch(async (err) => {
+    await new Promise<void>((r) => aedes.close(() => r()))
+    throw err
+  })
   const urlHost = host.includes(':') ? `[${host}]` : host
   let closed = false
 
@@ -164,5 +167,24 @@ export async function startBroker(options: BrokerOptions = {}): Promise<TestBrok
       }),
     stop: () => close(false),
     kill: () => close(true),
+  }
+}
+
+/**
+ * Two regions on one port, 127.0.0.1 and 127.0.0.2, so that one URL (a DNS name's port) reaches
+ * either. The port the OS picked on 127.0.0.1 can be held on 127.0.0.2 by a listener of another
+ * test file running beside: then another pick, a few times.
+ */
+export async function startBrokerPair(
+  options: Omit<BrokerOptions, 'host' | 'port'> = {},
+): Promise<[TestBroker, TestBroker]> {
+  for (let attempt = 0; ; attempt++) {
+    const a = await startBroker({ ...options, host: '127.0.0.1' })
+    try {
+      return [a, await startBroker({ ...options, host: '127.0.0.2', port: a.port })]
+    } catch (err) {
+      await a.stop()
+      if (attempt >= 4) throw err
+    }
   }
 }
