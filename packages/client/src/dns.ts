@@ -5,7 +5,7 @@ import dnsPacket, { type Answer, type Packet } from 'dns-packet'
 import { type RandomSource, systemClock } from './clock.js'
 import { encodeQuery } from './dns-query.js'
 import { processUdpSockets, type UdpSockets, type UdpWaiter } from './dns-udp.js'
-import { toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
+import { networkError, toUplinkError, UplinkError, type UplinkErrorCode } from './errors.js'
 import { type ResolvedOptions, resolveResolverOptions } from './options.js'
 import { retry } from './retry.js'
 
@@ -171,7 +171,7 @@ function rcodeError(rcode: string | undefined, x: Exchange): UplinkError | undef
   }
   // FORMERR, NOTIMP and the rest say the same as SERVFAIL: this server cannot help, another may.
   const code = codes[rcode] ?? 'DNS_SERVFAIL'
-  return new UplinkError(code, `${x.server.label} answered ${rcode} for ${x.name} ${x.type}`, {
+  return networkError(code, `${x.server.label} answered ${rcode} for ${x.name} ${x.type}`, {
     details: { rcode, server: x.server.label, name: x.name, type: x.type },
   })
 }
@@ -208,7 +208,7 @@ function exchange<T>(
       handle = open(settle)
       if (done) handle.close()
     } catch (err) {
-      settle(new UplinkError('DNS_TIMEOUT', `${x.server.label}: ${String(err)}`, { cause: err }))
+      settle(networkError('DNS_TIMEOUT', `${x.server.label}: ${String(err)}`, { cause: err }))
     }
   })
 }
@@ -239,21 +239,19 @@ async function query(x: Exchange, sockets: UdpSockets): Promise<Packet> {
           malformed = true
         },
         fail: (err) =>
-          settle(
-            new UplinkError('DNS_TIMEOUT', `${x.server.label}: ${err.message}`, { cause: err }),
-          ),
+          settle(networkError('DNS_TIMEOUT', `${x.server.label}: ${err.message}`, { cause: err })),
       }
       const channel = sockets.send(x.server, x.id, encodeQuery(x.id, x.name, x.type), waiter)
       return { close: () => channel.release(x.id, waiter) }
     },
     () =>
       malformed
-        ? new UplinkError(
+        ? networkError(
             'DNS_MALFORMED',
             `${x.server.label} sent only malformed or mismatched answers for ${x.name} ${x.type}`,
             { details: { server: x.server.label, name: x.name, type: x.type } },
           )
-        : new UplinkError(
+        : networkError(
             'DNS_TIMEOUT',
             `${x.server.label} did not answer for ${x.name} ${x.type} in ${x.timeoutMs} ms`,
             { details: { server: x.server.label, name: x.name, type: x.type } },
@@ -271,10 +269,10 @@ function queryTcp(x: Exchange): Promise<Packet> {
       const socket = net.connect({ host: x.server.address, port: x.server.port })
       let pending = Buffer.alloc(0)
       socket.on('error', (err) =>
-        settle(new UplinkError('DNS_TIMEOUT', `${label}: ${err.message}`, { cause: err })),
+        settle(networkError('DNS_TIMEOUT', `${label}: ${err.message}`, { cause: err })),
       )
       socket.on('close', () =>
-        settle(new UplinkError('DNS_MALFORMED', `${label} closed without an answer for ${x.name}`)),
+        settle(networkError('DNS_MALFORMED', `${label} closed without an answer for ${x.name}`)),
       )
       socket.on('connect', () => socket.write(dnsPacket.streamEncode(question(x))))
       socket.on('data', (chunk) => {
@@ -285,18 +283,17 @@ function queryTcp(x: Exchange): Promise<Packet> {
         try {
           response = dnsPacket.streamDecode(pending)
         } catch {
-          return settle(new UplinkError('DNS_MALFORMED', `${label} sent a malformed answer`))
+          return settle(networkError('DNS_MALFORMED', `${label} sent a malformed answer`))
         }
         // On a stream there is no "keep waiting": the one answer we asked for was wrong.
         if (!answers(response, x)) {
-          return settle(new UplinkError('DNS_MALFORMED', `${label} answered another question`))
+          return settle(networkError('DNS_MALFORMED', `${label} answered another question`))
         }
         settle(undefined, response)
       })
       return { close: () => socket.destroy() }
     },
-    () =>
-      new UplinkError('DNS_TIMEOUT', `${label} did not answer for ${x.name} in ${x.timeoutMs} ms`),
+    () => networkError('DNS_TIMEOUT', `${label} did not answer for ${x.name} in ${x.timeoutMs} ms`),
   )
 }
 
@@ -452,7 +449,7 @@ class DnsResolver implements Resolver {
           // Real time, like the query timeout it cuts short: it bounds a real socket exchange.
           timer = setTimeout(() => {
             local.abort(
-              new UplinkError(
+              networkError(
                 'DNS_TIMEOUT',
                 `${server.label} did not answer ${name} ${other} within ${resolutionDelayMs} ms of the ${type} answer`,
                 {
@@ -491,7 +488,7 @@ class DnsResolver implements Resolver {
       // NXDOMAIN is about the name, whichever family said it: final.
       const error = failed.find((f) => f.error.code === 'DNS_NXDOMAIN') ?? failed[0]
       if (error) throw error.error
-      throw new UplinkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
+      throw networkError('DNS_NO_ADDRESS', `${name} has no ${types.join(' or ')} record`, {
         details: { server: server.label, name, types: [...types] },
       })
     }
@@ -527,7 +524,7 @@ class DnsResolver implements Resolver {
       addresses: found.map((f) => ({ address: f.address, family: f.family as 4 | 6, ttl: 0 })),
       ttl: 0,
       source: 'system',
-      fallbackReason: new UplinkError(
+      fallbackReason: networkError(
         'DNS_FALLBACK',
         `no DNS server answered for ${host} (${reason.message}); used the system's lookup`,
         { cause: reason, details: { cause: reason.code } },
@@ -545,7 +542,7 @@ class DnsResolver implements Resolver {
     if (name === 'localhost') return literal(host, '127.0.0.1', 4)
     // One round asks every server in turn; `attempts` rounds follow each other at once.
     const round = async (): Promise<Resolution> => {
-      // Built only when needed: an Error captures a stack, and this runs on every connect.
+      // Built only when needed: this runs on every connect.
       let last: UplinkError | undefined
       for (const server of this.servers) {
         try {
@@ -558,7 +555,7 @@ class DnsResolver implements Resolver {
           last = err
         }
       }
-      throw last ?? new UplinkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
+      throw last ?? networkError('DNS_TIMEOUT', `no DNS server configured to resolve ${host}`)
     }
     const { options } = this
     const final = (err: unknown) => !(err instanceof UplinkError) || FINAL.has(err.code)

@@ -212,6 +212,15 @@ export function withoutStack<T>(make: () => T): T {
   return made
 }
 
+/** An UplinkError about what the network or a server did, built without a stack (withoutStack). */
+export function networkError<C extends UplinkErrorCode>(
+  code: C,
+  message: string,
+  options?: { cause?: unknown; details?: ErrorDetailsOf<C> | undefined },
+): UplinkError<C> {
+  return withoutStack(() => new UplinkError(code, message, options))
+}
+
 /** True for an UplinkError from any copy of @uplink/client, and (given `code`) with that code. */
 export function isUplinkError<C extends UplinkErrorCode = UplinkErrorCode>(
   err: unknown,

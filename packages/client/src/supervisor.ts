@@ -6,7 +6,7 @@ import type { Resolution, Resolver } from './dns.js'
 import { watchDns } from './dns-watch.js'
 import type { GuardedEmitter } from './emitter.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
-import { toUplinkError, UplinkError } from './errors.js'
+import { networkError, toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
 import type { InformedBackoff, ResolvedOptions } from './options.js'
 import { retry } from './retry.js'
@@ -669,7 +669,7 @@ export class Supervisor {
       this.events.emit('dns-fallback', { host: endpoint.host, error: resolution.fallbackReason })
     }
     if (resolution.addresses.length === 0) {
-      throw new UplinkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
+      throw networkError('DNS_NO_ADDRESS', `${endpoint.host} has no address`)
     }
     const addresses = resolution.addresses.map((a) => a.address)
     const news =

@@ -22,7 +22,7 @@ import {
   publishBySend,
 } from './connection.js'
 import type { Endpoint } from './endpoints.js'
-import { type ConnectFailureDetails, UplinkError, withoutStack } from './errors.js'
+import { type ConnectFailureDetails, networkError, UplinkError, withoutStack } from './errors.js'
 import { RaceError, race } from './happy-eyeballs.js'
 import { keepaliveTimer } from './keepalive-timer.js'
 import type { Qos } from './outbox.js'
@@ -583,7 +583,7 @@ function speak(
     if (lastConnack && rc) {
       const serverReference = lastConnack.properties?.serverReference
       failed(
-        new UplinkError(
+        networkError(
           'CONNECT_REFUSED',
           `${endpoint.url} refused the connection (reason code ${rc})`,
           {

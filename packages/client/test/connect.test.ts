@@ -67,6 +67,27 @@ describe('connecting and exchanging messages', () => {
     expect(uplink.stats().outbox.messages).toBe(1)
   })
 
+  it("a broker's CONNACK refusal is CONNECT_REFUSED with its reason code, and carries no stack frames", async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    ;(broker.aedes as unknown as { authenticate: unknown }).authenticate = (
+      _client: unknown,
+      _user: unknown,
+      _pass: unknown,
+      done: (err: Error, ok: boolean) => void,
+    ) => done(Object.assign(new Error('not authorized'), { returnCode: 5 }), false)
+    const uplink = createUplink({
+      clientId: 'gw-refused',
+      endpoints: [broker.url],
+      backoff: { initialMs: 20, maxMs: 40 },
+    })
+    cleanup.push(() => uplink.stop())
+    await uplink.start()
+    const { error } = await nextEvent(uplink, 'reconnecting')
+    expect(error).toMatchObject({ code: 'CONNECT_REFUSED', details: { reasonCode: 5 } })
+    expect(String(error.stack).split('\n')).toEqual([`UplinkError: ${error.message}`])
+  })
+
   it('keeps credentials out of errors, events and stats when the broker refuses them', async () => {
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
