@@ -1,4 +1,4 @@
-import { startBroker, startDnsServer, waitFor } from '@uplink/testkit'
+import { startBroker, startDnsServer, type TestBroker, waitFor } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink, type Uplink } from '../src/index.js'
@@ -8,6 +8,16 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
+
+/** aedes asks this hook before it accepts a CONNECT: every one is refused with `returnCode`. */
+function refuseEveryLogin(broker: TestBroker, returnCode: number): void {
+  ;(broker.aedes as unknown as { authenticate: unknown }).authenticate = (
+    _client: unknown,
+    _user: unknown,
+    _pass: unknown,
+    done: (err: Error, ok: boolean) => void,
+  ) => done(Object.assign(new Error('refused'), { returnCode }), false)
+}
 
 describe('connecting and exchanging messages', () => {
   it('publishes in order through the outbox, subscribes, and reports stats', async () => {
@@ -70,12 +80,7 @@ describe('connecting and exchanging messages', () => {
   it("a broker's CONNACK refusal is CONNECT_REFUSED with its reason code, and carries no stack frames", async () => {
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
-    ;(broker.aedes as unknown as { authenticate: unknown }).authenticate = (
-      _client: unknown,
-      _user: unknown,
-      _pass: unknown,
-      done: (err: Error, ok: boolean) => void,
-    ) => done(Object.assign(new Error('not authorized'), { returnCode: 5 }), false)
+    refuseEveryLogin(broker, 5)
     const uplink = createUplink({
       clientId: 'gw-refused',
       endpoints: [broker.url],
@@ -92,13 +97,7 @@ describe('connecting and exchanging messages', () => {
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
     const secret = 's3cr3t-Pa55word'
-    // aedes asks this hook before accepting a CONNECT: refuse every password.
-    ;(broker.aedes as unknown as { authenticate: unknown }).authenticate = (
-      _client: unknown,
-      _user: unknown,
-      _pass: unknown,
-      done: (err: Error, ok: boolean) => void,
-    ) => done(Object.assign(new Error('bad credentials'), { returnCode: 4 }), false)
+    refuseEveryLogin(broker, 4)
     const uplink = createUplink({
       clientId: 'gw-secret',
       endpoints: [broker.url],

@@ -1,6 +1,6 @@
 import { startBroker, startDnsServer, startFaultProxy, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createUplink, ManualClock, type UplinkError } from '../src/index.js'
+import { createUplink, ManualClock, type Uplink, type UplinkError } from '../src/index.js'
 import { nextEvent } from './support/events.js'
 import { closedPort } from './support/net.js'
 
@@ -8,6 +8,18 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
+
+/** Starts `uplink` and lets `n` attempts fail, each wait advanced on `clock`; their delays. */
+async function failedAttempts(uplink: Uplink, clock: ManualClock, n: number): Promise<number[]> {
+  const delays: number[] = []
+  uplink.on('reconnecting', (e) => delays.push(e.delayMs))
+  await uplink.start()
+  for (let i = 0; i < n; i++) {
+    await waitFor(() => delays.length === i + 1, `attempt ${i + 1}`)
+    await clock.advance(delays[i] as number)
+  }
+  return delays
+}
 
 describe('backoff end to end (injected clock and random source, real refused connections)', () => {
   it('waits 1 s, 2 s, 4 s ... and never more than maxMs', async () => {
@@ -49,13 +61,7 @@ describe('backoff end to end (injected clock and random source, real refused con
       random: () => 0.25,
     })
     cleanup.push(() => uplink.stop())
-    const delays: number[] = []
-    uplink.on('reconnecting', (e) => delays.push(e.delayMs))
-    await uplink.start()
-    for (let i = 0; i < 4; i++) {
-      await waitFor(() => delays.length === i + 1, `attempt ${i + 1}`)
-      await clock.advance(delays[i] as number)
-    }
+    const delays = await failedAttempts(uplink, clock, 4)
     expect(delays).toEqual([250, 500, 1_000, 2_000])
   })
 
@@ -75,13 +81,7 @@ describe('backoff end to end (injected clock and random source, real refused con
       backoff: { jitter: 'none', informed: false },
     })
     cleanup.push(() => uplink.stop())
-    const delays: number[] = []
-    uplink.on('reconnecting', (e) => delays.push(e.delayMs))
-    await uplink.start()
-    for (let i = 0; i < 4; i++) {
-      await waitFor(() => delays.length === i + 1, `attempt ${i + 1}`)
-      await clock.advance(delays[i] as number)
-    }
+    const delays = await failedAttempts(uplink, clock, 4)
     const ids = dns.queries.filter((q) => q.name === 'broker.uplink.test').map((q) => q.id)
     expect(ids.length).toBeGreaterThanOrEqual(4)
     // Four independent 16-bit draws all alike: one chance in 2^48.
