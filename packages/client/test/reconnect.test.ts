@@ -81,7 +81,7 @@ describe('backoff end to end (injected clock and random source, real refused con
       backoff: { jitter: 'none', informed: false },
     })
     cleanup.push(() => uplink.stop())
-    const delays = await failedAttempts(uplink, clock, 4)
+    await failedAttempts(uplink, clock, 4)
     const ids = dns.queries.filter((q) => q.name === 'broker.uplink.test').map((q) => q.id)
     expect(ids.length).toBeGreaterThanOrEqual(4)
     // Four independent 16-bit draws all alike: one chance in 2^48.
