@@ -1,10 +1,11 @@
 import type { OutboxEntry } from '@uplink/client'
+import type { ReadBetween } from './acked.js'
 import type { Ledger } from './ledger.js'
 import { readPage } from './page.js'
 import type { Removals } from './removals.js'
 import { ALARM, COL, type PriorityCode, type Row, TELEMETRY, toEntry } from './row.js'
 import type { RowCaches } from './row-cache.js'
-import type { Statements } from './statements.js'
+import { rowsBetween, type Statements } from './statements.js'
 
 /** Where the drain is: the last row looked at, in drain order (alarms first, then by id). */
 interface Position {
@@ -44,13 +45,24 @@ export class DrainCursor {
   private readTo: Position = START
   /** Every row handed out and not yet acknowledged, released or dropped, with its size. */
   private readonly out = new Map<number, number>()
+  /** Reads from the file, by priority code: a page whole where the driver pays for it. */
+  private readonly read: readonly [ReadBetween, ReadBetween]
 
   constructor(
-    private readonly sql: Statements,
+    sql: Statements,
     private readonly caches: RowCaches,
     private readonly removals: Removals,
     private readonly ledger: Ledger,
-  ) {}
+  ) {
+    const { pages } = sql
+    const reader = (priority: PriorityCode): ReadBetween => {
+      const byRow = rowsBetween(sql, priority)
+      if (!pages) return byRow
+      return (after, before, limit) =>
+        readPage(pages, priority, after, before, limit) ?? byRow(after, before, limit)
+    }
+    this.read = [reader(ALARM), reader(TELEMETRY)]
+  }
 
   /**
    * Up to `limit` rows not out, in drain order, now out; the expired ones it met go to
@@ -153,8 +165,7 @@ export class DrainCursor {
       const cache = this.caches.of(from.priority)
       const rows = cache.covers(from.id)
         ? cache.after(from.id, n)
-        : ((this.sql.pages && readPage(this.sql.pages, from.priority, from.id, n)) ??
-          ((alarms ? this.sql.alarmsAfter : this.sql.telemetryAfter).values(from.id, n) as Row[]))
+        : this.ledger.acked.live(from.id, n, this.read[from.priority])
       const last = rows[rows.length - 1]
       if (last) this.readTo = { priority: last[COL.priority] as PriorityCode, id: last[COL.id] }
       // Fewer than asked: that was the last of the alarms. Telemetry follows, from its start.

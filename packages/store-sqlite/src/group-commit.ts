@@ -10,10 +10,10 @@ import { isFull, translate } from './failures.js'
 import type { Ledger } from './ledger.js'
 import type { ResolvedSqliteOptions } from './options.js'
 import type { Removals } from './removals.js'
-import { COL, PRIORITY, type Row, TELEMETRY, WIDTH } from './row.js'
+import { ALARM, COL, PRIORITY, type Row, TELEMETRY, WIDTH } from './row.js'
 import type { RowCaches } from './row-cache.js'
 import type { Space } from './space.js'
-import { INSERT_ROWS, type Statements } from './statements.js'
+import { INSERT_ROWS, rowsBetween, type Statements } from './statements.js'
 
 export interface Pending {
   input: OutboxInput
@@ -33,6 +33,8 @@ export interface CommitParts {
   cursor: DrainCursor
   removals: Removals
   space: Space
+  /** A full disk: delete the acknowledged rows kept in the file, so a store can try again. */
+  freeKept(): void
   /** Rows overflow dropped, once their commit is done. */
   dropped(rows: Row[]): void
   closed(): boolean
@@ -141,6 +143,7 @@ export class GroupCommit {
         () => ledger.transaction(() => this.write(batch), true),
         isFull,
         false,
+        this.parts.freeKept,
       )
     } catch (err) {
       const error = translate(err, o.path, 'storing messages')
@@ -256,8 +259,9 @@ export class GroupCommit {
   /** The oldest row overflow may drop to make room for `arriving`, or none. */
   private victim(arriving: Priority): Row | undefined {
     const { sql, ledger } = this.parts
-    const telemetry = sql.telemetryAfter.values(ledger.telemetryFloor, 1)[0] as Row | undefined
+    const { acked } = ledger
+    const telemetry = acked.live(ledger.telemetryFloor, 1, rowsBetween(sql, TELEMETRY))[0]
     if (telemetry) return telemetry
-    return arriving === 'alarm' ? (sql.alarmsAfter.values(0, 1)[0] as Row | undefined) : undefined
+    return arriving === 'alarm' ? acked.live(0, 1, rowsBetween(sql, ALARM))[0] : undefined
   }
 }

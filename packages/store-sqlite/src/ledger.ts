@@ -1,9 +1,11 @@
+import type { AckedRanges } from './acked.js'
 import type { Database } from './driver.js'
 import type { Totals } from './statements.js'
 
 /**
  * The running totals of what is committed, kept in memory by every transaction, and the
- * transactions themselves: a failed one rolls back and puts the totals back as they were.
+ * transactions themselves: a failed one rolls back and puts the totals back as they were, and
+ * the acknowledged ranges with them.
  */
 export class Ledger {
   messages: number
@@ -23,6 +25,8 @@ export class Ledger {
     /** The file's `synchronous` level (see open.ts), restored after a relaxed commit. */
     private readonly synchronous: string,
     totals: Totals,
+    /** The acknowledged rows still in the file, which the totals leave out. */
+    readonly acked: AckedRanges,
   ) {
     this.messages = totals.n
     this.bytes = totals.bytes
@@ -42,6 +46,7 @@ export class Ledger {
    */
   transaction<T>(fn: () => T, durable: boolean): T {
     const { messages, bytes, nextId, telemetryFloor } = this
+    const acked = this.acked.state
     const relax = !durable && this.synchronous === 'FULL'
     if (relax) this.db.exec('PRAGMA synchronous = NORMAL')
     this.db.exec('BEGIN IMMEDIATE')
@@ -57,6 +62,7 @@ export class Ledger {
         // SQLite may already have rolled back (e.g. on SQLITE_FULL).
       }
       Object.assign(this, { messages, bytes, nextId, telemetryFloor })
+      this.acked.state = acked
       throw err
     } finally {
       if (relax) this.db.exec(`PRAGMA synchronous = ${this.synchronous}`)

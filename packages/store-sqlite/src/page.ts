@@ -40,7 +40,7 @@ type Packed = [
 ]
 
 /**
- * Up to `limit` rows of `priority` with ids above `after`, in id order; undefined if SQLite could
+ * Up to `limit` rows of `priority` with `after < id < before`, in id order; undefined if SQLite could
  * not build the page, or fed its aggregates in another order (the caller then reads row by row).
  * Both aggregates see the rows in one pass, so they agree with each other whatever the order; the
  * order itself is the subquery's, which SQLite keeps in practice but does not promise, and an
@@ -51,13 +51,14 @@ export function readPage(
   pages: NonNullable<Statements['pages']>,
   priority: PriorityCode,
   after: number,
+  before: number,
   limit: number,
 ): Row[] | undefined {
   const stmt = priority === ALARM ? pages.alarms : pages.telemetry
   let json: string
   let blob: Uint8Array | null
   try {
-    ;[json, blob] = stmt.values(after, limit)[0] as [string, Uint8Array | null]
+    ;[json, blob] = stmt.values(after, before, limit)[0] as [string, Uint8Array | null]
   } catch {
     // A page SQLite cannot build as one value (SQLITE_TOOBIG: a file that holds more than the
     // `maxBytes` it is now opened with). Row by row it reads; a fault of the file itself shows

@@ -8,10 +8,10 @@ export const REMOVAL_BATCH = 512
 export const REMOVAL_DELAY_MS = 20
 
 /**
- * Acknowledged ids awaiting their batched delete. Deletes are not urgent (one lost in a crash
- * means a duplicate, never a loss): they ride along with the next group commit, or go on their
- * own once REMOVAL_BATCH wait or REMOVAL_DELAY_MS passed. Their sizes, when known, let stats()
- * count them as gone at once.
+ * Acknowledged ids awaiting their batched delete (mostly a mark, acked.ts). Deletes are not
+ * urgent (one lost in a crash means a duplicate, never a loss): they ride along with the next
+ * group commit, or go on their own once REMOVAL_BATCH wait or REMOVAL_DELAY_MS passed. Their
+ * sizes, when known, let stats() count them as gone at once.
  */
 export class Removals {
   private readonly waiting = new Map<number, number | undefined>()
@@ -56,14 +56,18 @@ export class Removals {
     this.timer = undefined
   }
 
-  /** Deletes the waiting rows; inside a transaction. Returns the ids it took. */
-  deleteAll(): number[] {
+  /**
+   * Lets go of the waiting rows, inside a transaction; returns the ids it took. A run of
+   * consecutive ids whose sizes are known (rows handed out, which nothing else deletes) is marked
+   * acknowledged as one range (acked.ts), the others deleted one by one; then kept rows go as
+   * the ranges' bounds say. `everything`: after a full disk, delete every kept row now, these too.
+   */
+  deleteAll(everything = false): number[] {
     const { sql, ledger, waiting } = this
+    const { acked } = ledger
     const ids = [...waiting.keys()].sort((a, b) => a - b)
-    let recount = false
     for (let i = 0; i < ids.length; ) {
-      // Acknowledgements come mostly in order, so most ids form runs: a run whose sizes are all
-      // known goes in one range delete instead of one statement and one b-tree search per row.
+      // Acknowledgements come mostly in order, so most ids form runs.
       let end = i
       let runBytes = 0
       for (let size = waiting.get(ids[end] as number); size !== undefined; ) {
@@ -72,23 +76,24 @@ export class Removals {
         if (ids[end] !== (ids[end - 1] as number) + 1) break
         size = waiting.get(ids[end] as number)
       }
-      if (end - i >= 2) {
-        const { changes } = sql.removeRange.run(ids[i], ids[end - 1])
-        // A row handed out is deleted only here, so the whole run is there; if not, count again.
-        if (changes !== end - i) recount = true
-        ledger.messages -= changes
+      if (end > i) {
+        acked.add(ids[i] as number, ids[end - 1] as number, end - i, runBytes)
+        ledger.messages -= end - i
         ledger.bytes -= runBytes
         i = end
         continue
       }
-      const row = sql.remove.get(ids[i]) as { size: number } | undefined
+      // Not handed out by this drain (a late acknowledgement after a release, say): it may be
+      // gone already, or in a range.
+      const id = ids[i] as number
+      const row = acked.has(id) ? undefined : (sql.remove.get(id) as { size: number } | undefined)
       if (row) {
         ledger.messages--
         ledger.bytes -= row.size
       }
       i++
     }
-    if (recount) ledger.recount(countTotals(sql))
+    if (!acked.release(ledger.messages, everything)) ledger.recount(countTotals(sql, acked))
     return ids
   }
 

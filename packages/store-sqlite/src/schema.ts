@@ -29,6 +29,9 @@ export const MIGRATIONS: readonly string[] = [
   // (priority, id) index cost every publish a second b-tree insert for nothing; alarms are few.
   `DROP INDEX messages_drain;
    CREATE INDEX messages_alarms ON messages (id) WHERE priority = 0;`,
+  // 4: acknowledged messages marked by range instead of deleted row by row (acked.ts says why).
+  // Every message with lo <= id <= hi is acknowledged; ranges neither overlap nor touch.
+  'CREATE TABLE acked (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL);',
 ]
 
 export type SchemaState = 'fresh' | 'ours' | 'foreign' | 'newer'

@@ -90,11 +90,17 @@ export class Space {
   }
 
   /**
-   * Runs a write; on a full disk hands back what it can (the WAL, freed pages) and tries once
-   * more. A delete of acknowledged messages may also spend the reserve, since deleting is what
-   * makes room; a store never does, or nothing would be left for the deletes.
+   * Runs a write; on a full disk hands back what it can (`free`, the caller's own; then the WAL
+   * and freed pages) and tries once more. A delete of acknowledged messages may also spend the
+   * reserve, since deleting is what makes room; a store never does, or nothing would be left for
+   * the deletes.
    */
-  withRoom<T>(write: () => T, isFull: (err: unknown) => boolean, isDelete: boolean): T {
+  withRoom<T>(
+    write: () => T,
+    isFull: (err: unknown) => boolean,
+    isDelete: boolean,
+    free?: () => void,
+  ): T {
     try {
       return write()
     } catch (err) {
@@ -103,6 +109,7 @@ export class Space {
         this.release()
         this.pressure = true
       }
+      free?.()
       this.reclaim()
       return write()
     }

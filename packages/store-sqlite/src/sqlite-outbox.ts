@@ -7,6 +7,7 @@ import {
   type OutboxStats,
   UplinkError,
 } from '@uplink/client'
+import { AckedRanges, KEEP_FRACTION } from './acked.js'
 import { DrainCursor } from './cursor.js'
 import { runtime, type SqliteDriver, selectDriver } from './driver.js'
 import { isFull, translate } from './failures.js'
@@ -16,10 +17,10 @@ import { openOutboxFile, synchronousLevel } from './open.js'
 import { resolveSqliteOptions, type SqliteOutboxOptions } from './options.js'
 import { PAGED_MAX_BYTES, readsPagesWhole } from './page.js'
 import { Removals } from './removals.js'
-import { COL, type Row, toEntry } from './row.js'
+import { ALARM, COL, type Row, TELEMETRY, toEntry } from './row.js'
 import { RowCaches } from './row-cache.js'
 import { Space } from './space.js'
-import { countTotals, prepareStatements } from './statements.js'
+import { countTotals, prepareStatements, rowsBetween } from './statements.js'
 
 /** Rows `head()` reads at a time. */
 const HEAD_READ = 64
@@ -50,8 +51,9 @@ export interface SqliteOutbox extends Outbox {
  *
  * The parts, one file each: opening and recovery (open.ts), the totals and transactions
  * (ledger.ts), group commit (group-commit.ts), the drain cursor and what is out (cursor.ts),
- * batched deletes (removals.ts), disk space (space.ts), the rows in memory (row-cache.ts),
- * reading a page of the backlog in one value (page.ts).
+ * batched deletes (removals.ts), acknowledged rows marked instead of deleted (acked.ts), disk
+ * space (space.ts), the rows in memory (row-cache.ts), reading a page of the backlog in one
+ * value (page.ts).
  */
 export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   const o = resolveSqliteOptions(options)
@@ -64,8 +66,12 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
   space.ensureReserve()
   // Pages read whole where that pays (the driver) and a page's payloads fit one SQLite value.
   const sql = prepareStatements(db, readsPagesWhole(driver.name) && o.maxBytes < PAGED_MAX_BYTES)
-  // Totals of what is committed; loaded once, then kept by every transaction.
-  const ledger = new Ledger(db, synchronousLevel(o), countTotals(sql))
+  // Acknowledged rows still in the file, and the totals of the rest; loaded once, then kept by
+  // every transaction.
+  const keep = { rows: o.maxMessages * KEEP_FRACTION, bytes: o.maxBytes * KEEP_FRACTION }
+  const acked = new AckedRanges(sql, keep)
+  acked.load()
+  const ledger = new Ledger(db, synchronousLevel(o), countTotals(sql, acked), acked)
   // Rows this process commits, so that the drain rarely reads them back.
   const caches = new RowCaches(o.cacheBytes, ledger.nextId - 1)
   const dropped: Record<DropReason, number> = { overflow: 0, expired: 0 }
@@ -93,11 +99,12 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     }
   }
 
-  const applyRemovals = () => {
+  /** `everything`: the disk is full, so the acknowledged rows kept in the file go now too. */
+  const applyRemovals = (everything = false) => {
     removals.cancelTimer()
-    if (removals.size === 0 || closed) return
+    if (closed || (removals.size === 0 && !(everything && acked.rows > 0))) return
     try {
-      const write = () => ledger.transaction(() => removals.deleteAll(), false)
+      const write = () => ledger.transaction(() => removals.deleteAll(everything), false)
       removals.settle(space.withRoom(write, isFull, true))
     } catch (err) {
       // The rows stay, to be deleted with the next commit; at worst sent again after a restart.
@@ -106,7 +113,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     }
     if (ledger.messages === 0) space.drained()
   }
-  const removals = new Removals(sql, ledger, caches, clock, applyRemovals)
+  const removals = new Removals(sql, ledger, caches, clock, () => applyRemovals())
   const cursor = new DrainCursor(sql, caches, removals, ledger)
   const commits = new GroupCommit({
     o,
@@ -117,6 +124,7 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     cursor,
     removals,
     space,
+    freeKept: () => applyRemovals(true),
     dropped: (rows) => drop(rows, 'overflow'),
     closed: () => closed,
   })
@@ -190,10 +198,12 @@ export function sqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     head() {
       if (closed) return undefined
       try {
-        // Past the acknowledged rows not yet deleted: at most REMOVAL_BATCH, so a few reads.
-        for (const rowsAfter of [sql.alarmsAfter, sql.telemetryAfter]) {
+        // Past the acknowledged rows waiting for their delete: at most REMOVAL_BATCH, so a few
+        // reads; those marked acknowledged are not read at all.
+        for (const priority of [ALARM, TELEMETRY] as const) {
+          const read = rowsBetween(sql, priority)
           for (let after = 0; ; ) {
-            const rows = rowsAfter.values(after, HEAD_READ) as Row[]
+            const rows = acked.live(after, HEAD_READ, read)
             for (const row of rows) if (!removals.has(row[COL.id])) return toEntry(row)
             const last = rows[rows.length - 1]
             if (!last || rows.length < HEAD_READ) break

@@ -1,5 +1,6 @@
+import type { AckedRanges, ReadBetween } from './acked.js'
 import type { Database, Statement } from './driver.js'
-import { COLUMNS, WIDTH } from './row.js'
+import { ALARM, COLUMNS, type PriorityCode, type Row, WIDTH } from './row.js'
 
 const INSERT = `INSERT INTO messages (${COLUMNS}) VALUES`
 const ROW = `(${Array(WIDTH).fill('?').join(', ')})`
@@ -20,6 +21,16 @@ export interface Statements {
   remove: Statement
   removeRange: Statement
   totals: Statement
+  /** Every row, acknowledged or not: checked before the table is emptied (acked.ts). */
+  countRows: Statement
+  /** The whole table at once: SQLite's truncate, which does not rewrite the pages it frees. */
+  clear: Statement
+  /** The `acked` table's ranges, each with its rows and bytes counted, in id order. */
+  ackedRanges: Statement
+  ackedInsert: Statement
+  ackedGrow: Statement
+  ackedDrop: Statement
+  ackedClear: Statement
 }
 
 export interface Totals {
@@ -35,7 +46,7 @@ export interface Totals {
 export const pageSql = (priority: 0 | 1) => `SELECT
   json_group_array(json_array(id, topic, length(payload), qos, retain, enqueued_at, expires_at, size)),
   CAST(group_concat(payload, '') AS BLOB)
-  FROM (SELECT ${COLUMNS} FROM messages WHERE priority = ${priority} AND id > ? ORDER BY id LIMIT ?)`
+  FROM (SELECT ${COLUMNS} FROM messages WHERE priority = ${priority} AND id > ? AND id < ? ORDER BY id LIMIT ?)`
 
 function preparePages(db: Database): Statements['pages'] {
   if (String(db.pragma('encoding')) !== 'UTF-8') return undefined
@@ -52,11 +63,12 @@ export function prepareStatements(db: Database, wholePages: boolean): Statements
     insert: db.prepare(`${INSERT} ${ROW}`),
     insertMany: db.prepare(`${INSERT} ${Array(INSERT_ROWS).fill(ROW).join(', ')}`),
     // The literal priorities matter: SQLite uses the partial alarm index only for `priority = 0`.
+    // The upper bound is where the next acknowledged range starts (acked.ts).
     alarmsAfter: db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE priority = 0 AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE priority = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?`,
     ),
     telemetryAfter: db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE priority = 1 AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE priority = 1 AND id > ? AND id < ? ORDER BY id LIMIT ?`,
     ),
     pages: wholePages ? preparePages(db) : undefined,
     remove: db.prepare('DELETE FROM messages WHERE id = ? RETURNING size'),
@@ -64,11 +76,39 @@ export function prepareStatements(db: Database, wholePages: boolean): Statements
     totals: db.prepare(
       'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(max(id), 0) AS last FROM messages',
     ),
+    countRows: db.prepare('SELECT count(*) AS n FROM messages'),
+    clear: db.prepare('DELETE FROM messages'),
+    ackedRanges: db.prepare(
+      `SELECT a.lo, a.hi, count(m.id), coalesce(sum(m.size), 0)
+       FROM acked a LEFT JOIN messages m ON m.id BETWEEN a.lo AND a.hi
+       GROUP BY a.lo ORDER BY a.lo`,
+    ),
+    ackedInsert: db.prepare('INSERT INTO acked (lo, hi) VALUES (?, ?)'),
+    ackedGrow: db.prepare('UPDATE acked SET hi = ? WHERE lo = ?'),
+    ackedDrop: db.prepare('DELETE FROM acked WHERE lo = ?'),
+    ackedClear: db.prepare('DELETE FROM acked'),
   }
 }
 
-/** What the file holds, counted by SQLite. */
-export const countTotals = (sql: Statements): Totals => {
+/** Rows of `priority` with `after < id < before`, row by row. */
+export const rowsBetween =
+  (sql: Statements, priority: PriorityCode): ReadBetween =>
+  (after, before, limit) =>
+    (priority === ALARM ? sql.alarmsAfter : sql.telemetryAfter).values(
+      after,
+      before,
+      limit,
+    ) as Row[]
+
+/**
+ * What the file holds, counted by SQLite: the messages not acknowledged (`acked`'s ranges set
+ * apart), and the highest id stored or marked.
+ */
+export const countTotals = (sql: Statements, acked: AckedRanges): Totals => {
   const t = sql.totals.get() as Totals
-  return { n: Number(t.n), bytes: Number(t.bytes), last: Number(t.last) }
+  return {
+    n: Number(t.n) - acked.rows,
+    bytes: Number(t.bytes) - acked.bytes,
+    last: Math.max(Number(t.last), acked.last),
+  }
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { NO_BOUND } from '../src/acked.js'
 import { type Database, openDatabase } from '../src/driver.js'
 import { readPage } from '../src/page.js'
 import { COLUMNS } from '../src/row.js'
@@ -41,7 +42,7 @@ const pageIn = (db: Database, order: 'ASC' | 'DESC') => {
 describe('reading a page in one value', () => {
   it('builds the rows in id order, each payload its own bytes of the page blob', () => {
     const db = table(5)
-    const rows = readPage(pageIn(db, 'ASC'), 1, 1, 3)
+    const rows = readPage(pageIn(db, 'ASC'), 1, 1, NO_BOUND, 3)
     expect(rows?.map((r) => [r[0], r[2], [...r[3]]])).toEqual([
       [2, 't/2', [2]],
       [3, 't/3', [3]],
@@ -51,16 +52,21 @@ describe('reading a page in one value', () => {
 
   it('gives up on a page SQLite aggregated out of id order, so the caller reads row by row', () => {
     const db = table(5)
-    expect(readPage(pageIn(db, 'DESC'), 1, 0, 5)).toBeUndefined()
+    expect(readPage(pageIn(db, 'DESC'), 1, 0, NO_BOUND, 5)).toBeUndefined()
+  })
+
+  it('stops below its upper bound, where an acknowledged range starts', () => {
+    const db = table(6)
+    expect(readPage(pageIn(db, 'ASC'), 1, 1, 5, 10)?.map((r) => r[0])).toEqual([2, 3, 4])
   })
 
   it('an empty page is no rows', () => {
     const db = table(2)
-    expect(readPage(pageIn(db, 'ASC'), 1, 2, 10)).toEqual([])
+    expect(readPage(pageIn(db, 'ASC'), 1, 2, NO_BOUND, 10)).toEqual([])
   })
 
   it('gives way to the row-by-row read when SQLite cannot build the page (here its LIMIT is not a number)', () => {
     const db = table(3)
-    expect(readPage(pageIn(db, 'ASC'), 1, 0, 'many' as unknown as number)).toBeUndefined()
+    expect(readPage(pageIn(db, 'ASC'), 1, 0, NO_BOUND, 'many' as unknown as number)).toBeUndefined()
   })
 })

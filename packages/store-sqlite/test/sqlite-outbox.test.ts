@@ -122,9 +122,10 @@ describe('sqliteOutbox: storing and draining', () => {
     for (const e of drained) await again.ack(e.id)
     expect(again.stats()).toMatchObject({ messages: 0, bytes: 0 })
     // Ids keep growing after the table empties: a late acknowledgement of an old id must never
-    // delete a new message.
+    // delete a new message. (4 was acknowledged before the reopen and kept in the file, marked:
+    // the ids went on after it.)
     await clock.advance(60)
-    expect((await again.enqueue(msg(5), 0)).id).toBe(4)
+    expect((await again.enqueue(msg(5), 0)).id).toBe(5)
     again.ack(1)
     expect((await again.take(10, 0)).map(seqOf)).toEqual([5])
   })
@@ -554,6 +555,141 @@ describe('sqliteOutbox: group commit and batched deletes', () => {
   })
 })
 
+/** What the file holds once closed: every row's id, and the acknowledged ranges. */
+function inFile(path: string) {
+  const db = openDatabase(path, TEST_DRIVER)
+  try {
+    const rows = db.prepare('SELECT id FROM messages ORDER BY id').values() as number[][]
+    const ranges = db.prepare('SELECT lo, hi FROM acked ORDER BY lo').values() as number[][]
+    return { ids: rows.map(([id]) => Number(id)), ranges: ranges.map((r) => r.map(Number)) }
+  } finally {
+    db.close()
+  }
+}
+
+describe('sqliteOutbox: acknowledged messages marked, not deleted', () => {
+  it('marks an acknowledged run as one range and keeps its rows, which a reopen neither counts nor hands out', async () => {
+    const path = tempPath()
+    const box = outbox({ path })
+    await fill(box, 1, 10)
+    for (const e of (await box.take(10, 0)).slice(0, 6)) box.ack(e.id)
+    await clock.advance(60)
+    await closeOne(box)
+    expect(inFile(path)).toEqual({ ids: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], ranges: [[1, 6]] })
+
+    const again = outbox({ path })
+    expect(again.stats()).toMatchObject({ messages: 4, bytes: 3 * (3 + 9) + (4 + 10) })
+    expect(seqOf(again.head() as OutboxEntry)).toBe(7)
+    expect((await again.take(10, 0)).map(seqOf)).toEqual([7, 8, 9, 10])
+    expect((await again.enqueue(msg(11), 0)).id).toBe(11)
+  })
+
+  it('empties the table in one statement once only acknowledged rows are left', async () => {
+    const path = tempPath()
+    const box = outbox({ path })
+    await fill(box, 1, 300)
+    // In three batches, so the ranges join: 1-100, then 201-300, then 101-200 between them.
+    const taken = await box.take(300, 0)
+    for (const [from, to] of [
+      [0, 100],
+      [200, 300],
+      [100, 200],
+    ] as const) {
+      for (const e of taken.slice(from, to)) box.ack(e.id)
+      await clock.advance(60)
+    }
+    expect(box.stats()).toMatchObject({ messages: 0, bytes: 0 })
+    await closeOne(box)
+    expect(inFile(path)).toEqual({ ids: [], ranges: [] })
+  })
+
+  it('joins ranges that touch, on either side, into one', async () => {
+    const path = tempPath()
+    const box = outbox({ path })
+    await fill(box, 1, 10)
+    const taken = await box.take(10, 0)
+    for (const [from, to] of [
+      [0, 3],
+      [6, 9],
+      [3, 6],
+    ] as const) {
+      for (const e of taken.slice(from, to)) box.ack(e.id)
+      await clock.advance(60)
+    }
+    await closeOne(box)
+    expect(inFile(path).ranges).toEqual([[1, 9]])
+  })
+
+  it('after a release the drain starts again from the head and passes over every range', async () => {
+    const box = outbox()
+    await fill(box, 1, 12)
+    const taken = await box.take(12, 0)
+    for (const e of taken.filter((e) => [1, 2, 3, 6, 7, 11].includes(seqOf(e)))) box.ack(e.id)
+    await clock.advance(60)
+    box.release(taken.map((e) => e.id))
+    expect((await box.take(12, 0)).map(seqOf)).toEqual([4, 5, 8, 9, 10, 12])
+  })
+
+  it('an acknowledgement of a marked message again changes no count', async () => {
+    const box = outbox()
+    await fill(box, 1, 5)
+    for (const e of await box.take(3, 0)) box.ack(e.id)
+    await clock.advance(60)
+    const stats = box.stats()
+    box.ack(1)
+    box.ack(2)
+    await clock.advance(60)
+    expect(box.stats()).toEqual(stats)
+    expect((await box.take(10, 0)).map(seqOf)).toEqual([4, 5])
+  })
+
+  it('overflow drops the oldest message not acknowledged, never a marked one', async () => {
+    // 40 lets five acknowledged rows stay in the file (an eighth): 1 and 2 do.
+    const box = outbox({ maxMessages: 40 })
+    const { drops } = listen(box)
+    await fill(box, 1, 40)
+    for (const e of await box.take(2, 0)) box.ack(e.id)
+    await clock.advance(60)
+    await fill(box, 41, 43)
+    expect(drops).toEqual([[3, 'overflow']])
+    expect(box.stats().messages).toBe(40)
+    expect((await box.take(100, 0)).map(seqOf)).toEqual(Array.from({ length: 40 }, (_, i) => i + 4))
+  })
+
+  it('past an eighth of maxMessages the acknowledged rows are deleted', async () => {
+    const path = tempPath()
+    const box = outbox({ path, maxMessages: 80 })
+    await fill(box, 1, 60)
+    for (const e of await box.take(59, 0)) box.ack(e.id)
+    await clock.advance(60)
+    await closeOne(box)
+    expect(inFile(path)).toEqual({ ids: [60], ranges: [] })
+  })
+
+  it('on a full disk the acknowledged rows kept in the file make room for a publish', async () => {
+    const path = tempPath()
+    const box = outbox({ path, maxPageCount: 40 })
+    const big = (n: number) => ({ ...msg(n), payload: new Uint8Array(2_000).fill(n % 256) })
+    let stored = 0
+    for (let n = 0; n < 1_000; n++) {
+      try {
+        await box.enqueue(big(n), 0)
+        stored++
+      } catch (err) {
+        expect((err as UplinkError).code).toBe('OUTBOX_DISK_FULL')
+        break
+      }
+    }
+    // Marked and committed before the publish that needs their room.
+    for (const e of await box.take(5, 0)) box.ack(e.id)
+    await clock.advance(60)
+    await box.enqueue(big(9_999), 0)
+    await closeOne(box)
+    expect(inFile(path).ranges).toEqual([])
+    expect(outbox({ path }).stats().messages).toBe(stored - 5 + 1)
+  })
+})
+
 describe('sqliteOutbox: bounds', () => {
   it('on overflow drops the oldest telemetry before any alarm and reports each drop', async () => {
     const box = outbox({ maxMessages: 3 })
@@ -689,6 +825,24 @@ describe('sqliteOutbox: files', () => {
     const box = outbox({ path })
     expect((await box.take(10, 0)).map(seqOf)).toEqual([2, 1])
     expect(box.stats()).toMatchObject({ messages: 2, bytes: 6 })
+  })
+
+  it('migrates a file from schema version 3 (acknowledged messages deleted), adding the ranges', async () => {
+    const path = tempPath()
+    const db = openDatabase(path, TEST_DRIVER)
+    for (const step of MIGRATIONS.slice(0, 3)) db.exec(step)
+    db.exec('PRAGMA user_version = 3')
+    db.exec(`PRAGMA application_id = ${APPLICATION_ID}`)
+    const insert = db.prepare(
+      'INSERT INTO messages (id, priority, topic, payload, qos, retain, enqueued_at, expires_at, size) VALUES (?, 1, ?, ?, 1, 0, 0, NULL, 4)',
+    )
+    for (const id of [1, 2, 3]) insert.run(id, `t/${id}`, new Uint8Array(1))
+    db.close()
+    const box = outbox({ path })
+    expect(box.stats()).toMatchObject({ messages: 3, bytes: 12 })
+    for (const e of await box.take(2, 0)) box.ack(e.id)
+    await closeOne(box)
+    expect(inFile(path)).toEqual({ ids: [1, 2, 3], ranges: [[1, 2]] })
   })
 
   it('moves a corrupt file aside, with its WAL, starts afresh and says so once listened to', async () => {
