@@ -52,7 +52,9 @@ interface Written {
 
 /** Parameters of accepted rows not yet inserted, INSERT_ROWS at a time. */
 class Inserts {
-  private params: unknown[] = []
+  // One array, its size fixed, filled in place and used again: none grown or built per statement.
+  private readonly params: unknown[] = new Array(INSERT_ROWS * WIDTH)
+  private filled = 0
 
   constructor(private readonly sql: Statements) {}
 
@@ -68,20 +70,31 @@ class Inserts {
     size: number,
   ): void {
     // Positional, in COLUMNS order: no array built per row.
-    this.params.push(id, priority, topic, payload, qos, retain, enqueuedAt, expiresAt, size)
-    if (this.params.length === INSERT_ROWS * WIDTH) {
-      this.sql.insertMany.run(...this.params)
-      this.params = []
+    const { params } = this
+    let at = this.filled
+    params[at++] = id
+    params[at++] = priority
+    params[at++] = topic
+    params[at++] = payload
+    params[at++] = qos
+    params[at++] = retain
+    params[at++] = enqueuedAt
+    params[at++] = expiresAt
+    params[at++] = size
+    this.filled = at
+    if (at === params.length) {
+      this.sql.insertMany.run(...params)
+      this.filled = 0
     }
   }
 
   /** Inserts the rows held, one statement each. */
   flush(): void {
-    const { params } = this
-    for (let at = 0; at < params.length; at += WIDTH) {
+    const { params, filled } = this
+    for (let at = 0; at < filled; at += WIDTH) {
       this.sql.insert.run(...params.slice(at, at + WIDTH))
     }
-    this.params = []
+    this.filled = 0
   }
 }
 
@@ -159,7 +172,9 @@ export class GroupCommit {
     for (let i = 0; i < batch.length; i++) {
       const outcome = written.outcomes[i] as OutboxEntry | UplinkError
       const p = batch[i] as Pending
-      if (outcome instanceof UplinkError) p.reject(outcome)
+      // Every outcome is an entry or an UplinkError: Error's own check, not UplinkError's
+      // brand lookup (Symbol.hasInstance) on every entry.
+      if (outcome instanceof Error) p.reject(outcome)
       else p.resolve(outcome)
     }
   }
