@@ -567,6 +567,18 @@ function inFile(path: string) {
   }
 }
 
+/** Acknowledges `taken.slice(from, to)` for each span, each batch committed before the next. */
+async function ackInBatches(
+  box: SqliteOutbox,
+  taken: OutboxEntry[],
+  spans: Array<[number, number]>,
+) {
+  for (const [from, to] of spans) {
+    for (const e of taken.slice(from, to)) box.ack(e.id)
+    await clock.advance(60)
+  }
+}
+
 describe('sqliteOutbox: acknowledged messages marked, not deleted', () => {
   it('marks an acknowledged run as one range and keeps its rows, which a reopen neither counts nor hands out', async () => {
     const path = tempPath()
@@ -590,14 +602,11 @@ describe('sqliteOutbox: acknowledged messages marked, not deleted', () => {
     await fill(box, 1, 300)
     // In three batches, so the ranges join: 1-100, then 201-300, then 101-200 between them.
     const taken = await box.take(300, 0)
-    for (const [from, to] of [
+    await ackInBatches(box, taken, [
       [0, 100],
       [200, 300],
       [100, 200],
-    ] as const) {
-      for (const e of taken.slice(from, to)) box.ack(e.id)
-      await clock.advance(60)
-    }
+    ])
     expect(box.stats()).toMatchObject({ messages: 0, bytes: 0 })
     await closeOne(box)
     expect(inFile(path)).toEqual({ ids: [], ranges: [] })
@@ -608,14 +617,11 @@ describe('sqliteOutbox: acknowledged messages marked, not deleted', () => {
     const box = outbox({ path })
     await fill(box, 1, 10)
     const taken = await box.take(10, 0)
-    for (const [from, to] of [
+    await ackInBatches(box, taken, [
       [0, 3],
       [6, 9],
       [3, 6],
-    ] as const) {
-      for (const e of taken.slice(from, to)) box.ack(e.id)
-      await clock.advance(60)
-    }
+    ])
     await closeOne(box)
     expect(inFile(path).ranges).toEqual([[1, 9]])
   })
