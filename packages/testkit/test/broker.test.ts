@@ -44,6 +44,24 @@ describe('startBroker', () => {
     expect(broker.publishes).toHaveLength(1)
   })
 
+  it('records a PUBLISH once it is acknowledged, even if the broker never finishes routing it', async () => {
+    const broker = await started()
+    // aedes writes a QoS 1 PUBACK before it routes the message: a broker whose routing stalls
+    // (or one killed in that moment) has told the client "received" for a message it never
+    // routed, and the record must still hold it.
+    const mq = (
+      broker.aedes as unknown as { mq: { emit(p: { topic: string }, cb: () => void): void } }
+    ).mq
+    const emit = mq.emit.bind(mq)
+    mq.emit = (packet, cb) => {
+      if (!packet.topic.startsWith('stall/')) emit(packet, cb)
+    }
+    const client = await connect(broker.url, 'dev-stall')
+    await client.publishAsync('stall/1', 'acked', { qos: 1 })
+    expect(broker.publishes).toMatchObject([{ topic: 'stall/1', clientId: 'dev-stall', qos: 1 }])
+    expect(broker.publishes[0]?.payload.toString()).toBe('acked')
+  })
+
   it('tells a clean DISCONNECT from a dropped link', async () => {
     const broker = await started()
     const a = await connect(broker.url, 'clean')
