@@ -202,7 +202,8 @@ export function withoutStack<T>(make: () => T): T {
   }
   // V8 still writes the header line; Bun's engine leaves no `stack` at all, and a logger that
   // prints err.stack would print "undefined". Non-enumerable, as an engine's own stack is.
-  if (made instanceof Error && made.stack === undefined) {
+  // hasOwn, not a read of `stack`: on V8 the read formats the stack, for every failed attempt.
+  if (made instanceof Error && !Object.hasOwn(made, 'stack')) {
     Object.defineProperty(made, 'stack', {
       value: `${made.name}: ${made.message}`,
       writable: true,
