@@ -50,6 +50,28 @@ async function udpSocket(host: string, port = 0): Promise<dgram.Socket> {
   return socket
 }
 
+/**
+ * Takes the port a closed socket of the pool was bound to. The OS may hand a just-released
+ * ephemeral port to the very next bind, and a "fresh port" check would then fail a pool that did
+ * open a new socket; held here, the port cannot come back. A port that stays taken is a socket
+ * the pool still holds open, and the test fails here.
+ */
+async function holdPort(port: number): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const socket = dgram.createSocket('udp4')
+    try {
+      await bindUdp(socket, '127.0.0.1', port)
+      cleanup.push(() => new Promise<void>((r) => socket.close(() => r())))
+      return
+    } catch (err) {
+      socket.close()
+      // A runtime may release a closed socket's port a tick later: a bounded wait for it.
+      if (tries >= 20) throw err
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+}
+
 function sockets(maxQueries: number, idleMs = 1_000) {
   const clock = new ManualClock()
   // Idle past the bound when the test is done: every socket it left open closes.
@@ -85,7 +107,11 @@ describe('the resolver shares its UDP socket, within bounds', () => {
     const dns = await scripted('127.0.0.1', (asked, send) => send(reply(asked.query)))
     const { pool } = sockets(3)
     const r = resolver(pool, [dns.server])
-    for (let i = 0; i < 7; i++) await r.resolve('iot.uplink.test')
+    for (let i = 0; i < 7; i++) {
+      await r.resolve('iot.uplink.test')
+      // A spent socket closes with its last answer: its port is held, so a new one must differ.
+      if (i === 2 || i === 5) await holdPort(dns.asked[i]?.port as number)
+    }
     const ports = dns.asked.map((a) => a.port)
     // Three questions a port: the first port's budget, the second's, then a third port.
     expect(new Set(ports.slice(0, 3)).size).toBe(1)
@@ -114,6 +140,7 @@ describe('the resolver shares its UDP socket, within bounds', () => {
     // The idle timer armed when the first answer came has run out with nothing waiting.
     await clock.advance(1_000)
     expect(pool.size).toBe(0)
+    await holdPort(dns.asked[1]?.port as number)
     await r.resolve('iot.uplink.test')
     const ports = dns.asked.map((a) => a.port)
     expect(ports[1]).toBe(ports[0])
