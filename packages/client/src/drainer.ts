@@ -159,18 +159,27 @@ export class Drainer {
   }
 
   private sendAll(connection: Connection, batch: OutboxEntry[]): void {
-    if (batch.length === 0) return
+    for (const entry of batch) this.send(connection, entry)
+  }
+
+  /**
+   * What `connection` holds, looked up for every message, never kept across sends: MQTT.js calls
+   * a QoS 0 message's callback inside the send, and that acknowledgement lets go of a map left
+   * empty. A map kept for the rest of the batch held its QoS 1 messages out of the window's count
+   * and out of the release when the link closed, so they were never sent again.
+   */
+  private heldBy(connection: Connection): Map<number, OutboxEntry> {
     const all = (this.#held ??= new Map())
     let held = all.get(connection)
     if (!held) {
       held = new Map()
       all.set(connection, held)
     }
-    for (const entry of batch) this.send(connection, held, entry)
+    return held
   }
 
-  private send(connection: Connection, held: Map<number, OutboxEntry>, entry: OutboxEntry): void {
-    held.set(entry.id, entry)
+  private send(connection: Connection, entry: OutboxEntry): void {
+    this.heldBy(connection).set(entry.id, entry)
     const { qos, retain, expiresAt } = entry
     const options =
       expiresAt === undefined ? { qos, retain } : { qos, retain, expiresAt, now: this.clock.now() }
