@@ -136,18 +136,17 @@ export class Drainer {
         taken.then(
           (batch) => {
             this.taking = false
-            // Replaced meanwhile: the batch goes back, for the next connection.
-            if (this.#connection === connection && connection.isOpen)
+            // Replaced or paused meanwhile (a stop under way waits only for what was sent before
+            // it): the batch goes back, for the next connection.
+            if (this.#connection === connection && connection.isOpen && !this.paused)
               this.sendAll(connection, batch)
             else this.outbox.release(batch.map((e) => e.id))
-            if (batch.length > 0 || this.again) {
-              this.again = false
-              this.notify()
-            }
+            this.takeEnded(batch.length > 0)
           },
           (err: unknown) => {
             this.taking = false
             this.onError(toUplinkError(err, 'OUTBOX_ERROR', 'reading the outbox'))
+            this.takeEnded(false)
           },
         )
         return
@@ -156,6 +155,17 @@ export class Drainer {
       // Fewer than asked for: the outbox has no more now; an enqueue or an ack notifies again.
       if (taken.length < room) return
     }
+  }
+
+  /**
+   * An asynchronous take is over: look again if it found messages (there may be more) or if
+   * something was enqueued or acknowledged while it ran, failed or not; a failed take that
+   * forgot those notifications left them unsent until the next publish, ack or connection.
+   */
+  private takeEnded(found: boolean): void {
+    if (!found && !this.again) return
+    this.again = false
+    this.notify()
   }
 
   private sendAll(connection: Connection, batch: OutboxEntry[]): void {
