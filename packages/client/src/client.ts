@@ -195,7 +195,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
 
   private parseDirective(raw: string | Uint8Array, lastEpoch: number | undefined): Directive {
     const { failover, tls } = this.#options
-    return parseDirective(raw, { allowedHosts: failover.allowedHosts, lastEpoch, tls })
+    const { allowedHosts, plaintext } = failover
+    return parseDirective(raw, { allowedHosts, plaintext, lastEpoch, tls })
   }
 
   private follow(directive: Directive, reason: 'concierge' | 'control'): void {

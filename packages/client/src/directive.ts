@@ -36,17 +36,20 @@ export function hostAllowed(host: string, allowedHosts: readonly string[]): bool
 
 const MAX_DIRECTIVE_BYTES = 4_096
 
+/** Where a directive or a redirect may send the device (from the resolved `failover` options). */
+export interface MoveRules {
+  allowedHosts: readonly string[]
+  /** Whether it may name an mqtt:// endpoint (some configured endpoint is mqtt://). */
+  plaintext: boolean
+}
+
 /**
  * Parses and checks a directive. Throws DIRECTIVE_INVALID for malformed input and
  * DIRECTIVE_REFUSED for a host outside the allow-list or an epoch lower than the last one seen.
  */
 export function parseDirective(
   raw: string | Uint8Array,
-  rules: {
-    allowedHosts: readonly string[]
-    lastEpoch: number | undefined
-    tls?: TlsConfig | undefined
-  },
+  rules: MoveRules & { lastEpoch: number | undefined; tls?: TlsConfig | undefined },
 ): Directive {
   const text = typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8')
   if (Buffer.byteLength(text) > MAX_DIRECTIVE_BYTES) {
@@ -75,9 +78,17 @@ export function parseDirective(
       'directive.pollIntervalSeconds must be a positive number',
     )
   }
+  // A URL and nothing else: the `{ url, tls }` form of the options would let whoever writes a
+  // directive pick the CA the device trusts, or drop its client certificate.
+  if (typeof d.endpoint !== 'string') {
+    throw new UplinkError(
+      'DIRECTIVE_INVALID',
+      'directive.endpoint must be a URL string such as mqtts://broker.example.com:8883',
+    )
+  }
   let endpoint: Endpoint
   try {
-    endpoint = parseEndpoint(d.endpoint as string, 'directive.endpoint', rules.tls)
+    endpoint = parseEndpoint(d.endpoint, 'directive.endpoint', rules.tls)
   } catch (err) {
     throw new UplinkError('DIRECTIVE_INVALID', (err as Error).message)
   }
@@ -91,22 +102,25 @@ export function parseDirective(
       },
     )
   }
-  assertAllowed(endpoint, rules.allowedHosts, 'directive')
+  assertAllowed(endpoint, rules, 'directive')
   return { endpoint, epoch, pollIntervalSeconds: poll as number | undefined }
 }
 
-export function assertAllowed(
-  endpoint: Endpoint,
-  allowedHosts: readonly string[],
-  source: string,
-): void {
-  if (!hostAllowed(endpoint.host, allowedHosts)) {
+export function assertAllowed(endpoint: Endpoint, rules: MoveRules, source: string): void {
+  if (!hostAllowed(endpoint.host, rules.allowedHosts)) {
     throw new UplinkError(
       'DIRECTIVE_REFUSED',
       `${source} names ${endpoint.host}, which is not in allowedHosts`,
       {
         details: { host: endpoint.host },
       },
+    )
+  }
+  if (!endpoint.secure && !rules.plaintext) {
+    throw new UplinkError(
+      'DIRECTIVE_REFUSED',
+      `${source} names ${endpoint.url}, without TLS, and every configured endpoint uses mqtts://`,
+      { details: { host: endpoint.host } },
     )
   }
 }
@@ -118,7 +132,7 @@ export function assertAllowed(
 export function parseServerReference(
   reference: string,
   current: Endpoint,
-  allowedHosts: readonly string[],
+  rules: MoveRules,
 ): Endpoint {
   const first = reference.trim().split(/\s+/)[0] ?? ''
   const scheme = current.secure ? 'mqtts' : 'mqtt'
@@ -133,7 +147,7 @@ export function parseServerReference(
   } catch (err) {
     throw new UplinkError('DIRECTIVE_INVALID', (err as Error).message)
   }
-  assertAllowed(endpoint, allowedHosts, 'server redirect')
+  assertAllowed(endpoint, rules, 'server redirect')
   return endpoint
 }
 
@@ -146,7 +160,7 @@ export class RedirectPolicy {
   private followed = 0
 
   constructor(
-    private readonly allowedHosts: readonly string[],
+    private readonly rules: MoveRules,
     private readonly max: number,
   ) {}
 
@@ -157,7 +171,7 @@ export class RedirectPolicy {
   target(error: UplinkError, current: Endpoint): Endpoint | undefined {
     const reference = error.details?.serverReference
     if (typeof reference !== 'string' || this.followed >= this.max) return undefined
-    const target = parseServerReference(reference, current, this.allowedHosts)
+    const target = parseServerReference(reference, current, this.rules)
     this.followed++
     return target
   }

@@ -67,7 +67,13 @@ export function parseEndpoint(
       `${field} must be scheme://host[:port] with no path or query`,
     )
   }
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  // Without the root's dot: TLS sends the name as SNI, which has none (RFC 6066), and an
+  // endpoint is one endpoint however it is spelled (a directive for `host.` is the configured
+  // `host`, certificates and all).
+  const host = url.hostname
+    .replace(/^\[(.*)\]$/, '$1')
+    .toLowerCase()
+    .replace(/\.$/, '')
   if (!host) throw new UplinkError('INVALID_OPTIONS', `${field} has no host`)
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol]
   if (port < 1) throw new UplinkError('INVALID_OPTIONS', `${field} has port 0; name a port from 1`)

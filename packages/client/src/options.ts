@@ -245,6 +245,12 @@ export interface ResolvedOptions {
   control?: { topic: string } | undefined
   failover: {
     allowedHosts: string[]
+    /**
+     * Whether a directive or redirect may name an mqtt:// endpoint: only when one configured
+     * endpoint is mqtt:// already, so that a concierge or a broker's redirect cannot take a
+     * device configured for TLS off it (credentials and messages in the clear).
+     */
+    plaintext: boolean
     minStayMs: number
     handoverTimeoutMs: number
     maxRedirects: number
@@ -394,7 +400,14 @@ export function resolveOptions(input: UplinkOptions): ResolvedOptions {
     dns: shared('dns', resolveDns(o.dns)),
     concierge: c && resolveConcierge(c as ConciergeOptions, allowedHosts),
     control: resolveControl(o.control),
-    failover: shared('failover', resolveFailover(f, allowedHosts)),
+    failover: shared(
+      'failover',
+      resolveFailover(
+        f,
+        allowedHosts,
+        endpoints.some((e) => !e.secure),
+      ),
+    ),
     session: shared('session', resolveSession(o.session)),
     outbox: resolveOutbox(o.outbox),
     inflightWindow: int(o.inflightWindow, 'inflightWindow', DEFAULTS.inflightWindow, 1, 65_535),
@@ -548,9 +561,11 @@ function resolveControl(input: UplinkOptions['control']): ResolvedOptions['contr
 function resolveFailover(
   f: Partial<NonNullable<UplinkOptions['failover']>>,
   allowedHosts: string[],
+  plaintext: boolean,
 ): ResolvedOptions['failover'] {
   return {
     allowedHosts,
+    plaintext,
     minStayMs: int(f.minStayMs, 'failover.minStayMs', DEFAULTS.failover.minStayMs, 0, 86_400_000),
     handoverTimeoutMs: int(
       f.handoverTimeoutMs,

@@ -633,8 +633,8 @@ export class Supervisor {
   }
 
   private redirectPolicy(): RedirectPolicy {
-    const { allowedHosts, maxRedirects } = this.options.failover
-    this.redirects ??= new RedirectPolicy(allowedHosts, maxRedirects)
+    const { failover } = this.options
+    this.redirects ??= new RedirectPolicy(failover, failover.maxRedirects)
     return this.redirects
   }
 

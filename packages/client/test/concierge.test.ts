@@ -21,7 +21,8 @@ async function setup(retries: number) {
     clock,
     () => 0.5,
     {
-      parse: (body, lastEpoch) => parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+      parse: (body, lastEpoch) =>
+        parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
       directive: (d) => directives.push(d.endpoint.url),
       error: (e) => errors.push(e),
     },
@@ -105,7 +106,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
       () => r,
       {
         parse: (body, lastEpoch) =>
-          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+          parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
         directive: () => {},
         error: () => {},
       },
@@ -183,7 +184,7 @@ describe('one epoch floor for the concierge and the control topic', () => {
       () => 0.5,
       {
         parse: (body, lastEpoch) =>
-          parseDirective(body, { allowedHosts: ['127.0.0.2'], lastEpoch }),
+          parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
         directive: (d) => directives.push(d.epoch),
         error: (e) => errors.push(e),
       },

@@ -10,7 +10,8 @@ import { parseEndpoint } from '../src/endpoints.js'
 import { UplinkError } from '../src/errors.js'
 
 const allowed = ['*.example.com', 'broker.partner.net']
-const rules = { allowedHosts: allowed, lastEpoch: undefined }
+const moves = { allowedHosts: allowed, plaintext: false }
+const rules = { ...moves, lastEpoch: undefined }
 
 describe('hostAllowed', () => {
   it.each([
@@ -68,31 +69,64 @@ describe('parseDirective', () => {
     )
   })
 
+  it('refuses an endpoint in the { url, tls } form: a directive cannot choose what the device trusts', () => {
+    const raw = '{"endpoint":{"url":"mqtts://a.example.com","tls":{"ca":"x"}},"epoch":1}'
+    expect(() => parseDirective(raw, rules)).toThrow(
+      expect.objectContaining({
+        code: 'DIRECTIVE_INVALID',
+        message: expect.stringContaining('URL string'),
+      }),
+    )
+  })
+
+  it('refuses mqtt:// unless a configured endpoint is mqtt:// too', () => {
+    const raw = '{"endpoint":"mqtt://a.example.com","epoch":1}'
+    expect(() => parseDirective(raw, rules)).toThrow(
+      expect.objectContaining({
+        code: 'DIRECTIVE_REFUSED',
+        message: expect.stringContaining('without TLS'),
+      }),
+    )
+    expect(parseDirective(raw, { ...rules, plaintext: true }).endpoint.url).toBe(
+      'mqtt://a.example.com:1883',
+    )
+  })
+
   it('refuses an epoch lower than the last one seen, accepts the same or higher', () => {
     const raw = (epoch: number) => `{"endpoint":"mqtts://a.example.com","epoch":${epoch}}`
-    expect(() => parseDirective(raw(4), { allowedHosts: allowed, lastEpoch: 5 })).toThrow(
+    expect(() => parseDirective(raw(4), { ...moves, lastEpoch: 5 })).toThrow(
       expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
     )
-    expect(parseDirective(raw(5), { allowedHosts: allowed, lastEpoch: 5 }).epoch).toBe(5)
+    expect(parseDirective(raw(5), { ...moves, lastEpoch: 5 }).epoch).toBe(5)
   })
 })
 
 describe('parseServerReference', () => {
   const current = parseEndpoint('mqtts://east.example.com:8883', 'c', { ca: 'x' })
   it('keeps scheme and port, takes the first of several', () => {
-    expect(parseServerReference('west.example.com', current, allowed).url).toBe(
+    expect(parseServerReference('west.example.com', current, moves).url).toBe(
       'mqtts://west.example.com:8883',
     )
     expect(
-      parseServerReference('west.example.com:9999 other.example.com', current, allowed).url,
+      parseServerReference('west.example.com:9999 other.example.com', current, moves).url,
     ).toBe('mqtts://west.example.com:9999')
-    expect(parseServerReference('west.example.com', current, allowed).tls).toEqual({ ca: 'x' })
+    expect(parseServerReference('west.example.com', current, moves).tls).toEqual({ ca: 'x' })
+  })
+  it('refuses a URL that leaves TLS for mqtt://, unless a configured endpoint is mqtt://', () => {
+    expect(() => parseServerReference('mqtt://west.example.com:1883', current, moves)).toThrow(
+      expect.objectContaining({
+        code: 'DIRECTIVE_REFUSED',
+        message: expect.stringContaining('without TLS'),
+      }),
+    )
+    const plain = { ...moves, plaintext: true }
+    expect(parseServerReference('mqtt://west.example.com:1883', current, plain).secure).toBe(false)
   })
   it('refuses hosts outside the allow-list and garbage', () => {
-    expect(() => parseServerReference('evil.net', current, allowed)).toThrow(
+    expect(() => parseServerReference('evil.net', current, moves)).toThrow(
       expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),
     )
-    expect(() => parseServerReference('', current, allowed)).toThrow(
+    expect(() => parseServerReference('', current, moves)).toThrow(
       expect.objectContaining({ code: 'DIRECTIVE_INVALID' }),
     )
   })
@@ -110,7 +144,7 @@ describe('RedirectPolicy', () => {
     })
 
   it('follows `max` redirects in a row, then none until reset()', () => {
-    const policy = new RedirectPolicy(allowed, 2)
+    const policy = new RedirectPolicy({ ...moves, plaintext: true }, 2)
     expect(policy.target(redirect('b.example.com'), current)?.url).toBe('mqtt://b.example.com:1883')
     expect(policy.target(redirect('c.example.com:1884'), current)?.url).toBe(
       'mqtt://c.example.com:1884',
@@ -121,7 +155,7 @@ describe('RedirectPolicy', () => {
   })
 
   it('ignores an error without a server reference and refuses a host outside the list', () => {
-    const policy = new RedirectPolicy(allowed, 3)
+    const policy = new RedirectPolicy({ ...moves, plaintext: true }, 3)
     expect(policy.target(redirect(), current)).toBeUndefined()
     expect(() => policy.target(redirect('evil.test'), current)).toThrow(
       expect.objectContaining({ code: 'DIRECTIVE_REFUSED' }),

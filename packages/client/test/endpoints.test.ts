@@ -17,6 +17,13 @@ describe('parseEndpoint', () => {
     })
   })
 
+  it('drops the root dot of a host name: one endpoint however it is spelled', () => {
+    expect(parseEndpoint('mqtts://IoT.Example.com.:8883', 'e')).toMatchObject({
+      url: 'mqtts://iot.example.com:8883',
+      host: 'iot.example.com',
+    })
+  })
+
   it('takes per-endpoint TLS over the shared one', () => {
     const shared = { ca: 'shared' }
     expect(
