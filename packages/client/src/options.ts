@@ -319,6 +319,18 @@ const OUTBOX_METHODS = [
 function checkTls(value: unknown, field: string): TlsConfig | undefined {
   if (value === undefined) return undefined
   const t = object(value as TlsConfig, field)
+  // Types first, in words that never show the value: Node's own type error prints it (a
+  // passphrase of digits, as YAML or JSON gives it, ended up in the message and its cause).
+  const pem = (v: unknown) => typeof v === 'string' || ArrayBuffer.isView(v)
+  if (t.ca !== undefined && !(Array.isArray(t.ca) ? t.ca.every(pem) : pem(t.ca)))
+    fail(`${field}.ca`, 'must be PEM text or a Buffer, or an array of them')
+  if (t.cert !== undefined && !pem(t.cert)) fail(`${field}.cert`, 'must be PEM text or a Buffer')
+  if (t.key !== undefined && !pem(t.key)) fail(`${field}.key`, 'must be PEM text or a Buffer')
+  if (t.passphrase !== undefined && typeof t.passphrase !== 'string')
+    fail(`${field}.passphrase`, 'must be a string')
+  const alpn = t.alpnProtocols
+  if (alpn !== undefined && !(Array.isArray(alpn) && alpn.every((p) => typeof p === 'string')))
+    fail(`${field}.alpnProtocols`, 'must be an array of strings')
   try {
     createSecureContext({ ca: t.ca, cert: t.cert, key: t.key, passphrase: t.passphrase })
   } catch (err) {

@@ -56,4 +56,28 @@ describe('credentials never appear', () => {
     }
     expect(inspect(uplink)).toContain('gw-secret')
   })
+
+  it.each([
+    ['passphrase', { passphrase: 987654321 }, 'must be a string'],
+    ['key', { key: 987654321 }, 'must be PEM text or a Buffer'],
+    ['ca', { ca: [987654321] }, 'must be PEM text or a Buffer, or an array of them'],
+  ])(
+    'a TLS %s of the wrong type is INVALID_OPTIONS naming the field, never showing the value',
+    (name, tls, must) => {
+      const pki = createTestPki()
+      const issued = pki.issue(['gw.example.com'])
+      let caught: unknown
+      try {
+        createUplink({
+          clientId: 'gw-secret-type',
+          endpoints: ['mqtts://gw.example.com'],
+          tls: { cert: issued.cert, key: issued.key, ...tls } as never,
+        })
+      } catch (err) {
+        caught = err
+      }
+      expect(caught).toMatchObject({ code: 'INVALID_OPTIONS', message: `tls.${name} ${must}` })
+      expect(inspect(caught, { depth: 10, showHidden: true })).not.toContain('987654321')
+    },
+  )
 })
