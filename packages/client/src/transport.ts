@@ -484,6 +484,21 @@ let mqttLog: IClientOptions['log']
  */
 const quiet = (): void => {}
 
+/**
+ * MQTT.js's logger while its namespace is on, the login hidden: it logs every packet it writes
+ * in full (`%O`), the CONNECT packet's password with them. Made once, like the logger.
+ */
+let loud: ((...args: unknown[]) => void) | undefined
+function hidingLogin(log: NonNullable<IClientOptions['log']>): (...args: unknown[]) => void {
+  loud ??= (...args) => log(...(args.map(withoutLogin) as Parameters<typeof log>))
+  return loud
+}
+
+function withoutLogin(arg: unknown): unknown {
+  if (typeof arg !== 'object' || arg === null || !('password' in arg)) return arg
+  return arg.password === undefined ? arg : { ...arg, password: '[hidden]' }
+}
+
 /** MQTT over the socket that won the race: CONNECT, then CONNACK or the reason there was none. */
 function speak(
   params: ConnectParams,
@@ -521,6 +536,8 @@ function speak(
         ? { sessionExpiryInterval: params.sessionExpirySeconds }
         : undefined,
     log: mqttLog,
+    // Connected below, once `log` is the one to use: the CONNECT goes out inside connect().
+    manualConnect: true,
   }
   socket.on('error', (err) => {
     lastError ??= err
@@ -532,7 +549,8 @@ function speak(
   // never asks for a second one).
   const client = new KeepaliveAwareClient(() => socket, options)
   mqttLog ??= client.log
-  if (!(mqttLog as { enabled?: boolean }).enabled) client.log = quiet
+  client.log = (mqttLog as { enabled?: boolean }).enabled ? hidingLogin(mqttLog) : quiet
+  client.connect()
   // Closed between winning and now: MQTT.js saw no 'close' to report.
   if (socket.destroyed) {
     queueMicrotask(() => attempt?.fail(classify(lastError, endpoint, address, { address })))
