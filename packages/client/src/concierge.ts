@@ -48,17 +48,28 @@ export function pollIntervalMs(seconds: number): number {
   return Math.min(maxPollSeconds, Math.max(minPollSeconds, seconds)) * 1000
 }
 
-/** One GET with If-None-Match. 4xx is final (not retried); 5xx and network faults are retried. */
+/**
+ * One GET with If-None-Match. 4xx is final (not retried); 5xx and network faults are retried.
+ * `timeoutMs` bounds the whole request on the device's clock, not only a silence: a concierge
+ * that trickles its answer a byte at a time held the poll, and with it every planned move, for
+ * as long as it kept doing so.
+ */
 function request(
   url: URL,
   etag: string | undefined,
   options: ResolvedConcierge,
   signal: AbortSignal,
+  clock: Clock,
 ): Promise<Answer> {
   const { timeoutMs } = options
   const lib = url.protocol === 'https:' ? https : http
   const t = options.tls ?? {}
-  return new Promise((resolve, reject) => {
+  let deadline: unknown
+  const answered = new Promise<Answer>((resolve, reject) => {
+    const late = () =>
+      req.destroy(
+        new UplinkError('CONCIERGE_ERROR', `concierge did not answer within ${timeoutMs} ms`),
+      )
     const req = lib.request(
       url,
       {
@@ -103,16 +114,14 @@ function request(
         res.on('error', reject)
       },
     )
-    req.on('timeout', () =>
-      req.destroy(
-        new UplinkError('CONCIERGE_ERROR', `concierge did not answer within ${timeoutMs} ms`),
-      ),
-    )
+    req.on('timeout', late)
     req.on('error', (err) =>
       reject(toUplinkError(err, 'CONCIERGE_ERROR', 'concierge request failed')),
     )
+    deadline = clock.setTimeout(late, timeoutMs)
     req.end()
   })
+  return answered.finally(() => clock.clearTimeout(deadline))
 }
 
 export interface ConciergeHooks {
@@ -214,7 +223,7 @@ export class ConciergePoller {
    */
   private requestWithRetries(signal: AbortSignal): Promise<Answer> {
     const first = DEFAULTS.conciergeRetryDelayMs
-    return retry(() => request(this.url, this.etag, this.options, signal), {
+    return retry(() => request(this.url, this.etag, this.options, signal, this.clock), {
       retries: this.options.retries,
       clock: this.clock,
       signal,

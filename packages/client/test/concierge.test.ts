@@ -1,3 +1,4 @@
+import http from 'node:http'
 import { startConcierge, waitFor } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../src/clock.js'
@@ -11,13 +12,28 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
+/**
+ * The requests of these tests time out this far away on the clock: a timer due exactly this far
+ * away (the clock stands still while a test waits) is a request's deadline.
+ */
+const TIMEOUT_MS = 600_000
+/** One timer waits on the clock, and it is not a request's deadline: no request is in flight. */
+const onlyWaiting = (clock: ManualClock) =>
+  clock.pending() === 1 && clock.nextDelay() !== TIMEOUT_MS
+
 async function setup(retries: number) {
   const concierge = await startConcierge({ body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 } })
   const clock = new ManualClock(0)
   const directives: string[] = []
   const errors: UplinkError[] = []
   const poller = new ConciergePoller(
-    resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 }),
+    resolveConcierge({
+      url: concierge.url,
+      allowedHosts: ['127.0.0.2'],
+      retries,
+      jitter: 0,
+      timeoutMs: TIMEOUT_MS,
+    }),
     clock,
     () => 0.5,
     {
@@ -40,13 +56,13 @@ describe('ConciergePoller retries', () => {
     concierge.setFault('500')
     const polled = poller.poll()
     // The 500 came back and the retry waits on the injected clock, not on a real timer.
-    await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
+    await waitFor(() => onlyWaiting(clock), 'the first retry scheduled')
     expect(concierge.requestCount).toBe(1)
     await clock.advance(199)
     expect(concierge.requestCount).toBe(1)
     await clock.advance(1)
     await waitFor(() => concierge.requestCount === 2, 'the first retry')
-    await waitFor(() => clock.pending() === 1, 'the second retry scheduled')
+    await waitFor(() => onlyWaiting(clock), 'the second retry scheduled')
     concierge.setFault('none')
     await clock.advance(399)
     expect(concierge.requestCount).toBe(2)
@@ -61,7 +77,7 @@ describe('ConciergePoller retries', () => {
     const { concierge, clock, poller, errors } = await setup(1)
     concierge.setFault('500')
     const polled = poller.poll()
-    await waitFor(() => clock.pending() === 1, 'the retry scheduled')
+    await waitFor(() => onlyWaiting(clock), 'the retry scheduled')
     await clock.advance(200)
     expect(await polled).toBeUndefined()
     expect(concierge.requestCount).toBe(2)
@@ -101,7 +117,13 @@ describe('the concierge cannot make a fleet hammer it', () => {
     const concierge = await startConcierge({ body })
     const clock = new ManualClock(0)
     const poller = new ConciergePoller(
-      resolveConcierge({ url: concierge.url, allowedHosts: ['127.0.0.2'], retries, jitter: 0 }),
+      resolveConcierge({
+        url: concierge.url,
+        allowedHosts: ['127.0.0.2'],
+        retries,
+        jitter: 0,
+        timeoutMs: TIMEOUT_MS,
+      }),
       clock,
       () => r,
       {
@@ -126,7 +148,7 @@ describe('the concierge cannot make a fleet hammer it', () => {
       poller: p,
     } = await poller({ endpoint, epoch: 1, pollIntervalSeconds }, 0, 0.5)
     p.start()
-    await waitFor(() => concierge.requestCount === 1 && clock.pending() === 1, 'first poll done')
+    await waitFor(() => concierge.requestCount === 1 && onlyWaiting(clock), 'first poll done')
     return { concierge, clock }
   }
 
@@ -153,14 +175,14 @@ describe('the concierge cannot make a fleet hammer it', () => {
     } = await poller({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 }, 2, 0.9)
     concierge.setFault('500')
     const polled = p.poll()
-    await waitFor(() => clock.pending() === 1, 'the first retry scheduled')
+    await waitFor(() => onlyWaiting(clock), 'the first retry scheduled')
     expect(clock.nextDelay()).toBe(280)
     await clock.advance(279)
     expect(concierge.requestCount).toBe(1)
     await clock.advance(1)
     await waitFor(() => concierge.requestCount === 2, 'the first retry, spread')
     concierge.setFault('none')
-    await waitFor(() => clock.pending() === 1, 'the second retry scheduled')
+    await waitFor(() => onlyWaiting(clock), 'the second retry scheduled')
     expect(clock.nextDelay()).toBe(560)
     await clock.advance(559)
     expect(concierge.requestCount).toBe(2)
@@ -203,5 +225,52 @@ describe('one epoch floor for the concierge and the control topic', () => {
     expect((await poller.poll())?.epoch).toBe(12)
     expect(floor.value).toBe(12)
     expect(directives).toEqual([12])
+  })
+})
+
+describe('a concierge that answers slowly', () => {
+  it('is cut off timeoutMs after the request on the device clock, although bytes keep coming, and the poll reports it', async () => {
+    // Headers at once, then one byte of the body every 50 ms: never silent for long enough for
+    // a socket's idle timeout. Bounded: 200 bytes, then the socket is closed.
+    const trickles = new Set<NodeJS.Timeout>()
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      let sent = 0
+      const timer = setInterval(() => {
+        if (sent++ >= 200 || res.destroyed) {
+          clearInterval(timer)
+          res.destroy()
+        } else res.write(' ')
+      }, 50)
+      trickles.add(timer)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    cleanup.push(() => {
+      for (const t of trickles) clearInterval(t)
+      server.closeAllConnections()
+      return new Promise((resolve) => server.close(resolve))
+    })
+    const { port } = server.address() as { port: number }
+    const clock = new ManualClock(0)
+    const errors: UplinkError[] = []
+    const poller = new ConciergePoller(
+      resolveConcierge({
+        url: `http://127.0.0.1:${port}/v1/endpoint`,
+        allowedHosts: [],
+        retries: 0,
+        timeoutMs: 1_000,
+      }),
+      clock,
+      () => 0.5,
+      { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
+    )
+    cleanup.push(() => poller.stop())
+    const polled = poller.poll()
+    await waitFor(() => trickles.size === 1, 'the concierge answering')
+    await clock.advance(999)
+    expect(errors).toEqual([])
+    await clock.advance(1)
+    expect(await polled).toBeUndefined()
+    expect(errors.map((e) => e.message)).toEqual(['concierge did not answer within 1000 ms'])
   })
 })
