@@ -1,5 +1,11 @@
 import type { UplinkError } from '@uplink/client'
-import { createTestPki, startDnsmasq, startMosquitto, waitFor } from '@uplink/testkit'
+import {
+  createTestPki,
+  startDnsmasq,
+  startMosquitto,
+  startSniRouter,
+  waitFor,
+} from '@uplink/testkit'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { collect, delivered, publishNumbered } from './support/accounting.js'
 import { device, onCleanup } from './support/device.js'
@@ -100,5 +106,22 @@ describe('client certificates and an ACL (require_certificate, use_identity_as_u
     const error = (await failed).error as UplinkError
     expect(['TLS_ERROR', 'CONNECTION_CLOSED', 'CONNECT_REFUSED']).toContain(error.code)
     expect(uplink.stats().state).not.toBe('connected')
+  })
+})
+
+describe('behind an SNI router (nginx stream, ssl_preread), as brokers sharing one address are', () => {
+  it('a host name written with the root dot reaches its broker: the name goes out as SNI without the dot', async () => {
+    const { dns, broker } = await tlsBroker([NAME])
+    const router = onCleanup(
+      await startSniRouter({ routes: { [NAME]: { host: '127.0.0.1', port: broker.port } } }),
+    )
+    const uplink = device({
+      endpoints: [`mqtts://${NAME}.:${router.port}`],
+      tls: { ca: pki.ca },
+      dns: { servers: [dns.server] },
+    })
+    const connect = nextEvent(uplink, 'connect')
+    await uplink.start()
+    expect(await connect).toMatchObject({ endpoint: `mqtts://${NAME}:${router.port}` })
   })
 })

@@ -8,6 +8,7 @@ export default function setup(): void {
     'unbound',
     'unbound-control',
     'nginx',
+    'nginx-stream',
     'rabbitmq',
     'openssl',
   ])

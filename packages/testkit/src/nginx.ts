@@ -47,7 +47,7 @@ export async function startNginx(options: {
 }): Promise<TestNginx> {
   const host = options.host ?? '127.0.0.1'
   assertLoopback(host)
-  const binary = binaryOf('nginx')
+  binaryOf('nginx') // before anything is made: fails with the command that installs it
   const dir = mkdtempSync(join(tmpdir(), 'uplink-nginx-'))
   chmodSync(dir, 0o755)
   const root = join(dir, 'www')
@@ -68,46 +68,25 @@ export async function startNginx(options: {
   }
   for (const [path, content] of Object.entries(options.files ?? {})) writeFile(path, content)
   try {
-    const { daemon, port } = await withFreePorts(host, 1, async ([p]) => {
-      const port = p as number
-      const config = join(dir, 'nginx.conf')
-      writeFileSync(
-        config,
-        [
-          // One process as the invoking user: no workers that drop privileges.
-          'master_process off;',
-          `pid ${dir}/nginx.pid;`,
-          `error_log ${dir}/error.log warn;`,
-          'events { worker_connections 64; }',
-          'http {',
-          '  log_format status "$status";',
-          `  access_log ${accessLog} status;`,
-          `  client_body_temp_path ${dir}/client_body;`,
-          `  proxy_temp_path ${dir}/proxy;`,
-          `  fastcgi_temp_path ${dir}/fastcgi;`,
-          `  uwsgi_temp_path ${dir}/uwsgi;`,
-          `  scgi_temp_path ${dir}/scgi;`,
-          '  types { application/json json; }',
-          '  default_type application/json;',
-          '  server {',
-          `    listen ${host.includes(':') ? `[${host}]` : host}:${port} ssl;`,
-          `    ssl_certificate ${dir}/server.pem;`,
-          `    ssl_certificate_key ${dir}/server.key;`,
-          `    root ${root};`,
-          '  }',
-          '}',
-        ].join('\n'),
-      )
-      const daemon = await spawnDaemon({
-        name: 'nginx',
-        binary,
-        args: ['-p', dir, '-c', config, '-e', `${dir}/error.log`, '-g', 'daemon off;'],
-        ready: () => accepts(host, port),
-      }).catch((err) => {
-        throw new Error(`${err}: ${readSafe(join(dir, 'error.log'))}`)
-      })
-      return { daemon, port }
-    })
+    const { daemon, port } = await spawnNginx(dir, host, (port) => [
+      'http {',
+      '  log_format status "$status";',
+      `  access_log ${accessLog} status;`,
+      `  client_body_temp_path ${dir}/client_body;`,
+      `  proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fastcgi;`,
+      `  uwsgi_temp_path ${dir}/uwsgi;`,
+      `  scgi_temp_path ${dir}/scgi;`,
+      '  types { application/json json; }',
+      '  default_type application/json;',
+      '  server {',
+      `    listen ${listenAddress(host, port)} ssl;`,
+      `    ssl_certificate ${dir}/server.pem;`,
+      `    ssl_certificate_key ${dir}/server.key;`,
+      `    root ${root};`,
+      '  }',
+      '}',
+    ])
     const urlHost = host.includes(':') ? `[${host}]` : host
     return {
       host,
@@ -129,6 +108,105 @@ export async function startNginx(options: {
     rmSync(dir, { recursive: true, force: true })
     throw err
   }
+}
+
+/**
+ * nginx's stream proxy routing TLS connections by the server name they send (SNI), without
+ * terminating them: what sits in front of brokers that share one address and port (HAProxy or
+ * nginx in front of a cluster, custom domains on AWS IoT Core). A name it does not know goes to
+ * a closed port on loopback, so that connection is closed at once.
+ */
+export interface TestSniRouter {
+  host: string
+  port: number
+  stop(): Promise<void>
+}
+
+export async function startSniRouter(options: {
+  /** Server name (as sent, compared exactly) to the `host:port` it is passed to. */
+  routes: Record<string, { host: string; port: number }>
+  host?: string
+}): Promise<TestSniRouter> {
+  const host = options.host ?? '127.0.0.1'
+  assertLoopback(host)
+  for (const to of Object.values(options.routes)) assertLoopback(to.host)
+  const dir = mkdtempSync(join(tmpdir(), 'uplink-nginx-sni-'))
+  chmodSync(dir, 0o755)
+  const routes = Object.entries(options.routes).map(
+    ([name, to]) => `    ${JSON.stringify(name)} ${listenAddress(to.host, to.port)};`,
+  )
+  try {
+    const { daemon, port } = await spawnNginx(
+      dir,
+      host,
+      (port) => [
+        'stream {',
+        '  map $ssl_preread_server_name $upstream {',
+        ...routes,
+        // Port 1 on loopback: nothing listens there, so an unknown name is refused at once.
+        '    default 127.0.0.1:1;',
+        '  }',
+        '  server {',
+        `    listen ${listenAddress(host, port)};`,
+        '    ssl_preread on;',
+        '    proxy_pass $upstream;',
+        '    proxy_connect_timeout 2s;',
+        '  }',
+        '}',
+      ],
+      [`load_module ${binaryOf('nginx-stream')};`],
+    )
+    return {
+      host,
+      port,
+      async stop() {
+        await daemon.stop('SIGQUIT')
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+const listenAddress = (host: string, port: number) =>
+  `${host.includes(':') ? `[${host}]` : host}:${port}`
+
+/**
+ * nginx from `dir` on a free port of `host`: one process as the invoking user (no workers that
+ * drop privileges), with the blocks `body` writes for the port and `head` (modules) first.
+ */
+function spawnNginx(
+  dir: string,
+  host: string,
+  body: (port: number) => string[],
+  head: string[] = [],
+) {
+  return withFreePorts(host, 1, async ([p]) => {
+    const port = p as number
+    const config = join(dir, 'nginx.conf')
+    writeFileSync(
+      config,
+      [
+        ...head,
+        'master_process off;',
+        `pid ${dir}/nginx.pid;`,
+        `error_log ${dir}/error.log warn;`,
+        'events { worker_connections 64; }',
+        ...body(port),
+      ].join('\n'),
+    )
+    const daemon = await spawnDaemon({
+      name: 'nginx',
+      binary: binaryOf('nginx'),
+      args: ['-p', dir, '-c', config, '-e', `${dir}/error.log`, '-g', 'daemon off;'],
+      ready: () => accepts(host, port),
+    }).catch((err) => {
+      throw new Error(`${err}: ${readSafe(join(dir, 'error.log'))}`)
+    })
+    return { daemon, port }
+  })
 }
 
 function readSafe(path: string): string {

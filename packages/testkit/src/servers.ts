@@ -12,6 +12,12 @@ export const SERVERS = {
   unbound: { binary: 'unbound', debian: 'unbound' },
   'unbound-control': { binary: 'unbound-control', debian: 'unbound' },
   nginx: { binary: 'nginx', debian: 'nginx-light' },
+  // nginx's stream proxy (an SNI router): a dynamic module in Debian, loaded by path.
+  'nginx-stream': {
+    binary: 'ngx_stream_module.so',
+    debian: 'libnginx-mod-stream',
+    dirs: ['/usr/lib/nginx/modules'],
+  },
   rabbitmq: { binary: 'rabbitmq-server', debian: 'rabbitmq-server' },
   openssl: { binary: 'openssl', debian: 'openssl' },
   // The power-loss filesystem: FUSE, and the Python binding the system interpreter imports.
