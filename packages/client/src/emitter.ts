@@ -1,4 +1,4 @@
-import { UplinkError } from './errors.js'
+import { textOf, UplinkError } from './errors.js'
 
 type Fn = (...args: any[]) => void
 type Args<E, K extends keyof E> = E[K] extends Fn ? Parameters<E[K]> : never
@@ -103,8 +103,8 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
     const bare = typeof e === 'function'
     if (!bare && e.once) this.off(event, e.fn as E[keyof E], undefined, true)
     try {
-      if (bare) e.apply(this, args)
-      else e.fn.apply(e.context ?? this, args)
+      const result: unknown = bare ? e.apply(this, args) : e.fn.apply(e.context ?? this, args)
+      onRejected(result, (err) => this.listenerThrew(event, err))
     } catch (err) {
       this.listenerThrew(event, err)
     }
@@ -126,7 +126,7 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
   }
 
   private listenerThrew(event: keyof E, err: unknown): void {
-    const text = err instanceof Error ? err.message : String(err)
+    const text = textOf(err)
     const error = new UplinkError(
       'LISTENER_ERROR',
       `a '${String(event)}' listener threw: ${text}`,
@@ -140,6 +140,26 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
       return
     }
     warn(error)
+  }
+}
+
+/**
+ * A user's function that returned a promise (an `async` listener or handler, the usual way to
+ * write one): its rejection is reported like a throw. Left alone, it was an unhandled rejection,
+ * which ends a Node process.
+ */
+export function onRejected(result: unknown, report: (err: unknown) => void): void {
+  if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return
+  try {
+    ;(result as PromiseLike<unknown>).then(undefined, (err: unknown) => {
+      try {
+        report(err)
+      } catch {
+        // A report that fails has nowhere left to go; the host process must not pay for it.
+      }
+    })
+  } catch (err) {
+    report(err)
   }
 }
 

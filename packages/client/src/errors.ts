@@ -230,9 +230,21 @@ export function isUplinkError<C extends UplinkErrorCode = UplinkErrorCode>(
   return err instanceof UplinkError && (code === undefined || err.code === code)
 }
 
+/**
+ * What a thrown value says, whatever it is: String() itself throws for some (an object without a
+ * prototype), and a user's listener may throw anything.
+ */
+export function textOf(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err)
+  } catch {
+    return 'a value that cannot be shown as text'
+  }
+}
+
 /** Wraps anything thrown into an UplinkError, keeping the original as `cause`. */
 export function toUplinkError(err: unknown, code: UplinkErrorCode, context?: string): UplinkError {
   if (err instanceof UplinkError) return err
-  const text = err instanceof Error ? err.message : String(err)
+  const text = textOf(err)
   return new UplinkError(code, context ? `${context}: ${text}` : text, { cause: err })
 }

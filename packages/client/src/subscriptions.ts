@@ -1,7 +1,12 @@
+import { onRejected } from './emitter.js'
 import type { Qos } from './outbox.js'
 import { topicMatches } from './topics.js'
 import type { InboundMessage } from './transport.js'
 
+/**
+ * May be `async` (a `void` return takes a promise too): a rejection is reported as
+ * `LISTENER_ERROR`, like a throw.
+ */
 export type MessageHandler = (topic: string, payload: Buffer, message: InboundMessage) => void
 
 interface Subscription {
@@ -58,7 +63,7 @@ export class Subscriptions {
       if (!topicMatches(filter, message.topic)) continue
       for (const handler of s.handlers) {
         try {
-          handler(message.topic, message.payload, message)
+          onRejected(handler(message.topic, message.payload, message), onError)
         } catch (err) {
           onError(err)
         }

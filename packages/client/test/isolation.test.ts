@@ -90,4 +90,61 @@ describe('a throwing listener does not kill the client', () => {
     expect(uncaught).toEqual([])
     expect(uplink.stats().state).toBe('connected')
   })
+
+  it("an async 'connect' listener and an async subscription handler that reject are reported as LISTENER_ERROR, with no unhandled rejection", async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    cleanup.push(async () => process.off('unhandledRejection', onUnhandled))
+    const uplink = createUplink({ clientId: 'gw-async-listener', endpoints: [broker.url] })
+    cleanup.push(() => uplink.stop())
+    const errors: UplinkError[] = []
+    uplink.on('error', (e) => errors.push(e))
+    uplink.on('connect', async () => {
+      throw new Error('bug in an async connect listener')
+    })
+    await uplink.subscribe('cmd/#', async () => {
+      throw new Error('bug in an async handler')
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(() => broker.subscriptions('gw-async-listener').includes('cmd/#'), 'subscribed')
+    await broker.publish('cmd/a', 'one', { qos: 1 })
+    await waitFor(() => errors.length >= 2, 'both rejections reported')
+    expect(errors.map((e) => [e.code, (e.cause as Error).message]).sort()).toEqual([
+      ['LISTENER_ERROR', 'bug in an async connect listener'],
+      ['LISTENER_ERROR', 'bug in an async handler'],
+    ])
+    expect(unhandled).toEqual([])
+    expect(uplink.stats().state).toBe('connected')
+  })
+
+  it('a listener that throws a value String() cannot show (an object without a prototype) is reported, and the client reconnects', async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const uplink = createUplink({
+      clientId: 'gw-throw-odd',
+      endpoints: [broker.url],
+      backoff: fast,
+    })
+    cleanup.push(() => uplink.stop())
+    const errors: UplinkError[] = []
+    uplink.on('error', (e) => errors.push(e))
+    uplink.on('state', ({ state }) => {
+      if (state === 'backing-off') throw Object.create(null)
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const back = nextEvent(uplink, 'connect')
+    broker.dropClient('gw-throw-odd')
+    await back
+    expect(errors.map((e) => e.message)).toContain(
+      "a 'state' listener threw: a value that cannot be shown as text",
+    )
+    expect(errors.some((e) => e.code !== 'LISTENER_ERROR' && e.code !== 'CONNECTION_LOST')).toBe(
+      false,
+    )
+  })
 })
