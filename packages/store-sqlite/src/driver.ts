@@ -17,8 +17,10 @@ export interface Statement {
 export interface Database {
   exec(sql: string): void
   prepare(sql: string): Statement
-  /** One PRAGMA's first value. */
+  /** One PRAGMA's first value; the statement is let go at once (it runs every drain). */
   pragma(sql: string): unknown
+  /** Statements made by prepare() and held until close(): a count that must not grow by itself. */
+  held(): number
   close(): void
 }
 
@@ -82,7 +84,17 @@ function bunSqlite(): Opener {
           values: (...p) => stmt.values(...p),
         }
       },
-      pragma: (sql) => firstValue(prepare(`PRAGMA ${sql}`).get()),
+      // Finalized here, not kept for close(): Space.reclaim runs pragmas each time the outbox
+      // drains, and kept they were a statement each, for as long as the process ran.
+      pragma: (sql) => {
+        const stmt = db.prepare(`PRAGMA ${sql}`)
+        try {
+          return firstValue(stmt.get())
+        } finally {
+          stmt.finalize()
+        }
+      },
+      held: () => statements.length,
       close: () => {
         for (const stmt of statements.splice(0)) stmt.finalize()
         db.close()
@@ -108,10 +120,12 @@ function betterSqlite3(): Opener {
   return (path) => {
     // timeout 0: a second process must hear "locked" at once, not after a 5 s busy wait.
     const db = new BetterDatabase(path, { timeout: 0 })
+    let prepared = 0
     return {
       exec: (sql) => db.exec(sql),
       prepare: (sql) => {
         const stmt = db.prepare(sql)
+        prepared++
         // better-sqlite3 switches a whole statement to arrays: a second one, prepared when needed.
         let raw: BetterStatement | undefined
         return {
@@ -125,6 +139,7 @@ function betterSqlite3(): Opener {
         }
       },
       pragma: (sql) => db.pragma(sql, { simple: true }),
+      held: () => prepared,
       close: () => db.close(),
     }
   }
@@ -145,10 +160,12 @@ function nodeSqlite(): Opener {
   return (path) => {
     // timeout 0 (also its default): a second process hears "locked" at once.
     const db = new DatabaseSync(path, { timeout: 0 })
+    let prepared = 0
     return {
       exec: (sql) => db.exec(sql),
       prepare: (sql) => {
         const stmt = db.prepare(sql)
+        prepared++
         let arrays: ((...p: unknown[]) => unknown[][]) | undefined
         const toArrays = (): ((...p: unknown[]) => unknown[][]) => {
           const second = db.prepare(sql)
@@ -170,6 +187,7 @@ function nodeSqlite(): Opener {
         }
       },
       pragma: (sql) => firstValue(db.prepare(`PRAGMA ${sql}`).get()),
+      held: () => prepared,
       // DatabaseSync finalizes its statements on close, so the lock goes with it.
       close: () => db.close(),
     }

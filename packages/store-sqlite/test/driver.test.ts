@@ -55,6 +55,16 @@ describe('sqliteCode on errors of the driver under test', () => {
     expect(sqliteCode(err)).toBe('SQLITE_NOTADB')
   })
 
+  it('pragma() holds no statement once it has answered: a drain that runs pragmas for hours holds what it prepared, no more', () => {
+    const db = openDatabase(tempPath(), TEST_DRIVER)
+    dbs.push(db)
+    const select = db.prepare('SELECT 1')
+    const before = db.held()
+    for (let i = 0; i < 100; i++) expect(db.pragma('auto_vacuum')).toBe(0)
+    expect(db.held()).toBe(before)
+    expect(select.get()).toBeDefined()
+  })
+
   it('a second connection to an exclusively locked file is SQLITE_BUSY', () => {
     const path = tempPath()
     const first = openDatabase(path, TEST_DRIVER)
