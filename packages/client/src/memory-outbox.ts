@@ -1,7 +1,7 @@
 import { UplinkError } from './errors.js'
 // A cycle (options.ts builds the default memory outbox), harmless: both read each other only
 // when called, never while the modules load.
-import { DEFAULTS } from './options.js'
+import { resolveMemoryOutboxOptions } from './options.js'
 import type {
   DropReason,
   Outbox,
@@ -49,6 +49,8 @@ class MemoryOutbox implements Outbox {
   private listener: OutboxListener | undefined
   private nextId = 1
   private bytes = 0
+  /** Of `bytes`, the alarms': what telemetry can never make room in. */
+  private alarmBytes = 0
   private closed = false
 
   constructor(
@@ -85,7 +87,9 @@ class MemoryOutbox implements Outbox {
     }
     const out = this.out
     if (out?.delete(entry.id) && out.size === 0) this.out = undefined
-    this.bytes -= entrySize(entry)
+    const size = entrySize(entry)
+    this.bytes -= size
+    if (entry.priority === 'alarm') this.alarmBytes -= size
   }
 
   private discard(entry: OutboxEntry, reason: DropReason): void {
@@ -116,20 +120,28 @@ class MemoryOutbox implements Outbox {
           `outbox is full (${this.count()} messages, ${this.bytes} bytes)`,
         )
       }
+      // Telemetry that would not fit beside the alarms is refused before anything is dropped:
+      // dropping the stored telemetry first, and refusing it anyway, lost both.
+      const alarms = this.alarm?.size ?? 0
+      if (
+        input.priority === 'telemetry' &&
+        (alarms + 1 > maxMessages || this.alarmBytes + size > maxBytes)
+      ) {
+        throw new UplinkError(
+          'OUTBOX_FULL',
+          'outbox is full of alarms; telemetry never displaces an alarm',
+        )
+      }
       while (this.count() + 1 > maxMessages || this.bytes + size > maxBytes) {
-        const victim = this.oldest(input.priority)
-        if (!victim) {
-          throw new UplinkError(
-            'OUTBOX_FULL',
-            'outbox is full of alarms; telemetry never displaces an alarm',
-          )
-        }
-        this.discard(victim, 'overflow')
+        this.discard(this.oldest(input.priority) as OutboxEntry, 'overflow')
       }
     }
-    const entry: OutboxEntry = { ...input, id: this.nextId++, enqueuedAt: now }
+    // A copy: the caller may reuse its buffer once publish() resolved, as with the SQLite outbox.
+    const payload = Buffer.from(input.payload)
+    const entry: OutboxEntry = { ...input, payload, id: this.nextId++, enqueuedAt: now }
     this.queue(entry.priority).set(entry.id, entry)
     this.bytes += size
+    if (entry.priority === 'alarm') this.alarmBytes += size
     return entry
   }
 
@@ -181,11 +193,8 @@ class MemoryOutbox implements Outbox {
   }
 }
 
+/** Throws INVALID_OPTIONS for a bad value or an unknown key, as the client's options do. */
 export function memoryOutbox(options: MemoryOutboxOptions = {}): Outbox {
-  const d = DEFAULTS.memoryOutbox
-  return new MemoryOutbox(
-    options.maxMessages ?? d.maxMessages,
-    options.maxBytes ?? d.maxBytes,
-    options.overflow ?? d.overflow,
-  )
+  const { maxMessages, maxBytes, overflow } = resolveMemoryOutboxOptions(options)
+  return new MemoryOutbox(maxMessages, maxBytes, overflow)
 }

@@ -5,8 +5,8 @@ import type { ConciergeOptions } from './concierge.js'
 import type { ResolverOptions } from './dns.js'
 import { type Endpoint, type EndpointInput, parseEndpoint, type TlsConfig } from './endpoints.js'
 import { UplinkError } from './errors.js'
-import { memoryOutbox } from './memory-outbox.js'
-import { checkKeys, ENDPOINT_KEYS, OPTION_KEYS } from './option-keys.js'
+import { type MemoryOutboxOptions, memoryOutbox } from './memory-outbox.js'
+import { checkKeys, ENDPOINT_KEYS, type KeyTree, OPTION_KEYS } from './option-keys.js'
 import type { Outbox, Priority, Qos } from './outbox.js'
 import { shared } from './shared-options.js'
 import { MAX_TTL_SECONDS, validateFilter, validateTopic } from './topics.js'
@@ -604,6 +604,29 @@ function resolveSession(input: UplinkOptions['session']): ResolvedOptions['sessi
   }
 }
 
+const MEMORY_OUTBOX_KEYS: KeyTree = {
+  maxMessages: true,
+  maxBytes: true,
+  overflow: true,
+} satisfies Record<keyof Required<MemoryOutboxOptions>, true>
+
+/** memoryOutbox()'s options, checked like the client's (unknown keys too), every field filled. */
+export function resolveMemoryOutboxOptions(
+  input: MemoryOutboxOptions,
+): Required<MemoryOutboxOptions> {
+  const o = object(input, 'memoryOutbox')
+  checkKeys(o, MEMORY_OUTBOX_KEYS, 'memoryOutbox')
+  const d = DEFAULTS.memoryOutbox
+  const overflow = o.overflow ?? d.overflow
+  if (overflow !== 'drop-oldest' && overflow !== 'reject')
+    fail('memoryOutbox.overflow', "must be 'drop-oldest' or 'reject'")
+  return {
+    maxMessages: int(o.maxMessages, 'memoryOutbox.maxMessages', d.maxMessages, 1, 2 ** 32 - 1),
+    maxBytes: int(o.maxBytes, 'memoryOutbox.maxBytes', d.maxBytes, 1, Number.MAX_SAFE_INTEGER),
+    overflow,
+  }
+}
+
 /** The outbox given, checked for the interface; without one, a memory outbox. */
 function resolveOutbox(input: Outbox | undefined): Outbox {
   if (input === undefined) return memoryOutbox(DEFAULTS.memoryOutbox)
@@ -642,6 +665,25 @@ function argument(must: string): never {
   throw new UplinkError('INVALID_ARGUMENT', must)
 }
 
+/**
+ * A method's options object may hold only the keys it takes: a misspelt one (`prioirty`, `ttl`)
+ * stored an alarm as telemetry, or a message without its expiry, and said nothing.
+ */
+function argumentKeys(options: object, keys: KeyTree, what: string): void {
+  try {
+    checkKeys(options, keys, what)
+  } catch (err) {
+    throw new UplinkError('INVALID_ARGUMENT', (err as Error).message)
+  }
+}
+
+const PUBLISH_KEYS: KeyTree = {
+  qos: true,
+  retain: true,
+  priority: true,
+  ttlSeconds: true,
+} satisfies Record<keyof Required<PublishOptions>, true>
+
 function qosArgument(qos: unknown): Qos {
   if (!QOS.includes(qos as Qos)) argument('qos must be 0, 1 or 2')
   return qos as Qos
@@ -659,6 +701,7 @@ export function resolvePublishOptions(options: unknown): ResolvedPublishOptions 
   if (typeof options !== 'object' || options === null) {
     argument('publish options must be an object')
   }
+  argumentKeys(options, PUBLISH_KEYS, 'publish')
   const p = options as PublishOptions
   const qos = qosArgument(p.qos ?? DEFAULTS.publish.qos)
   const priority = p.priority ?? DEFAULTS.publish.priority
@@ -683,6 +726,7 @@ export function resolveSubscribeOptions(options: unknown): { qos: Qos } {
   if (typeof options !== 'object' || options === null) {
     argument('subscribe options must be an object')
   }
+  argumentKeys(options, { qos: true }, 'subscribe')
   return { qos: qosArgument((options as { qos?: Qos }).qos ?? DEFAULTS.subscribe.qos) }
 }
 
@@ -691,6 +735,7 @@ export function resolveStopOptions(options: unknown): { timeoutMs: number } {
   if (typeof options !== 'object' || options === null) {
     argument('stop options must be an object')
   }
+  argumentKeys(options, { timeoutMs: true }, 'stop')
   const t = (options as { timeoutMs?: unknown }).timeoutMs
   if (t === undefined) return { timeoutMs: DEFAULTS.stopTimeoutMs }
   if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) {

@@ -12,6 +12,25 @@ const msg = (n: number, priority: Priority = 'telemetry', expiresAt?: number): O
   expiresAt,
 })
 
+describe('memoryOutbox options', () => {
+  it.each([
+    [{ maxMessages: 0 }, 'memoryOutbox.maxMessages must be an integer from 1'],
+    [{ maxBytes: Number.NaN }, 'memoryOutbox.maxBytes must be an integer from 1'],
+    [{ overflow: 'rejects' }, "memoryOutbox.overflow must be 'drop-oldest' or 'reject'"],
+    [
+      { maxMessage: 5 },
+      'memoryOutbox.maxMessage is not an option; did you mean memoryOutbox.maxMessages?',
+    ],
+  ])('%o is INVALID_OPTIONS: %s', (options, message) => {
+    expect(() => memoryOutbox(options as never)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTIONS',
+        message: expect.stringContaining(message),
+      }),
+    )
+  })
+})
+
 describe('memoryOutbox', () => {
   it('drains alarms first, then FIFO, never handing out a message that is out', async () => {
     const box = memoryOutbox()

@@ -98,6 +98,10 @@ describe('options are resolved section by section, every field filled in', () =>
     ['qos', () => resolveSubscribeOptions({ qos: 3 })],
     ['priority', () => resolvePublishOptions({ priority: 'urgent' })],
     ['timeoutMs', () => resolveStopOptions({ timeoutMs: -1 })],
+    ['publish.prioirty', () => resolvePublishOptions({ prioirty: 'alarm' })],
+    ['publish.ttl', () => resolvePublishOptions({ ttl: 5 })],
+    ['subscribe.qso', () => resolveSubscribeOptions({ qso: 1 })],
+    ['stop.timeout', () => resolveStopOptions({ timeout: 5 })],
   ])('a bad %s is INVALID_ARGUMENT naming it', (field, call) => {
     expect(call).toThrow(
       expect.objectContaining({

@@ -74,6 +74,16 @@ describe('options say what they mean', () => {
     )
   })
 
+  it('a misspelt publish option is INVALID_ARGUMENT with the name meant, and nothing is stored', async () => {
+    const uplink = createUplink(base)
+    await expect(uplink.publish('a/b', 'x', { prioirty: 'alarm' } as never)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'publish.prioirty is not an option; did you mean publish.priority?',
+    })
+    expect(uplink.stats().outbox.messages).toBe(0)
+    await uplink.stop()
+  })
+
   it('refuses null publish options and unsubscribe after stop with typed errors', async () => {
     const uplink = createUplink(base)
     await expect(uplink.publish('a/b', 'x', null as never)).rejects.toMatchObject({

@@ -255,13 +255,33 @@ export class GroupCommit {
     return ledger.messages + 1 > o.maxMessages || ledger.bytes + size > o.maxBytes
   }
 
-  /** Drops the oldest rows the overflow policy allows until `size` more fits, or none is left. */
+  /**
+   * Drops the oldest rows the overflow policy allows until `size` more fits; none at all when
+   * even dropping every one it allows would not make room (telemetry beside a full outbox of
+   * alarms). Chosen first, dropped after: dropping until none was left and then refusing the
+   * message anyway lost the stored telemetry and the new message both.
+   */
   private makeRoom(arriving: Priority, size: number, drops: Row[]): void {
     const { o, ledger, sql } = this.parts
     if (o.overflow === 'reject') return
-    while (this.over(size)) {
-      const row = this.victim(arriving)
+    const { acked } = ledger
+    const victims: Row[] = []
+    let { messages, bytes, telemetryFloor } = ledger
+    let alarmFloor = 0
+    while (messages + 1 > o.maxMessages || bytes + size > o.maxBytes) {
+      // Telemetry goes first; only an arriving alarm may displace an older alarm.
+      let row = acked.live(telemetryFloor, 1, rowsBetween(sql, TELEMETRY))[0]
+      if (row) telemetryFloor = row[COL.id]
+      else if (arriving === 'alarm') {
+        row = acked.live(alarmFloor, 1, rowsBetween(sql, ALARM))[0]
+        if (row) alarmFloor = row[COL.id]
+      }
       if (!row) return
+      victims.push(row)
+      messages--
+      bytes -= row[COL.size]
+    }
+    for (const row of victims) {
       const id = row[COL.id]
       sql.remove.run(id)
       ledger.messages--
@@ -269,14 +289,5 @@ export class GroupCommit {
       if (row[COL.priority] === TELEMETRY) ledger.telemetryFloor = id
       drops.push(row)
     }
-  }
-
-  /** The oldest row overflow may drop to make room for `arriving`, or none. */
-  private victim(arriving: Priority): Row | undefined {
-    const { sql, ledger } = this.parts
-    const { acked } = ledger
-    const telemetry = acked.live(ledger.telemetryFloor, 1, rowsBetween(sql, TELEMETRY))[0]
-    if (telemetry) return telemetry
-    return arriving === 'alarm' ? acked.live(0, 1, rowsBetween(sql, ALARM))[0] : undefined
   }
 }

@@ -123,12 +123,40 @@ export function outboxContract(name: string, subject: ContractSubject): void {
       expect(box.stats()).toMatchObject({ messages: 3, dropped: { overflow: 2, expired: 0 } })
     })
 
+    it('telemetry that cannot fit beside the alarms is refused with OUTBOX_FULL, and no stored message is dropped for it', async () => {
+      const box = subject.open({ maxBytes: 100 })
+      const drops = listen(box)
+      // Sizes are topic plus payload: 't/1' and 57 bytes is 60.
+      const sized = (n: number, bytes: number, priority: Priority = 'telemetry') => ({
+        ...msg(n, priority),
+        payload: new Uint8Array(bytes - 3),
+      })
+      await store(box, sized(1, 60, 'alarm'), sized(2, 30))
+      // 50 more bytes: only 40 beside the alarm, whatever telemetry goes.
+      await expect(box.enqueue(sized(3, 50), 0)).rejects.toMatchObject({ code: 'OUTBOX_FULL' })
+      expect(drops).toEqual([])
+      expect(box.stats()).toMatchObject({ messages: 2, bytes: 90, dropped: { overflow: 0 } })
+      // One that fits once the telemetry goes still makes its room.
+      await store(box, sized(4, 40))
+      expect(drops).toEqual([[2, 'overflow']])
+      expect(await take(box, 10)).toEqual([1, 4])
+    })
+
     it('the reject policy refuses with OUTBOX_FULL and stores nothing more', async () => {
       const box = subject.open({ maxMessages: 2, overflow: 'reject' })
       await store(box, msg(1), msg(2))
       await expect(box.enqueue(msg(3, 'alarm'), 0)).rejects.toMatchObject({ code: 'OUTBOX_FULL' })
       expect(await take(box, 10)).toEqual([1, 2])
       expect(box.stats()).toMatchObject({ messages: 2, dropped: { overflow: 0, expired: 0 } })
+    })
+
+    it('keeps its own copy of a payload: the caller may reuse its buffer once enqueue resolved', async () => {
+      const box = subject.open()
+      const payload = new TextEncoder().encode('temperature=21')
+      await box.enqueue({ ...msg(1), payload }, 0)
+      payload.fill(0x58)
+      const [entry] = await box.take(1, 0)
+      expect(new TextDecoder().decode(entry?.payload)).toBe('temperature=21')
     })
 
     it('once closed refuses new messages with OUTBOX_CLOSED', async () => {
