@@ -45,6 +45,24 @@ describe.each([4, 5] as const)('Mosquitto 2, MQTT %s', (protocolVersion) => {
   })
 })
 
+describe('Mosquitto 2, shared subscriptions (MQTT 5)', () => {
+  it('a handler on $share/{group}/{filter} gets the commands Mosquitto delivers through the group, with their real topics', async () => {
+    const broker = onCleanup(await startMosquitto())
+    const uplink = device({ endpoints: [broker.url], protocolVersion: 5 })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    const got: string[] = []
+    // Subscribed while connected: it resolves once Mosquitto has acknowledged the SUBSCRIBE.
+    await uplink.subscribe('$share/gateways/cmd/+', (topic, p) => got.push(`${topic}=${p}`))
+    const c = await cloud(broker.url)
+    await c.publishAsync('cmd/reboot', 'now', { qos: 1 })
+    await c.publishAsync('telemetry/x', 'not a command', { qos: 1 })
+    await c.publishAsync('cmd/update', 'v2', { qos: 1 })
+    await waitFor(() => got.length === 2, 'both commands')
+    expect(got).toEqual(['cmd/reboot=now', 'cmd/update=v2'])
+  })
+})
+
 describe('Mosquitto 2, sessions (MQTT 5, persistence on)', () => {
   it('after a crash and a restart on the same port with no session saved, the device subscribes again and gets commands', async () => {
     const broker = onCleanup(await startMosquitto({ persistence: true }))

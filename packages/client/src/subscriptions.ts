@@ -41,8 +41,9 @@ export class Subscriptions {
     const existing = this.entries?.get(filter)
     if (!existing) return false
     if (handler) {
-      existing.handlers.delete(handler)
-      if (existing.handlers.size > 0) return false
+      // A handler never added to this filter leaves it as it is: removing it was no request to
+      // drop a subscription made without one.
+      if (!existing.handlers.delete(handler) || existing.handlers.size > 0) return false
     }
     this.entries?.delete(filter)
     return true

@@ -68,11 +68,20 @@ export function validateFilter(filter: unknown): string {
       throw new UplinkError('INVALID_TOPIC', `topic filter "${filter}": # must be the last level`)
     }
   })
+  const [first, group] = levels
+  if (first === '$share' && (levels.length < 3 || !group || group === '+' || group === '#')) {
+    throw new UplinkError(
+      'INVALID_TOPIC',
+      `topic filter "${filter}": a shared subscription is $share/{group}/{filter}, the group a name`,
+    )
+  }
   return filter
 }
 
 /** Whether `topic` matches `filter` under MQTT's rules ($-topics do not match leading wildcards). */
 export function topicMatches(filter: string, topic: string): boolean {
+  // An MQTT 5 shared subscription, `$share/{group}/{filter}`, delivers topics its filter matches.
+  if (filter.startsWith('$share/')) filter = filter.slice(filter.indexOf('/', 7) + 1)
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false
   const f = filter.split('/')
   const t = topic.split('/')

@@ -25,6 +25,17 @@ describe('topics', () => {
     expect(topicMatches('#', '$SYS/x')).toBe(false)
   })
 
+  it('a shared subscription ($share/{group}/{filter}) matches what its filter matches, and must name its group and filter', () => {
+    expect(topicMatches('$share/workers/cmd/+/reboot', 'cmd/gw/reboot')).toBe(true)
+    expect(topicMatches('$share/workers/#', 'cmd/gw')).toBe(true)
+    expect(topicMatches('$share/workers/cmd/gw', 'cmd/other')).toBe(false)
+    expect(topicMatches('$share/workers/#', '$SYS/x')).toBe(false)
+    expect(validateFilter('$share/workers/cmd/#')).toBe('$share/workers/cmd/#')
+    for (const bad of ['$share/workers', '$share//cmd', '$share/+/cmd', '$share/#']) {
+      expect(() => validateFilter(bad)).toThrow(expect.objectContaining({ code: 'INVALID_TOPIC' }))
+    }
+  })
+
   it('turns payloads into bytes and bounds their size', () => {
     expect(toPayload('hé', 10)).toEqual(Buffer.from('hé'))
     expect(() => toPayload({}, 10)).toThrow(expect.objectContaining({ code: 'INVALID_PAYLOAD' }))
