@@ -67,46 +67,37 @@ export async function startNginx(options: {
     renameSync(`${target}.tmp`, target)
   }
   for (const [path, content] of Object.entries(options.files ?? {})) writeFile(path, content)
-  try {
-    const { daemon, port } = await spawnNginx(dir, host, (port) => [
-      'http {',
-      '  log_format status "$status";',
-      `  access_log ${accessLog} status;`,
-      `  client_body_temp_path ${dir}/client_body;`,
-      `  proxy_temp_path ${dir}/proxy;`,
-      `  fastcgi_temp_path ${dir}/fastcgi;`,
-      `  uwsgi_temp_path ${dir}/uwsgi;`,
-      `  scgi_temp_path ${dir}/scgi;`,
-      '  types { application/json json; }',
-      '  default_type application/json;',
-      '  server {',
-      `    listen ${listenAddress(host, port)} ssl;`,
-      `    ssl_certificate ${dir}/server.pem;`,
-      `    ssl_certificate_key ${dir}/server.key;`,
-      `    root ${root};`,
-      '  }',
-      '}',
-    ])
-    const urlHost = host.includes(':') ? `[${host}]` : host
-    return {
-      host,
-      port,
-      version: nginxVersion(),
-      url: (path) => `https://${urlHost}:${port}${path}`,
-      writeFile,
-      statuses: () =>
-        readSafe(accessLog)
-          .split('\n')
-          .filter(Boolean)
-          .map((line) => Number(line)),
-      async stop() {
-        await daemon.stop('SIGQUIT')
-        rmSync(dir, { recursive: true, force: true })
-      },
-    }
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true })
-    throw err
+  const { port, stop } = await spawnNginx(dir, host, (port) => [
+    'http {',
+    '  log_format status "$status";',
+    `  access_log ${accessLog} status;`,
+    `  client_body_temp_path ${dir}/client_body;`,
+    `  proxy_temp_path ${dir}/proxy;`,
+    `  fastcgi_temp_path ${dir}/fastcgi;`,
+    `  uwsgi_temp_path ${dir}/uwsgi;`,
+    `  scgi_temp_path ${dir}/scgi;`,
+    '  types { application/json json; }',
+    '  default_type application/json;',
+    '  server {',
+    `    listen ${address(host, port)} ssl;`,
+    `    ssl_certificate ${dir}/server.pem;`,
+    `    ssl_certificate_key ${dir}/server.key;`,
+    `    root ${root};`,
+    '  }',
+    '}',
+  ])
+  return {
+    host,
+    port,
+    version: nginxVersion(),
+    url: (path) => `https://${address(host, port)}${path}`,
+    writeFile,
+    statuses: () =>
+      readSafe(accessLog)
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => Number(line)),
+    stop,
   }
 }
 
@@ -130,60 +121,52 @@ export async function startSniRouter(options: {
   const host = options.host ?? '127.0.0.1'
   assertLoopback(host)
   for (const to of Object.values(options.routes)) assertLoopback(to.host)
+  // Before anything is made: fails with the command that installs it.
+  const streamModule = binaryOf('nginx-stream')
   const dir = mkdtempSync(join(tmpdir(), 'uplink-nginx-sni-'))
   chmodSync(dir, 0o755)
   const routes = Object.entries(options.routes).map(
-    ([name, to]) => `    ${JSON.stringify(name)} ${listenAddress(to.host, to.port)};`,
+    ([name, to]) => `    ${JSON.stringify(name)} ${address(to.host, to.port)};`,
   )
-  try {
-    const { daemon, port } = await spawnNginx(
-      dir,
-      host,
-      (port) => [
-        'stream {',
-        '  map $ssl_preread_server_name $upstream {',
-        ...routes,
-        // Port 1 on loopback: nothing listens there, so an unknown name is refused at once.
-        '    default 127.0.0.1:1;',
-        '  }',
-        '  server {',
-        `    listen ${listenAddress(host, port)};`,
-        '    ssl_preread on;',
-        '    proxy_pass $upstream;',
-        '    proxy_connect_timeout 2s;',
-        '  }',
-        '}',
-      ],
-      [`load_module ${binaryOf('nginx-stream')};`],
-    )
-    return {
-      host,
-      port,
-      async stop() {
-        await daemon.stop('SIGQUIT')
-        rmSync(dir, { recursive: true, force: true })
-      },
-    }
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true })
-    throw err
-  }
+  const { port, stop } = await spawnNginx(
+    dir,
+    host,
+    (port) => [
+      'stream {',
+      '  map $ssl_preread_server_name $upstream {',
+      ...routes,
+      // Port 1 on loopback: nothing listens there, so an unknown name is refused at once.
+      '    default 127.0.0.1:1;',
+      '  }',
+      '  server {',
+      `    listen ${address(host, port)};`,
+      '    ssl_preread on;',
+      '    proxy_pass $upstream;',
+      '    proxy_connect_timeout 2s;',
+      '  }',
+      '}',
+    ],
+    [`load_module ${streamModule};`],
+  )
+  return { host, port, stop }
 }
 
-const listenAddress = (host: string, port: number) =>
-  `${host.includes(':') ? `[${host}]` : host}:${port}`
+/** `host:port` as nginx's `listen` and a URL write it (an IPv6 address in brackets). */
+const address = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`
 
 /**
  * nginx from `dir` on a free port of `host`: one process as the invoking user (no workers that
  * drop privileges), with the blocks `body` writes for the port and `head` (modules) first.
+ * From here on `dir` is its: removed if nginx does not start, and by `stop()` after it.
  */
-function spawnNginx(
+async function spawnNginx(
   dir: string,
   host: string,
   body: (port: number) => string[],
   head: string[] = [],
-) {
-  return withFreePorts(host, 1, async ([p]) => {
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const remove = () => rmSync(dir, { recursive: true, force: true })
+  const { daemon, port } = await withFreePorts(host, 1, async ([p]) => {
     const port = p as number
     const config = join(dir, 'nginx.conf')
     writeFileSync(
@@ -206,7 +189,17 @@ function spawnNginx(
       throw new Error(`${err}: ${readSafe(join(dir, 'error.log'))}`)
     })
     return { daemon, port }
+  }).catch((err) => {
+    remove()
+    throw err
   })
+  return {
+    port,
+    async stop() {
+      await daemon.stop('SIGQUIT')
+      remove()
+    },
+  }
 }
 
 function readSafe(path: string): string {
