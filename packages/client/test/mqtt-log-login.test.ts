@@ -1,35 +1,19 @@
-import { createRequire } from 'node:module'
 import { startBroker } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink } from '../src/index.js'
 import { nextEvent } from './support/events.js'
+import { captureDebugLines, debug } from './support/mqtt-debug.js'
 
 const cleanup: Array<() => Promise<unknown> | void> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
-// The `debug` that MQTT.js itself requires: DEBUG=mqttjs* turned on as a user would.
-const fromMqtt = createRequire(createRequire(import.meta.url).resolve('mqtt'))
-const debug = fromMqtt('debug') as {
-  enable(namespaces: string): void
-  disable(): string
-  log: (...args: unknown[]) => void
-}
-
 // Alone in its file, so that the first connection here is the process's first: the one whose
 // client makes MQTT.js's logger.
 describe("MQTT.js's log with its namespace on", () => {
   it('shows the CONNECT packets of the first connection and of the next, each with its password hidden', async () => {
-    const before = debug.disable()
-    const lines: string[] = []
-    const log = debug.log
-    debug.log = (...args) => lines.push(args.map(String).join(' '))
-    cleanup.push(() => {
-      debug.log = log
-      debug.disable()
-      if (before) debug.enable(before)
-    })
+    const lines = captureDebugLines((undo) => cleanup.push(undo))
     debug.enable('mqttjs:client')
     const broker = await startBroker()
     cleanup.push(() => broker.stop())

@@ -1,24 +1,15 @@
-import { createRequire } from 'node:module'
 import { startBroker } from '@uplink/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { UplinkError } from '../src/errors.js'
 import { createUplink } from '../src/index.js'
 import { connectTo, mqttClientOf } from './support/connection.js'
 import { nextEvent } from './support/events.js'
+import { captureDebugLines, debug } from './support/mqtt-debug.js'
 
 const cleanup: Array<() => Promise<unknown> | void> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
-
-// The `debug` that MQTT.js itself requires, so that its instances can be counted as they are made.
-const fromMqtt = createRequire(createRequire(import.meta.url).resolve('mqtt'))
-const debug = fromMqtt('debug') as {
-  init?: (instance: { namespace: string }) => void
-  enable(namespaces: string): void
-  disable(): string
-  log: (...args: unknown[]) => void
-}
 
 describe("MQTT.js's logger", () => {
   it('is made once for every connection of the process, not once per connection', async () => {
@@ -45,15 +36,7 @@ describe("MQTT.js's logger", () => {
   it('costs nothing while its namespace is off, and logs through debug from the next connection once it is on', async () => {
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
-    const before = debug.disable()
-    const lines: string[] = []
-    const log = debug.log
-    debug.log = (...args) => lines.push(args.map(String).join(' '))
-    cleanup.push(() => {
-      debug.log = log
-      debug.disable()
-      if (before) debug.enable(before)
-    })
+    const lines = captureDebugLines((undo) => cleanup.push(undo))
     const off = await connectTo(broker.port, 'gw-log-off')
     cleanup.push(() => off.destroy(new UplinkError('CONNECTION_LOST', 'test over')))
     await off.publish('t/off', Buffer.from('x'), { qos: 1, retain: false })
