@@ -21,8 +21,12 @@ const TIMEOUT_MS = 600_000
 const onlyWaiting = (clock: ManualClock) =>
   clock.pending() === 1 && clock.nextDelay() !== TIMEOUT_MS
 
-async function setup(retries: number) {
-  const concierge = await startConcierge({ body: { endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 } })
+/**
+ * A poller on the manual clock against a real concierge answering `body`, with `random` always
+ * `r`; what it reports is kept.
+ */
+async function poller(body: object, retries: number, r: number) {
+  const concierge = await startConcierge({ body })
   const clock = new ManualClock(0)
   const directives: string[] = []
   const errors: UplinkError[] = []
@@ -35,7 +39,7 @@ async function setup(retries: number) {
       timeoutMs: TIMEOUT_MS,
     }),
     clock,
-    () => 0.5,
+    () => r,
     {
       parse: (body, lastEpoch) =>
         parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
@@ -49,6 +53,9 @@ async function setup(retries: number) {
   )
   return { concierge, clock, poller, directives, errors }
 }
+
+const setup = (retries: number) =>
+  poller({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 1 }, retries, 0.5)
 
 describe('ConciergePoller retries', () => {
   it('retries a failing poll 200 ms, then 400 ms later on the device clock, and takes the answer', async () => {
@@ -112,34 +119,6 @@ async function setupAt(path: string) {
 }
 
 describe('the concierge cannot make a fleet hammer it', () => {
-  /** A poller on the manual clock against a real concierge, with `random` always `r`. */
-  async function poller(body: object, retries: number, r: number) {
-    const concierge = await startConcierge({ body })
-    const clock = new ManualClock(0)
-    const poller = new ConciergePoller(
-      resolveConcierge({
-        url: concierge.url,
-        allowedHosts: ['127.0.0.2'],
-        retries,
-        jitter: 0,
-        timeoutMs: TIMEOUT_MS,
-      }),
-      clock,
-      () => r,
-      {
-        parse: (body, lastEpoch) =>
-          parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
-        directive: () => {},
-        error: () => {},
-      },
-    )
-    cleanup.push(
-      () => poller.stop(),
-      () => concierge.stop(),
-    )
-    return { concierge, clock, poller }
-  }
-
   async function polling(pollIntervalSeconds: number) {
     const endpoint = 'mqtt://127.0.0.2:1883'
     const {
