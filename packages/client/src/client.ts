@@ -145,6 +145,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
         {
           parse: (body, lastEpoch) => this.parseDirective(body, lastEpoch),
           directive: (d) => this.follow(d, 'concierge'),
+          unchanged: (d) => this.#supervisor.recall(d.endpoint, 'concierge'),
           error: (err) => this.emit('error', err),
         },
         this.epochs as EpochFloor,

@@ -127,8 +127,13 @@ function request(
 export interface ConciergeHooks {
   /** Parses and checks an answer against the allow-list and the epoch floor (throws if refused). */
   parse(body: string, lastEpoch: number | undefined): Directive
-  /** A new, valid, allowed directive (not sent again for a 304 or an unchanged answer). */
+  /** A new, valid, allowed directive. */
   directive(directive: Directive): void
+  /**
+   * The last directive, confirmed again by a 304 or the same answer, while it is still the
+   * newest word (no control message raised the epoch past it): where the device should be.
+   */
+  unchanged(directive: Directive): void
   /** A poll failed after its retries, or the answer was refused: the current endpoint stays. */
   error(err: UplinkError): void
 }
@@ -141,7 +146,8 @@ export interface ConciergeHooks {
 export class ConciergePoller {
   private readonly url: URL
   private etag: string | undefined
-  private lastEndpoint: string | undefined
+  /** The last directive taken: what a 304 confirms. */
+  private standing: Directive | undefined
   private lastAnswerAt: number | undefined
   private intervalMs: number
   private readonly abort = new AbortController()
@@ -196,16 +202,26 @@ export class ConciergePoller {
     try {
       const answer = await this.requestWithRetries(signal)
       this.lastAnswerAt = this.clock.now()
-      if (answer.status === 304) return undefined
       const floor = this.floor.value
+      if (answer.status === 304) {
+        const standing = this.standing
+        if (standing && standing.epoch >= (floor ?? standing.epoch)) this.hooks.unchanged(standing)
+        return undefined
+      }
       const directive = this.hooks.parse(answer.body, floor)
       this.etag = answer.etag
       if (directive.pollIntervalSeconds)
         this.intervalMs = pollIntervalMs(directive.pollIntervalSeconds)
-      const changed = directive.endpoint.url !== this.lastEndpoint || directive.epoch !== floor
+      const changed =
+        directive.endpoint.url !== this.standing?.endpoint.url || directive.epoch !== floor
       this.floor.raise(directive.epoch)
-      this.lastEndpoint = directive.endpoint.url
-      if (!changed) return undefined
+      this.standing = directive
+      // Said again, an answer still matters: a device that fell back from its endpoint while it
+      // was down goes back once it is up, rather than staying away until the answer changes.
+      if (!changed) {
+        this.hooks.unchanged(directive)
+        return undefined
+      }
       this.hooks.directive(directive)
       return directive
     } catch (err) {

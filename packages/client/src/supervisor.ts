@@ -100,6 +100,10 @@ export class Supervisor {
   /** Why the next connection is somewhere new, when it is not a plain reconnect. */
   private nextReason: FailoverReason | undefined
   private move: Move | undefined
+  /** Why the device is on the connection it holds (the reason it was adopted with). */
+  private arrivedBy: FailoverReason | undefined
+  /** A move is trying to reach its target (retrying while the old link lasts). */
+  private migrating = false
   /** Ends the loop's current wait at once: a move was requested, or stop. */
   private bell: (() => void) | undefined
   /**
@@ -211,6 +215,21 @@ export class Supervisor {
     if (here && target.url === here.endpoint.url && reason !== 'dns-changed') return
     this.move = { target, reason, since: this.options.clock.now() }
     this.bell?.()
+  }
+
+  /**
+   * A directive confirmed again (the concierge's unchanged answer): a device connected elsewhere
+   * goes back to it, so one that fell back while the directive's endpoint was down returns once
+   * it is up. Not over someone's explicit word since (a manual move, a control message, the
+   * broker's redirect: those stand until the concierge says something new), nor while a move is
+   * pending or under way (that would cut its backoff short). Offline, nothing: the endpoint
+   * list's fallback decides, and a wait is not cut short by an answer that says nothing new.
+   */
+  recall(requested: Endpoint, reason: FailoverReason): void {
+    if (!this.current || this.move || this.migrating) return
+    const by = this.arrivedBy
+    if (by === 'manual' || by === 'control' || by === 'server-redirect') return
+    this.requestMove(requested, reason)
   }
 
   private setState(state: ConnectionState): void {
@@ -539,6 +558,7 @@ export class Supervisor {
     since: number,
   ): Promise<void> {
     this.connection = connection
+    this.arrivedBy = reason
     this.connectedSince = this.options.clock.now()
     this.setState('connected')
     this.announce(connection, reason, since)
@@ -586,6 +606,7 @@ export class Supervisor {
     const cut = new AbortController()
     const ring = () => cut.abort()
     this.bell = ring
+    this.migrating = true
     void old.closed.then(ring)
     let next: Connection
     try {
@@ -619,6 +640,7 @@ export class Supervisor {
       return old
     } finally {
       if (this.bell === ring) this.bell = undefined
+      this.migrating = false
     }
     this.moveLadder?.reset()
     this.pool.moveTo(move.target)

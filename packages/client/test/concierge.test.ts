@@ -29,7 +29,9 @@ async function poller(body: object, retries: number, r: number) {
   const concierge = await startConcierge({ body })
   const clock = new ManualClock(0)
   const directives: string[] = []
+  const unchanged: string[] = []
   const errors: UplinkError[] = []
+  const floor = new EpochFloor()
   const poller = new ConciergePoller(
     resolveConcierge({
       url: concierge.url,
@@ -44,14 +46,16 @@ async function poller(body: object, retries: number, r: number) {
       parse: (body, lastEpoch) =>
         parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
       directive: (d) => directives.push(d.endpoint.url),
+      unchanged: (d) => unchanged.push(`${d.endpoint.url} ${d.epoch}`),
       error: (e) => errors.push(e),
     },
+    floor,
   )
   cleanup.push(
     () => poller.stop(),
     () => concierge.stop(),
   )
-  return { concierge, clock, poller, directives, errors }
+  return { concierge, clock, poller, directives, unchanged, errors, floor }
 }
 
 const setup = (retries: number) =>
@@ -109,7 +113,12 @@ async function setupAt(path: string) {
     }),
     new ManualClock(0),
     () => 0.5,
-    { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
+    {
+      parse: () => ({}) as never,
+      directive: () => {},
+      unchanged: () => {},
+      error: (e) => errors.push(e),
+    },
   )
   cleanup.push(
     () => poller.stop(),
@@ -171,6 +180,28 @@ describe('the concierge cannot make a fleet hammer it', () => {
   })
 })
 
+describe('an answer said again', () => {
+  it('is confirmed, by a 304 or by the same body, as long as no newer epoch has passed it', async () => {
+    const said = await poller({ endpoint: 'mqtt://127.0.0.2:1883', epoch: 3 }, 0, 0.5)
+    const { concierge, directives, unchanged, floor } = said
+    expect((await said.poller.poll())?.endpoint.url).toBe('mqtt://127.0.0.2:1883')
+    // The same ETag: a 304, confirming the directive the poller holds.
+    expect(await said.poller.poll()).toBeUndefined()
+    expect(concierge.requests.at(-1)?.status).toBe(304)
+    // The same answer in a new body (another ETag): a 200 saying nothing new.
+    concierge.setBody({ epoch: 3, endpoint: 'mqtt://127.0.0.2:1883' })
+    expect(await said.poller.poll()).toBeUndefined()
+    expect(concierge.requests.at(-1)?.status).toBe(200)
+    expect(directives).toEqual(['mqtt://127.0.0.2:1883'])
+    expect(unchanged).toEqual(['mqtt://127.0.0.2:1883 3', 'mqtt://127.0.0.2:1883 3'])
+    // A control message moved the floor past it: a 304 no longer confirms the old word.
+    floor.raise(4)
+    expect(await said.poller.poll()).toBeUndefined()
+    expect(concierge.requests.at(-1)?.status).toBe(304)
+    expect(unchanged).toHaveLength(2)
+  })
+})
+
 describe('one epoch floor for the concierge and the control topic', () => {
   it('an epoch raised elsewhere (a control message) refuses an older concierge answer, and a newer one raises it', async () => {
     const concierge = await startConcierge({
@@ -187,6 +218,7 @@ describe('one epoch floor for the concierge and the control topic', () => {
         parse: (body, lastEpoch) =>
           parseDirective(body, { allowedHosts: ['127.0.0.2'], plaintext: true, lastEpoch }),
         directive: (d) => directives.push(d.epoch),
+        unchanged: () => {},
         error: (e) => errors.push(e),
       },
       floor,
@@ -241,7 +273,12 @@ describe('a concierge that answers slowly', () => {
       }),
       clock,
       () => 0.5,
-      { parse: () => ({}) as never, directive: () => {}, error: (e) => errors.push(e) },
+      {
+        parse: () => ({}) as never,
+        directive: () => {},
+        unchanged: () => {},
+        error: (e) => errors.push(e),
+      },
     )
     cleanup.push(() => poller.stop())
     const polled = poller.poll()

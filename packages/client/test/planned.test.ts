@@ -3,6 +3,7 @@ import {
   startBrokerPair,
   startConcierge,
   startDnsServer,
+  startFaultProxy,
   startMosquitto,
   startRedirector,
   waitFor,
@@ -228,6 +229,72 @@ describe('planned failover signals', () => {
         ]).length === 0,
       'every accepted message delivered',
     )
+  })
+})
+
+describe("the concierge's answer, said again", () => {
+  /** A device the concierge sends to `b`, behind a proxy that can fail it, with `a` configured. */
+  async function standing() {
+    const { a, b } = await twoRegions()
+    const toB = await startFaultProxy({ host: b.host, port: b.port }, { host: '127.0.0.2' })
+    const concierge = await startConcierge({ body: { endpoint: toB.url(), epoch: 1 } })
+    cleanup.push(
+      () => toB.stop(),
+      () => concierge.stop(),
+    )
+    const uplink = client({
+      endpoints: [a.url],
+      failoverAfter: 2,
+      concierge: { url: concierge.url, allowedHosts: ['127.0.0.2'], intervalMs: 1_000, jitter: 0 },
+    })
+    const moves: FailoverEvent[] = []
+    uplink.on('failover', (e) => moves.push(e))
+    uplink.on('error', () => {})
+    await uplink.start()
+    await waitFor(
+      () => uplink.stats().endpoint === toB.url() && uplink.stats().state === 'connected',
+      'on b, as the concierge says',
+    )
+    return { a, toB, concierge, uplink, moves }
+  }
+
+  it('brings back a device that fell back while the named endpoint was down, once it is up', async () => {
+    const { a, toB, concierge, uplink, moves } = await standing()
+    toB.setMode('reset')
+    await waitFor(
+      () => uplink.stats().endpoint === a.url && uplink.stats().state === 'connected',
+      'fallen back to a',
+    )
+    toB.setMode('pass')
+    const back = nextEvent(uplink, 'failover', (e) => e.to === toB.url(), 15_000)
+    // The answer has not changed: only 304s bring it back.
+    const served = concierge.requestCount
+    const event = await back
+    expect(event).toMatchObject({ reason: 'concierge', from: a.url })
+    expect(concierge.requests.slice(served).every((r) => r.status === 304)).toBe(true)
+    expect(uplink.stats()).toMatchObject({ state: 'connected', endpoint: toB.url() })
+    // Back there by a make-before-break move: a clean goodbye to a.
+    await waitFor(() => a.disconnects.some((d) => d.clientId === 'gw-planned'), 'a left')
+    expect(a.disconnects.filter((d) => d.clientId === 'gw-planned').every((d) => d.clean)).toBe(
+      true,
+    )
+    expect(moves.map((m) => m.reason)).toEqual(['connection-lost', 'concierge'])
+  })
+
+  it("does not undo a manual move: the user's word stands until the answer changes", async () => {
+    const { a, concierge, uplink, moves } = await standing()
+    await uplink.failover(a.url)
+    await waitFor(
+      () => uplink.stats().endpoint === a.url && uplink.stats().state === 'connected',
+      'on a',
+    )
+    const served = concierge.requestCount
+    await waitFor(
+      () => concierge.requests.slice(served).filter((r) => r.status === 304).length >= 3,
+      'three 304s',
+    )
+    expect(uplink.stats()).toMatchObject({ state: 'connected', endpoint: a.url })
+    expect(moves.map((m) => m.reason)).toEqual(['manual'])
   })
 })
 

@@ -434,6 +434,53 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     expect(r.supervisor.stats().state).toBe('connected')
   })
 
+  it('recall (a directive confirmed again) moves a device connected elsewhere, after minStayMs', async () => {
+    const r = rig({ failover: { minStayMs: 60_000 } })
+    await connected(r)
+    r.supervisor.recall(parseEndpoint(B, 'b'), 'concierge')
+    await nextAttemptAfter(r, 60_000, B)
+    r.transport.pending().accept()
+    await r.tick()
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+    expect(named(r, 'failover')).toMatchObject([{ from: A, to: B, reason: 'concierge' }])
+  })
+
+  it('recall does not start a failing move again: its backoff runs out first', async () => {
+    const r = rig({ failover: { minStayMs: 0 } })
+    await connected(r)
+    r.supervisor.recall(parseEndpoint(B, 'b'), 'concierge')
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick(500)
+    // The answer said again while the move waits to retry: it neither cuts the wait nor dials.
+    r.supervisor.recall(parseEndpoint(B, 'b'), 'concierge')
+    await nextAttemptAfter(r, 500, B)
+    expect(r.transport.attempts.map((a) => a.url)).toEqual([A, B, B])
+  })
+
+  it('recall does nothing offline: the wait of the ladder is not cut short', async () => {
+    const r = await backingOff(rig())
+    r.supervisor.recall(parseEndpoint(B, 'b'), 'concierge')
+    await nextAttemptAfter(r, 1_000, A)
+  })
+
+  it.each(['manual', 'control'] as const)(
+    'recall does not undo a %s move: that word stands until the directive changes',
+    async (reason) => {
+      const r = rig({ failover: { minStayMs: 0 } })
+      await connected(r)
+      r.supervisor.requestMove(parseEndpoint(B, 'b'), reason)
+      await r.tick()
+      r.transport.pending().accept()
+      await r.tick()
+      expect(r.supervisor.stats().endpoint).toBe(B)
+      r.supervisor.recall(parseEndpoint(A, 'a'), 'concierge')
+      await r.tick(100_000)
+      expect(r.transport.attempts).toHaveLength(2)
+      expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+    },
+  )
+
   it('when the old link dies while the move fails, reconnects aimed at the target', async () => {
     const r = rig()
     const old = await connected(r)
