@@ -182,7 +182,10 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
   for (const r of [a, b]) {
     r.cloud.end(true)
+    // A crash is quicker than a clean stop; stop() then removes its directory (kill() keeps it,
+    // for a restart), which every run of this file had left in /tmp.
     await r.broker.kill()
+    await r.broker.stop()
   }
   await nucleus.stop()
   await dns.stop()

@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process'
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -32,15 +32,22 @@ export function unboundVersion(): string {
   return /Version (\S+)/.exec(text)?.[1] ?? 'unknown'
 }
 
-/** unbound-control-setup makes RSA keys (seconds of CPU): once per process, copied to each. */
-let controlKeys: Promise<string> | undefined
-function makeControlKeys(): Promise<string> {
+/**
+ * unbound-control-setup makes RSA keys (seconds of CPU): once per process, kept in memory and
+ * written into each server's directory. Their own directory goes at once: a process exit hook
+ * never ran when vitest ended its workers, and every interop run left one behind in /tmp.
+ */
+let controlKeys: Promise<Map<string, Buffer>> | undefined
+function makeControlKeys(): Promise<Map<string, Buffer>> {
   controlKeys ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uplink-unbound-keys-'))
-    const setup = join(binaryOf('unbound-control'), '..', 'unbound-control-setup')
-    await run(setup, ['-d', dir])
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
-    return dir
+    try {
+      const setup = join(binaryOf('unbound-control'), '..', 'unbound-control-setup')
+      await run(setup, ['-d', dir])
+      return new Map(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name))]))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })()
   return controlKeys
 }
@@ -58,10 +65,11 @@ export async function startUnbound(
   const defaultTtl = options.ttl ?? 1
   const dir = mkdtempSync(join(tmpdir(), 'uplink-unbound-'))
   chmodSync(dir, 0o755)
-  cpSync(await makeControlKeys(), dir, { recursive: true })
   const config = join(dir, 'unbound.conf')
   const controlArgs = ['-c', config]
   try {
+    for (const [name, bytes] of await makeControlKeys())
+      writeFileSync(join(dir, name), bytes, { mode: 0o600 })
     const { daemon, port } = await withFreePorts(host, 2, async ([p, c]) => {
       const port = p as number
       writeFileSync(
