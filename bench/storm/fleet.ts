@@ -105,6 +105,9 @@ export async function startFleet(
       execArgv: [
         `--min-semi-space-size=${WORKER_SEMI_SPACE_MIB}`,
         `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`,
+        // STORM_WORKER_FLAGS="--trace-opt --trace-deopt": Node and V8 flags for the device
+        // workers alone, for finding what their compilers do.
+        ...(process.env.STORM_WORKER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
       ],
     })
     const ticks: WorkerTick[] = []
