@@ -572,7 +572,9 @@ export class Supervisor {
       await this.hooks.established(connection)
     } catch (err) {
       // Could not restore the session (e.g. a refused subscription): report it, keep the link.
-      this.events.emit('error', toUplinkError(err, 'SUBSCRIBE_FAILED', 'restoring the session'))
+      // A link lost meanwhile failed it too, and its `disconnect` says so.
+      if (connection.isOpen)
+        this.events.emit('error', toUplinkError(err, 'SUBSCRIBE_FAILED', 'restoring the session'))
     }
   }
 

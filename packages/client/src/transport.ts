@@ -64,6 +64,9 @@ const TCP_ERROR_CODES = new Set([
 /** Bound on messages held for a handler not yet set (a session's backlog is bounded too). */
 const MAX_EARLY_MESSAGES = 10_000
 
+/** MQTT's DISCONNECT, normal: the same two bytes in 3.1.1 and in 5 (reason code 0 omitted). */
+const DISCONNECT = Buffer.from([0xe0, 0x00])
+
 /** A Connection over MQTT.js. */
 export class MqttConnection extends ConnectionClose implements Connection {
   private messageHandler: ((message: InboundMessage) => void) | undefined
@@ -106,8 +109,24 @@ export class MqttConnection extends ConnectionClose implements Connection {
   /** @internal */
   markClosed(reason: UplinkError): void {
     if (!this.settleClose(reason)) return
-    // Flush MQTT.js's stores so callbacks of unacknowledged publishes settle instead of leaking.
-    this.client.end(true)
+    const client = this.client
+    // A connection is one MqttClient that never connects again, so whatever it still holds is
+    // settled now. MQTT.js keeps a persistent session's unacknowledged QoS 1/2 publishes for a
+    // resend that never comes here (it flushes them only for a clean session): the presence
+    // publish of a link lost before its PUBACK kept the session restore, and with it the whole
+    // reconnect loop and stop(), waiting for ever.
+    const outgoing = client.outgoing
+    for (const id of Object.keys(outgoing)) {
+      const entry = outgoing[Number(id)]
+      delete outgoing[Number(id)]
+      entry?.cb?.(reason)
+    }
+    for (const queued of client.queue.splice(0)) queued.cb?.(reason)
+    client.end(true)
+    // end(true) does nothing once a graceful end(false) has begun (end() below, waiting for
+    // acknowledgements that did not come in its grace): the socket stayed open, sending
+    // PINGREQs and keeping the process alive.
+    client.stream?.destroy()
   }
 
   /** Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). */
@@ -206,6 +225,9 @@ export class MqttConnection extends ConnectionClose implements Connection {
       )
     return new Promise((resolve) => {
       const timer = clock.setTimeout(() => {
+        // MQTT.js still waits for the acknowledgements before its DISCONNECT: say it here, so
+        // that the broker discards the will of a client that is leaving, then close.
+        if (this.client.stream?.writable) this.client.stream.write(DISCONNECT)
         ended()
         resolve()
       }, graceMs)

@@ -59,3 +59,61 @@ describe('presence', () => {
     expect(await retained).toBe('offline')
   })
 })
+
+/** A broker that never acknowledges QoS 1 publishes to `held(topic)`: they stay in flight. */
+async function withholding(held: (topic: string) => boolean) {
+  const broker = await startBroker()
+  cleanup.push(() => broker.stop())
+  const unacked: string[] = []
+  const authorize = broker.aedes.authorizePublish
+  broker.aedes.authorizePublish = function (client, packet, callback) {
+    if (packet.qos === 1 && held(packet.topic)) {
+      unacked.push(packet.topic)
+      return
+    }
+    authorize.call(this, client, packet, callback)
+  }
+  return { broker, unacked }
+}
+
+describe('a link lost or ended with publishes unacknowledged (persistent session)', () => {
+  it('lost before the presence PUBACK: the device reconnects (the session restore waited for ever), with no error for the restore', async () => {
+    const { broker, unacked } = await withholding((t) => t === 'status/gw-w')
+    const uplink = createUplink({
+      clientId: 'gw-w',
+      endpoints: [broker.url],
+      presence: { topic: 'status/gw-w' },
+      backoff: { initialMs: 20, maxMs: 100 },
+    })
+    cleanup.push(() => uplink.stop())
+    const errors: string[] = []
+    uplink.on('error', (e) => errors.push(e.code))
+    await uplink.start()
+    await waitFor(() => unacked.length === 1, 'presence in flight')
+    const back = nextEvent(uplink, 'connect', () => true, 5_000)
+    broker.dropClient('gw-w')
+    await back
+    expect(uplink.stats().state).toBe('connected')
+    expect(errors).toEqual([])
+    await uplink.stop({ timeoutMs: 200 })
+    expect(uplink.stats().state).toBe('stopped')
+  })
+
+  it('stop() whose grace runs out before the PUBACKs closes the socket, with a DISCONNECT (it stayed open, sending PINGREQs)', async () => {
+    const { broker, unacked } = await withholding((t) => t.startsWith('hold/'))
+    const uplink = createUplink({ clientId: 'gw-s', endpoints: [broker.url], keepalive: 1 })
+    cleanup.push(() => uplink.stop())
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await uplink.publish('hold/t', 'x', { qos: 1 })
+    await waitFor(() => unacked.length === 1, 'the publish in flight')
+    await uplink.stop({ timeoutMs: 200 })
+    await waitFor(
+      () => broker.disconnects.some((d) => d.clientId === 'gw-s'),
+      'the broker sees it go',
+    )
+    // A DISCONNECT before the close: the broker discards the will of a client that is leaving.
+    expect(broker.disconnects.filter((d) => d.clientId === 'gw-s')).toMatchObject([{ clean: true }])
+    expect(broker.clientIds()).not.toContain('gw-s')
+  })
+})
