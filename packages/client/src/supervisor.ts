@@ -309,6 +309,8 @@ export class Supervisor {
   /** Offline: resolve, connect, back off, until a connection is up (undefined once stopped). */
   private async reach(): Promise<Connection | undefined> {
     while (!this.stopping) {
+      // Before the refresh, which can wait for a concierge: the link is gone from here on.
+      this.setState('resolving')
       await this.refresh()
       if (this.stopping) break
       this.aim()
@@ -557,8 +559,10 @@ export class Supervisor {
     reason: FailoverReason,
     since: number,
   ): Promise<void> {
+    // A reconnect to the endpoint it was on keeps the reason it came there for: a blip after a
+    // manual move must not hand the device back to the concierge's standing answer.
+    if (this.connection?.endpoint.url !== connection.endpoint.url) this.arrivedBy = reason
     this.connection = connection
-    this.arrivedBy = reason
     this.connectedSince = this.options.clock.now()
     this.setState('connected')
     this.announce(connection, reason, since)
@@ -633,6 +637,10 @@ export class Supervisor {
         },
       )
     } catch {
+      this.migrating = false
+      // Given up (the old link died, a newer request, stop): the next move starts a fresh
+      // ladder, not at the cap this one may have reached hours before.
+      this.moveLadder?.reset()
       if (this.stopping) return old
       if (!old.isOpen) {
         // The old link died meanwhile: the reconnect that follows aims at the target.
@@ -642,14 +650,20 @@ export class Supervisor {
       return old
     } finally {
       if (this.bell === ring) this.bell = undefined
+    }
+    try {
+      this.moveLadder?.reset()
+      this.pool.moveTo(move.target)
+      this.hooks.retired(old)
+      // Before the new connection says `online`: where both are one cluster, that has the last
+      // word.
+      await this.hooks.leaving?.(old)
+      await this.adopt(next, move.reason, move.since)
+    } finally {
+      // Only once adopted: a confirmed directive during the handover would still find the old
+      // connection current, and the reason it was reached for.
       this.migrating = false
     }
-    this.moveLadder?.reset()
-    this.pool.moveTo(move.target)
-    this.hooks.retired(old)
-    // Before the new connection says `online`: where both are one cluster, that has the last word.
-    await this.hooks.leaving?.(old)
-    await this.adopt(next, move.reason, move.since)
     // Only now does the old connection go: in-flight messages get their acks (bounded), then a
     // clean DISCONNECT, so the old broker does not publish the will.
     await old.end(this.options.failover.handoverTimeoutMs, clock)

@@ -481,6 +481,101 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     },
   )
 
+  it('recall does not undo a manual move after a plain reconnect to the same endpoint (a blip)', async () => {
+    const r = rig({ failover: { minStayMs: 0 }, backoff: { jitter: 'none', informed: false } })
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    const onB = r.transport.pending().accept()
+    await r.tick()
+    await r.tick(31_000)
+    onB.drop()
+    await r.tick()
+    r.transport.pending().accept()
+    await r.tick()
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+    r.supervisor.recall(parseEndpoint(A, 'a'), 'concierge')
+    await r.tick(100_000)
+    expect(r.transport.attempts.map((a) => a.url)).toEqual([A, B, B])
+    expect(r.supervisor.stats().endpoint).toBe(B)
+  })
+
+  it('recall during the handover of a manual move (its last words on the old link) does not undo it', async () => {
+    const X = 'mqtt://x.example:1883'
+    let leaving = 0
+    const r = rig(
+      { failover: { minStayMs: 60_000, allowedHosts: ['x.example'] } },
+      {
+        leaving: () => {
+          leaving++
+          return new Promise<void>((resolve) => r.clock.setTimeout(resolve, 500))
+        },
+      },
+    )
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick()
+    r.transport.pending().accept()
+    await r.tick()
+    expect(leaving).toBe(1)
+    r.supervisor.recall(parseEndpoint(X, 'x'), 'concierge')
+    await r.tick(500)
+    await r.tick(60_000)
+    expect(r.transport.attempts.map((a) => a.url)).toEqual([A, B])
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+  })
+
+  it('a move given up (its old link died) leaves no climbed ladder: the next move retries after initialMs', async () => {
+    const r = rig({ failover: { minStayMs: 0 }, backoff: { jitter: 'none', informed: false } })
+    const old = await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'concierge')
+    await r.tick()
+    // Seven failures in a row climb the move's ladder: 1, 2, 4 ... 60 s.
+    const waits: Array<number | undefined> = []
+    for (let i = 0; i < 7; i++) {
+      r.transport.pending().fail()
+      await r.tick()
+      waits.push(r.clock.nextDelay())
+      await r.tick(r.clock.nextDelay() ?? 0)
+    }
+    expect(waits.at(-1)).toBe(60_000)
+    old.drop()
+    await r.tick()
+    r.transport.pending().fail()
+    await r.tick()
+    await r.tick(r.clock.nextDelay() ?? 0)
+    r.transport.pending().accept()
+    await r.tick()
+    expect(r.supervisor.stats()).toMatchObject({ state: 'connected', endpoint: B })
+    await r.tick(3 * 3_600_000)
+    r.supervisor.requestMove(parseEndpoint(A, 'a'), 'manual')
+    await r.tick()
+    r.transport.pending().fail()
+    await nextAttemptAfter(r, 1_000, A)
+  })
+
+  it('a lost link leaves `connected` at once, not after a slow concierge refresh before the reconnect', async () => {
+    let slow = false
+    const r = rig(
+      { backoff: { jitter: 'none', informed: false } },
+      {
+        beforeReconnect: () =>
+          slow
+            ? new Promise<void>((resolve) => r.clock.setTimeout(resolve, 15_000))
+            : Promise.resolve(),
+      },
+    )
+    const c = await connected(r)
+    await r.tick(60_000)
+    slow = true
+    c.drop()
+    await r.tick()
+    expect(r.supervisor.stats().state).toBe('resolving')
+    expect(r.transport.pendingCount).toBe(0)
+    await r.tick(15_000)
+    expect(r.transport.pending().url).toBe(A)
+  })
+
   it('when the old link dies while the move fails, reconnects aimed at the target', async () => {
     const r = rig()
     const old = await connected(r)
