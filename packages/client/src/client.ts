@@ -1,4 +1,5 @@
 import { inspect } from 'node:util'
+import { BrokerFilters } from './broker-filters.js'
 import { within } from './clock.js'
 import { ConciergePoller } from './concierge.js'
 import type { Connect, Connection } from './connection.js'
@@ -53,13 +54,8 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   #early: UplinkError[] | undefined = []
   private readonly outbox: Outbox
   private readonly subscriptions = new Subscriptions()
-  /**
-   * Filters the broker has not acknowledged on the current session. This and the next are made
-   * when first needed: most devices of a fleet only publish.
-   */
-  private unsent: Set<string> | undefined
-  /** Filters removed while offline, to unsubscribe if the broker kept the session. */
-  private unsubscribedOffline: Set<string> | undefined
+  /** What each broker holds of the filters; made when first needed: most devices only publish. */
+  private filters: BrokerFilters | undefined
   private readonly drainer: Drainer
   /**
    * What the client's parts call back: the supervisor (session hooks), the outbox and the
@@ -259,9 +255,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       throw new UplinkError('INVALID_ARGUMENT', 'the message handler must be a function')
     }
     const { qos } = resolveSubscribeOptions(options)
-    this.unsubscribedOffline?.delete(filter)
     if (!this.subscriptions.add(filter, qos, handler)) return
-    ;(this.unsent ??= new Set()).add(filter)
     const connection = this.#supervisor.current
     if (connection) await this.sendSubscriptions(connection, [filter])
   }
@@ -270,14 +264,11 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
-    this.unsent?.delete(filter)
+    const filters = this.brokerFilters()
+    filters.dropped(filter)
     const connection = this.#supervisor.current
-    const later = () => (this.unsubscribedOffline ??= new Set()).add(filter)
-    if (!connection) {
-      later()
-      return
-    }
-    await connection.unsubscribe([filter]).catch(later)
+    // Offline, or not acknowledged: the next connection whose broker kept the session sends it.
+    if (connection) await this.sendUnsubscribe(connection, filters, [filter]).catch(() => {})
   }
 
   /**
@@ -366,16 +357,19 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       )
     })
     const pending: Array<Promise<unknown>> = []
-    if (!connection.sessionPresent) {
-      // A broker without our session (typically the other region) knows none of our filters.
-      for (const s of this.subscriptions.all()) (this.unsent ??= new Set()).add(s.topic)
-      this.unsubscribedOffline?.clear()
-    } else if (this.unsubscribedOffline?.size) {
-      const gone = [...this.unsubscribedOffline]
-      this.unsubscribedOffline.clear()
-      pending.push(connection.unsubscribe(gone))
+    if (this.subscriptions.size > 0 || this.filters) {
+      // A broker without our session (typically the other region) knows none of our filters;
+      // one that kept it knows what it was told, which may be from before a move and back.
+      const filters = this.brokerFilters()
+      const plan = filters.plan(
+        brokerOf(connection),
+        connection.sessionPresent,
+        this.subscriptions.all(),
+      )
+      if (plan.unsubscribe.length)
+        pending.push(this.sendUnsubscribe(connection, filters, plan.unsubscribe))
+      if (plan.subscribe.length) pending.push(this.sendSubscriptions(connection, plan.subscribe))
     }
-    if (this.unsent?.size) pending.push(this.sendSubscriptions(connection, [...this.unsent]))
     const presence = this.#options.presence
     if (presence) {
       pending.push(
@@ -393,9 +387,26 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const wanted = this.subscriptions.all().filter((s) => filters.includes(s.topic))
     if (wanted.length === 0) return
     await connection.subscribe(wanted)
-    for (const s of wanted) this.unsent?.delete(s.topic)
+    this.brokerFilters().subscribed(brokerOf(connection), wanted)
+  }
+
+  private async sendUnsubscribe(
+    connection: Connection,
+    filters: BrokerFilters,
+    gone: string[],
+  ): Promise<void> {
+    await connection.unsubscribe(gone)
+    filters.unsubscribed(brokerOf(connection), gone)
+  }
+
+  private brokerFilters(): BrokerFilters {
+    this.filters ??= new BrokerFilters()
+    return this.filters
   }
 }
+
+/** A broker, for what it holds of a session: one name moved elsewhere by DNS is another. */
+const brokerOf = (connection: Connection) => `${connection.endpoint.url} ${connection.address}`
 
 /** Creates a client; options are validated here and a bad field throws INVALID_OPTIONS. */
 export function createUplink(options: UplinkOptions): Uplink {
