@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { BrokerFilters } from './broker-filters.js'
+import { BrokerSessions } from './broker-sessions.js'
 import { within } from './clock.js'
 import { ConciergePoller } from './concierge.js'
 import type { Connect, Connection } from './connection.js'
@@ -7,7 +7,7 @@ import { type Directive, EpochFloor, parseDirective } from './directive.js'
 import { clientResolver, type Resolver } from './dns.js'
 import { Drainer, type DrainerHooks } from './drainer.js'
 import { GuardedEmitter } from './emitter.js'
-import { parseEndpoint } from './endpoints.js'
+import { type Endpoint, parseEndpoint } from './endpoints.js'
 import { toUplinkError, UplinkError } from './errors.js'
 import type { UplinkEvents } from './events.js'
 import {
@@ -28,6 +28,7 @@ import type {
   OutboxStats,
   Qos,
 } from './outbox.js'
+import type { Qos2Inbox } from './qos2-inbox.js'
 import { type MessageHandler, Subscriptions } from './subscriptions.js'
 import { type SessionHooks, Supervisor, type SupervisorStats } from './supervisor.js'
 import { toPayload, validateFilter, validateTopic } from './topics.js'
@@ -55,7 +56,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
   private readonly outbox: Outbox
   private readonly subscriptions = new Subscriptions()
   /** What each broker holds of the filters; made when first needed: most devices only publish. */
-  private filters: BrokerFilters | undefined
+  private sessions: BrokerSessions | undefined
   private readonly drainer: Drainer
   /**
    * What the client's parts call back: the supervisor (session hooks), the outbox and the
@@ -87,6 +88,13 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     leaving(connection: Connection): Promise<void> {
       const client = this.client
       return client.sayOffline(connection, client.#options.failover.handoverTimeoutMs)
+    }
+
+    /** Only with a QoS 2 subscription: nothing else can bring a QoS 2 message in. */
+    inbox(endpoint: Endpoint, address: string): Qos2Inbox | undefined {
+      const client = this.client
+      if (!client.subscriptions.all().some((s) => s.qos === 2)) return undefined
+      return client.brokerSessions().inbox(brokerKey(endpoint.url, address))
     }
 
     drop(entry: OutboxEntry, reason: DropReason | DeliveryDropReason, error?: UplinkError): void {
@@ -264,11 +272,11 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
-    const filters = this.brokerFilters()
-    filters.dropped(filter)
+    const sessions = this.brokerSessions()
+    sessions.dropped(filter)
     const connection = this.#supervisor.current
     // Offline, or not acknowledged: the next connection whose broker kept the session sends it.
-    if (connection) await this.sendUnsubscribe(connection, filters, [filter]).catch(() => {})
+    if (connection) await this.sendUnsubscribe(connection, sessions, [filter]).catch(() => {})
   }
 
   /**
@@ -357,17 +365,17 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
       )
     })
     const pending: Array<Promise<unknown>> = []
-    if (this.subscriptions.size > 0 || this.filters) {
+    if (this.subscriptions.size > 0 || this.sessions) {
       // A broker without our session (typically the other region) knows none of our filters;
       // one that kept it knows what it was told, which may be from before a move and back.
-      const filters = this.brokerFilters()
-      const plan = filters.plan(
+      const sessions = this.brokerSessions()
+      const plan = sessions.plan(
         brokerOf(connection),
         connection.sessionPresent,
         this.subscriptions.all(),
       )
       if (plan.unsubscribe.length)
-        pending.push(this.sendUnsubscribe(connection, filters, plan.unsubscribe))
+        pending.push(this.sendUnsubscribe(connection, sessions, plan.unsubscribe))
       if (plan.subscribe.length) pending.push(this.sendSubscriptions(connection, plan.subscribe))
     }
     const presence = this.#options.presence
@@ -387,26 +395,27 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     const wanted = this.subscriptions.all().filter((s) => filters.includes(s.topic))
     if (wanted.length === 0) return
     await connection.subscribe(wanted)
-    this.brokerFilters().subscribed(brokerOf(connection), wanted)
+    this.brokerSessions().subscribed(brokerOf(connection), wanted)
   }
 
   private async sendUnsubscribe(
     connection: Connection,
-    filters: BrokerFilters,
+    sessions: BrokerSessions,
     gone: string[],
   ): Promise<void> {
     await connection.unsubscribe(gone)
-    filters.unsubscribed(brokerOf(connection), gone)
+    sessions.unsubscribed(brokerOf(connection), gone)
   }
 
-  private brokerFilters(): BrokerFilters {
-    this.filters ??= new BrokerFilters()
-    return this.filters
+  private brokerSessions(): BrokerSessions {
+    this.sessions ??= new BrokerSessions()
+    return this.sessions
   }
 }
 
 /** A broker, for what it holds of a session: one name moved elsewhere by DNS is another. */
-const brokerOf = (connection: Connection) => `${connection.endpoint.url} ${connection.address}`
+const brokerKey = (url: string, address: string) => `${url} ${address}`
+const brokerOf = (connection: Connection) => brokerKey(connection.endpoint.url, connection.address)
 
 /** Creates a client; options are validated here and a bad field throws INVALID_OPTIONS. */
 export function createUplink(options: UplinkOptions): Uplink {

@@ -1,3 +1,4 @@
+import type { IStore } from 'mqtt'
 import type { Clock } from './clock.js'
 import type { Endpoint } from './endpoints.js'
 import type { UplinkError } from './errors.js'
@@ -34,6 +35,8 @@ export interface SessionParams {
 
 export interface ConnectParams extends SessionParams {
   endpoint: Endpoint
+  /** Where the session keeps what outlives one connection at a broker (its QoS 2 inbox). */
+  session?: { inbox?(endpoint: Endpoint, address: string): IStore | undefined } | undefined
   /**
    * The addresses resolved for this attempt, raced (Happy Eyeballs); the TLS name stays
    * `endpoint.host` whichever wins.

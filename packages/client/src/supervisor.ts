@@ -1,3 +1,4 @@
+import type { IStore } from 'mqtt'
 import { AnswersSeen } from './answers-seen.js'
 import { BackoffLadder } from './backoff.js'
 import type { Connect, Connection, ConnectParams } from './connection.js'
@@ -25,6 +26,8 @@ export interface SessionHooks {
   beforeReconnect?(): Promise<void>
   /** When beforeReconnect would next have something to refresh (the concierge answer goes stale). */
   refreshDueAt?(): number
+  /** The session's QoS 2 inbox at this broker, for a connection about to be made there. */
+  inbox?(endpoint: Endpoint, address: string): IStore | undefined
 }
 
 /** How the supervisor reaches the network: both injected, so its tests need no sockets. */
@@ -728,7 +731,10 @@ export class Supervisor {
       () => {
         this.attempts++
         // Built per attempt, not kept from the start: a device would hold it for its lifetime.
-        return this.connect(connectParams(this.options, endpoint, remaining), this.signal)
+        return this.connect(
+          connectParams(this.options, endpoint, remaining, this.hooks),
+          this.signal,
+        )
       },
       {
         retries: addresses.length - 1,
@@ -784,10 +790,16 @@ export class Supervisor {
 const PARKED: Promise<void> = Promise.resolve()
 
 /** An attempt's connect parameters: what every attempt shares, from the options, and where. */
-function connectParams(o: ResolvedOptions, endpoint: Endpoint, addresses: string[]): ConnectParams {
+function connectParams(
+  o: ResolvedOptions,
+  endpoint: Endpoint,
+  addresses: string[],
+  session: Pick<SessionHooks, 'inbox'>,
+): ConnectParams {
   return {
     endpoint,
     addresses,
+    session,
     attemptDelayMs: o.connectAttemptDelayMs,
     clientId: o.clientId,
     username: o.username,

@@ -561,6 +561,9 @@ function speak(
     // Connected below, once `log` is the one to use: the CONNECT goes out inside connect().
     manualConnect: true,
   }
+  // The session's, not this connection's: a PUBREL resent after a lost link finds its message.
+  const inbox = params.session?.inbox?.(endpoint, address)
+  if (inbox) options.incomingStore = inbox
   socket.on('error', (err) => {
     lastError ??= err
   })
