@@ -189,6 +189,13 @@ export const DEFAULTS = {
   },
   /** A failed concierge poll: the first retry after this, doubled for each next one. */
   conciergeRetryDelayMs: 200,
+  /**
+   * How long an attempt to reconnect waits for the refresh of a stale concierge answer before it
+   * goes where it was going: a concierge answers in well under a second, and one that does not
+   * (often down with the region it serves) added up to twice its 10 s timeout to every attempt.
+   * The answer still counts when it comes: a new endpoint arrives as a move.
+   */
+  conciergeAttemptWaitMs: 2_000,
 } as const
 
 /** The concierge defaults (also under DEFAULTS.concierge), by their earlier name. */

@@ -1,6 +1,7 @@
 import type { IStore } from 'mqtt'
 import { AnswersSeen } from './answers-seen.js'
 import { BackoffLadder } from './backoff.js'
+import { within } from './clock.js'
 import type { Connect, Connection, ConnectParams } from './connection.js'
 import { RedirectPolicy } from './directive.js'
 import type { Resolution, Resolver } from './dns.js'
@@ -9,7 +10,7 @@ import type { GuardedEmitter } from './emitter.js'
 import { type Endpoint, EndpointPool } from './endpoints.js'
 import { networkError, toUplinkError, UplinkError } from './errors.js'
 import type { ConnectionState, DnsPartialEvent, FailoverReason, UplinkEvents } from './events.js'
-import type { InformedBackoff, ResolvedOptions } from './options.js'
+import { DEFAULTS, type InformedBackoff, type ResolvedOptions } from './options.js'
 import { retry } from './retry.js'
 
 /** What the rest of the client does when a connection comes and goes. */
@@ -314,7 +315,7 @@ export class Supervisor {
     while (!this.stopping) {
       // Before the refresh, which can wait for a concierge: the link is gone from here on.
       this.setState('resolving')
-      await this.refresh()
+      await this.refreshBeforeAttempt()
       if (this.stopping) break
       this.aim()
       const endpoint = this.pool.current()
@@ -493,6 +494,21 @@ export class Supervisor {
       this.seen.unanswered(clock.now())
       return false
     }
+  }
+
+  /**
+   * A stale concierge answer refreshed before an attempt, waited for only briefly
+   * (DEFAULTS.conciergeAttemptWaitMs; a late answer still arrives, as a move), and not again
+   * within the probes' floor of the last refresh: a concierge that cannot answer is not asked
+   * before every attempt of a ladder.
+   */
+  private async refreshBeforeAttempt(): Promise<void> {
+    if (!this.hooks.beforeReconnect) return
+    const { clock, backoff } = this.options
+    const due = this.hooks.refreshDueAt?.()
+    const floor = backoff.informed?.minProbeIntervalMs ?? 0
+    if (due !== undefined && Math.max(due, this.refreshedAt + floor) > clock.now()) return
+    await within(clock, DEFAULTS.conciergeAttemptWaitMs, this.refresh())
   }
 
   /** beforeReconnect, never failing and never holding up stop(). */

@@ -408,6 +408,38 @@ describe('refusals leave the connection alone', () => {
     expect(uplink.stats().endpoint).toBe(b.url)
   })
 
+  it('a concierge that stops answering does not hold up the reconnect to the next broker by its timeouts', async () => {
+    const { a, b } = await twoRegions()
+    const concierge = await startConcierge({ body: { endpoint: a.url, epoch: 1 } })
+    cleanup.push(() => concierge.stop())
+    const uplink = client({
+      endpoints: [a.url, b.url],
+      failoverAfter: 1,
+      concierge: {
+        url: concierge.url,
+        allowedHosts: ['127.0.0.2'],
+        intervalMs: 1_000,
+        jitter: 0,
+        retries: 0,
+        timeoutMs: 20_000,
+      },
+    })
+    uplink.on('error', () => {})
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    // From now on the concierge accepts and never answers; the poll after the 1 s interval
+    // (the answer stale from then on) hangs.
+    concierge.setFault('hang')
+    const asked = concierge.requestCount
+    await waitFor(() => concierge.requestCount > asked, 'a poll that hangs')
+    const moved = nextEvent(uplink, 'connect', (e) => e.endpoint === b.url, 15_000)
+    const lostAt = Date.now()
+    await a.stop()
+    await moved
+    // Before, the reconnect first waited for that poll's 20 s timeout.
+    expect(Date.now() - lostAt).toBeLessThan(8_000)
+  })
+
   it('after a planned move the old broker keeps retained presence offline, the new one online', async () => {
     const { a, b } = await twoRegions()
     const uplink = client({

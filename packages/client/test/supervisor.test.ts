@@ -572,8 +572,32 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     await r.tick()
     expect(r.supervisor.stats().state).toBe('resolving')
     expect(r.transport.pendingCount).toBe(0)
-    await r.tick(15_000)
-    expect(r.transport.pending().url).toBe(A)
+    await nextAttemptAfter(r, 2_000, A)
+  })
+
+  it('a concierge that does not answer holds an attempt 2 s at most (it held each up to twice its timeout), and is not asked again within the floor', async () => {
+    let asked = 0
+    const r = rig(
+      { endpoints: [A], backoff: { jitter: 'none' } },
+      {
+        // Stale, and never answering.
+        refreshDueAt: () => 0,
+        beforeReconnect: () => {
+          asked++
+          return new Promise<void>(() => {})
+        },
+      },
+    )
+    r.supervisor.start()
+    await nextAttemptAfter(r, 2_000, A)
+    r.transport.pending().fail()
+    // The next attempt after its 1 s, 3 s after that refresh: within the 5 s floor, not asked.
+    await nextAttemptAfter(r, 1_000, A)
+    expect(asked).toBe(1)
+    r.transport.pending().fail()
+    // 2 s on: 5 s since it was asked, so asked again, and waited for 2 s again.
+    await nextAttemptAfter(r, 2_000 + 2_000, A)
+    expect(asked).toBe(2)
   })
 
   it('when the old link dies while the move fails, reconnects aimed at the target', async () => {
@@ -861,8 +885,9 @@ describe('Supervisor informed backoff: the wait ends early only on news', () => 
       },
     )
     await nextAttemptAfter(r, 10_500, B)
-    // Before the first attempt, at 10 s during the wait, before the attempt to B.
-    expect(refreshed).toBe(3)
+    // At 10 s during the wait only: not before the first attempt (not stale yet), nor again
+    // before the attempt to B, within the probes' floor of that refresh.
+    expect(refreshed).toBe(1)
     expect(r.resolver.asked).toEqual([HOST, 'b.example'])
   })
 
