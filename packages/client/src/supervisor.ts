@@ -670,6 +670,7 @@ export class Supervisor {
     } finally {
       if (this.bell === ring) this.bell = undefined
     }
+    const connackAt = clock.now()
     try {
       this.moveLadder?.reset()
       this.pool.moveTo(move.target)
@@ -677,7 +678,14 @@ export class Supervisor {
       // Before the new connection says `online`: where both are one cluster, that has the last
       // word.
       await this.hooks.leaving?.(old)
-      await this.adopt(next, move.reason, move.since)
+      if (this.stopping) {
+        // stop() came during the last words: the new connection was never used, and goes
+        // cleanly (a DISCONNECT, so its broker drops the will), not adopted and then destroyed.
+        await next.end(this.options.failover.handoverTimeoutMs, clock)
+        return old
+      }
+      // The failover's durationMs runs to the new CONNACK, not through the old link's last words.
+      await this.adopt(next, move.reason, move.since + (clock.now() - connackAt))
     } finally {
       // Only once adopted: a confirmed directive during the handover would still find the old
       // connection current, and the reason it was reached for.

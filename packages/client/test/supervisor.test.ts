@@ -500,6 +500,19 @@ describe('Supervisor migrating: planned moves are make-before-break', () => {
     expect(r.supervisor.stats().endpoint).toBe(B)
   })
 
+  it("a move's failover durationMs runs to the new CONNACK, not through the old link's last words", async () => {
+    const r = rig(
+      {},
+      { leaving: () => new Promise<void>((resolve) => r.clock.setTimeout(resolve, 700)) },
+    )
+    await connected(r)
+    r.supervisor.requestMove(parseEndpoint(B, 'b'), 'manual')
+    await r.tick(300)
+    r.transport.pending().accept()
+    await r.tick(700)
+    expect(named(r, 'failover')).toMatchObject([{ from: A, to: B, durationMs: 300 }])
+  })
+
   it('recall during the handover of a manual move (its last words on the old link) does not undo it', async () => {
     const X = 'mqtt://x.example:1883'
     let leaving = 0
@@ -734,6 +747,9 @@ describe('Supervisor stopped: stop() returns at once from every state', () => {
     await stopped
     expect(r.supervisor.stats().state).toBe('stopped')
     expect([old.isOpen, next.isOpen]).toEqual([false, false])
+    // Never used, so never announced, and closed with a DISCONNECT: no will at its broker.
+    expect(next.closedWith).toBe('end')
+    expect(named(r, 'connect')).toHaveLength(1)
   })
 
   it('backing-off: the wait ends', async () => {
