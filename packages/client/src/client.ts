@@ -93,7 +93,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     /** Only with a QoS 2 subscription: nothing else can bring a QoS 2 message in. */
     inbox(endpoint: Endpoint, address: string): Qos2Inbox | undefined {
       const client = this.client
-      if (!client.subscriptions.all().some((s) => s.qos === 2)) return undefined
+      if (!client.subscriptions.anyQos2) return undefined
       return client.brokerSessions().inbox(brokerKey(endpoint.url, address))
     }
 

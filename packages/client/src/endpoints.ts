@@ -29,6 +29,11 @@ export interface Endpoint {
 
 const DEFAULT_PORTS = { 'mqtt:': 1883, 'mqtts:': 8883 } as const
 
+/** A bad endpoint, with the field it came from for whoever handles the error. */
+function invalid(field: string, message: string): UplinkError<'INVALID_OPTIONS'> {
+  return new UplinkError('INVALID_OPTIONS', message, { details: { field } })
+}
+
 /** Parses one endpoint; `field` names it in the error (e.g. `endpoints[1]`). */
 export function parseEndpoint(
   input: string | EndpointInput,
@@ -37,35 +42,26 @@ export function parseEndpoint(
 ): Endpoint {
   const raw = typeof input === 'string' ? input : input?.url
   if (typeof raw !== 'string' || raw.length === 0) {
-    throw new UplinkError(
-      'INVALID_OPTIONS',
-      `${field} must be a URL such as mqtts://broker.example.com:8883`,
-    )
+    throw invalid(field, `${field} must be a URL such as mqtts://broker.example.com:8883`)
   }
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new UplinkError('INVALID_OPTIONS', `${field} is not a valid URL`)
+    throw invalid(field, `${field} is not a valid URL`)
   }
   if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') {
-    throw new UplinkError(
-      'INVALID_OPTIONS',
-      `${field} must use mqtt:// or mqtts://, not ${url.protocol}//`,
-    )
+    throw invalid(field, `${field} must use mqtt:// or mqtts://, not ${url.protocol}//`)
   }
   if (url.username || url.password) {
     // Credentials in a URL end up in logs and events; they belong in username/password.
-    throw new UplinkError(
-      'INVALID_OPTIONS',
+    throw invalid(
+      field,
       `${field} must not carry credentials; use the username and password options`,
     )
   }
   if ((url.pathname && url.pathname !== '/') || url.search || url.hash) {
-    throw new UplinkError(
-      'INVALID_OPTIONS',
-      `${field} must be scheme://host[:port] with no path or query`,
-    )
+    throw invalid(field, `${field} must be scheme://host[:port] with no path or query`)
   }
   // Without the root's dot: TLS sends the name as SNI, which has none (RFC 6066), and an
   // endpoint is one endpoint however it is spelled (a directive for `host.` is the configured
@@ -74,11 +70,18 @@ export function parseEndpoint(
     .replace(/^\[(.*)\]$/, '$1')
     .toLowerCase()
     .replace(/\.$/, '')
-  if (!host) throw new UplinkError('INVALID_OPTIONS', `${field} has no host`)
+  if (!host) throw invalid(field, `${field} has no host`)
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol]
-  if (port < 1) throw new UplinkError('INVALID_OPTIONS', `${field} has port 0; name a port from 1`)
+  if (port < 1) throw invalid(field, `${field} has port 0; name a port from 1`)
   const secure = url.protocol === 'mqtts:'
   const own = typeof input === 'string' ? undefined : input.tls
+  // Certificates for a plaintext endpoint were dropped in silence: the device then spoke in the
+  // clear to an endpoint its configuration meant to reach over TLS.
+  if (!secure && own !== undefined)
+    throw invalid(
+      `${field}.tls`,
+      `${field}.tls is given for an mqtt:// endpoint; TLS needs mqtts://`,
+    )
   return {
     url: `${url.protocol}//${isIP(host) === 6 ? `[${host}]` : host}:${port}`,
     host,

@@ -284,7 +284,7 @@ const JITTER_MODES: readonly JitterMode[] = ['full', 'equal', 'decorrelated', 'n
 const QOS: readonly Qos[] = [0, 1, 2]
 
 function fail(field: string, must: string): never {
-  throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`)
+  throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`, { details: { field } })
 }
 
 function int(value: unknown, field: string, fallback: number, min: number, max: number): number {

@@ -57,6 +57,12 @@ export class Subscriptions {
     return this.entries?.size ?? 0
   }
 
+  /** Whether a filter is held at QoS 2: only then can a QoS 2 message come in. */
+  get anyQos2(): boolean {
+    for (const s of this.entries?.values() ?? []) if (s.qos === 2) return true
+    return false
+  }
+
   /** Calls every handler whose filter matches; a throwing handler is reported, not fatal. */
   dispatch(message: InboundMessage, onError: (err: unknown) => void): void {
     if (!this.entries) return

@@ -33,6 +33,18 @@ describe('parseEndpoint', () => {
     expect(parseEndpoint('mqtt://a.example.com', 'e', shared).tls).toBeUndefined()
   })
 
+  it("refuses an endpoint's own TLS on mqtt:// (it was dropped, and the device spoke in the clear)", () => {
+    expect(() =>
+      parseEndpoint({ url: 'mqtt://a.example.com', tls: { ca: 'own' } }, 'endpoints[1]'),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTIONS',
+        message: 'endpoints[1].tls is given for an mqtt:// endpoint; TLS needs mqtts://',
+        details: { field: 'endpoints[1].tls' },
+      }),
+    )
+  })
+
   it.each([
     ['http://a.example.com', 'must use mqtt://'],
     ['mqtt://user:secret@a.example.com', 'must not carry credentials'],

@@ -160,3 +160,19 @@ describe('resolved option groups are shared between clients', () => {
     expect(b.backoff.maxMs).toBe(9_000)
   })
 })
+
+describe('a refused option names its field in details, not only in the message', () => {
+  it.each([
+    [{ keepalive: -1 }, 'keepalive'],
+    [{ backoff: { initialMs: 'soon' } }, 'backoff.initialMs'],
+    [{ endpoints: ['mqtt://a.example.com', 'http://b.example.com'] }, 'endpoints[1]'],
+    [{ endpoints: [{ url: 'mqtt://a.example.com', tls: { ca: 'x' } }] }, 'endpoints[0].tls'],
+  ])('%j: details.field is %s', (over, field) => {
+    expect(() => resolveOptions({ ...base, ...over } as UplinkOptions)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTIONS',
+        details: expect.objectContaining({ field }),
+      }),
+    )
+  })
+})

@@ -15,6 +15,17 @@ describe('Subscriptions', () => {
     expect(subs.all()).toEqual([])
   })
 
+  it('anyQos2 says whether a filter is held at QoS 2, raised or removed', () => {
+    const subs = new Subscriptions()
+    expect(subs.anyQos2).toBe(false)
+    subs.add('cmd/#', 1)
+    expect(subs.anyQos2).toBe(false)
+    subs.add('cmd/#', 2)
+    expect(subs.anyQos2).toBe(true)
+    subs.remove('cmd/#')
+    expect(subs.anyQos2).toBe(false)
+  })
+
   it('the last handler removed drops the filter; one of two keeps it', () => {
     const subs = new Subscriptions()
     const a = () => {}
