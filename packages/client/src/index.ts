@@ -48,4 +48,4 @@ export type {
   Qos,
 } from './outbox.js'
 export type { MessageHandler } from './subscriptions.js'
-export { topicMatches, validateFilter, validateTopic } from './topics.js'
+export { topicMatches, unshared, validateFilter, validateTopic } from './topics.js'

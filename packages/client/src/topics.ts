@@ -78,10 +78,19 @@ export function validateFilter(filter: unknown): string {
   return filter
 }
 
+/**
+ * The filter an MQTT 5 shared subscription, `$share/{group}/{filter}`, delivers topics for
+ * (itself for any other filter).
+ */
+export function unshared(filter: string): string {
+  if (!filter.startsWith('$share/')) return filter
+  const end = filter.indexOf('/', '$share/'.length)
+  return end < 0 ? filter : filter.slice(end + 1)
+}
+
 /** Whether `topic` matches `filter` under MQTT's rules ($-topics do not match leading wildcards). */
 export function topicMatches(filter: string, topic: string): boolean {
-  // An MQTT 5 shared subscription, `$share/{group}/{filter}`, delivers topics its filter matches.
-  if (filter.startsWith('$share/')) filter = filter.slice(filter.indexOf('/', 7) + 1)
+  filter = unshared(filter)
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false
   const f = filter.split('/')
   const t = topic.split('/')

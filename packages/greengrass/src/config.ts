@@ -1,12 +1,21 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
+  checkKeys,
   createUplink,
   type EndpointInput,
   type TlsConfig,
   UplinkError,
   type UplinkOptions,
+  validateTopic,
 } from '@uplink/client'
+import {
+  COMMAND_RULE_KEYS,
+  CONFIG_KEYS,
+  checkGroups,
+  ENDPOINT_KEYS,
+  FORWARD_RULE_KEYS,
+} from './config-keys.js'
 import { defaultConfiguration, GREENGRASS_DEFAULTS } from './defaults.js'
 import {
   type CommandRule,
@@ -60,8 +69,6 @@ export interface ComponentSettings {
 
 type Json = Record<string, unknown>
 
-const KNOWN = new Set([...Object.keys(defaultConfiguration()), 'accessControl'])
-
 function fail(field: string, must: string): never {
   throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`, { details: { field } })
 }
@@ -88,6 +95,23 @@ function int(v: unknown, field: string, min: number, max: number): number {
 function str(v: unknown, field: string): string {
   if (typeof v !== 'string') fail(field, 'must be a string')
   return v
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== 'boolean') fail(field, 'must be true or false')
+  return v
+}
+
+/** A topic the component publishes to locally: '' is off. */
+function publishable(v: unknown, field: string): string {
+  const topic = str(v, field)
+  if (topic === '') return topic
+  try {
+    validateTopic(topic)
+  } catch (err) {
+    fail(field, `must be a topic one can publish to: ${(err as Error).message}`)
+  }
+  return topic
 }
 
 function oneOf<T extends string | number>(v: unknown, field: string, values: readonly T[]): T {
@@ -129,10 +153,27 @@ function endpointsFrom(c: Json, env: DeviceEnv, tls: TlsConfig): EndpointInput[]
     return [{ url: `mqtts://${env.iotDataEndpoint}:${GREENGRASS_DEFAULTS.port}`, tls }]
   }
   return list.map((e, i) => {
-    if (typeof e === 'string') return { url: e, tls }
+    // The shared certificates (and GG_ROOT_CA_PATH, always set) are for mqtts:// endpoints: a
+    // plaintext one (a broker on the device, a test) gets none, as createUplink requires.
+    if (typeof e === 'string') return secure(e) ? { url: e, tls } : { url: e }
     if (!isObject(e)) fail(`endpoints[${i}]`, 'must be a URL or { url, certificatePath, ... }')
-    return { url: str(e.url, `endpoints[${i}].url`), tls: tlsFrom(e, `endpoints[${i}].`, tls) }
+    checkKeys(e, ENDPOINT_KEYS, `endpoints[${i}]`)
+    const url = str(e.url, `endpoints[${i}].url`)
+    if (secure(url)) return { url, tls: tlsFrom(e, `endpoints[${i}].`, tls) }
+    for (const key of ['certificatePath', 'privateKeyPath', 'rootCaPath'])
+      if (str(e[key] ?? '', `endpoints[${i}].${key}`))
+        fail(`endpoints[${i}].${key}`, 'is given for an mqtt:// endpoint; TLS needs mqtts://')
+    return { url }
   })
+}
+
+/** An mqtts:// URL; anything else the client's own check judges (and refuses, if bad). */
+function secure(url: string): boolean {
+  try {
+    return new URL(url).protocol === 'mqtts:'
+  } catch {
+    return false
+  }
 }
 
 function forwardFrom(c: Json, vars: FixedVars): ForwardRule[] {
@@ -140,6 +181,7 @@ function forwardFrom(c: Json, vars: FixedVars): ForwardRule[] {
   return c.forward.map((r: unknown, i) => {
     const f = `forward[${i}]`
     if (!isObject(r)) fail(f, 'must be { localTopic, cloudTopic, qos, priority, ttlSeconds }')
+    checkKeys(r, FORWARD_RULE_KEYS, f)
     const rule: ForwardRule = {
       localTopic: str(r.localTopic, `${f}.localTopic`),
       cloudTopic: expandFixed(str(r.cloudTopic, `${f}.cloudTopic`), vars),
@@ -161,6 +203,7 @@ function commandsFrom(c: Json, vars: FixedVars): CommandRule[] {
   return c.commands.map((r: unknown, i) => {
     const f = `commands[${i}]`
     if (!isObject(r)) fail(f, 'must be { cloudTopic, localTopic, qos }')
+    checkKeys(r, COMMAND_RULE_KEYS, f)
     const rule: CommandRule = {
       cloudTopic: expandFixed(str(r.cloudTopic, `${f}.cloudTopic`), vars),
       localTopic: expandFixed(str(r.localTopic, `${f}.localTopic`), vars),
@@ -186,8 +229,10 @@ const set = <T>(v: T): T | undefined =>
 
 export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSettings {
   if (!isObject(raw)) fail('configuration', 'must be an object')
-  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) fail(key, 'is not an option')
+  // Key names only, never values: a typo is named, a private key path or URL is not echoed.
+  checkKeys(raw, CONFIG_KEYS, '')
   const c = overDefaults(defaultConfiguration(), raw)
+  checkGroups(c)
   const clientId =
     str(c.clientId, 'clientId') || `${env.thingName}${GREENGRASS_DEFAULTS.clientIdSuffix}`
   const vars: FixedVars = { thingName: env.thingName, region: env.region ?? '', clientId }
@@ -210,18 +255,20 @@ export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSet
     backoff: c.backoff as UplinkOptions['backoff'],
     failoverAfter: c.failoverAfter as number,
     dns: { ...(dns as UplinkOptions['dns']), servers: set(dns.servers as string[]) },
-    concierge: set(concierge.url)
+    concierge: set(str(concierge.url, 'concierge.url'))
       ? ({
           ...concierge,
           url: expandFixed(String(concierge.url), vars),
         } as UplinkOptions['concierge'])
       : undefined,
-    control: set(control.topic) ? { topic: expandFixed(String(control.topic), vars) } : undefined,
+    control: set(str(control.topic, 'control.topic'))
+      ? { topic: expandFixed(String(control.topic), vars) }
+      : undefined,
     failover: c.failover as UplinkOptions['failover'],
     session: c.session as UplinkOptions['session'],
     inflightWindow: c.inflightWindow as number,
     maxPayloadBytes: c.maxPayloadBytes as number,
-    presence: set(presence.topic)
+    presence: set(str(presence.topic, 'presence.topic'))
       ? ({
           ...presence,
           topic: expandFixed(String(presence.topic), vars),
@@ -244,11 +291,14 @@ export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSet
     forward: forwardFrom(c, vars),
     commands: commandsFrom(c, vars),
     status: {
-      topic: str(status.topic, 'status.topic'),
+      topic: publishable(status.topic, 'status.topic'),
       intervalSeconds: int(status.intervalSeconds, 'status.intervalSeconds', 0, 86_400),
     },
     componentUpdates: {
-      deferWhileAlarmsUnsent: updates.deferWhileAlarmsUnsent === true,
+      deferWhileAlarmsUnsent: bool(
+        updates.deferWhileAlarmsUnsent,
+        'componentUpdates.deferWhileAlarmsUnsent',
+      ),
       recheckAfterMs: int(
         updates.recheckAfterMs,
         'componentUpdates.recheckAfterMs',

@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { UplinkError } from '@uplink/client'
+import { type Clock, systemClock, UplinkError } from '@uplink/client'
 import EventEmitter from 'eventemitter3'
 import {
   decodeRpcMessage,
@@ -37,7 +37,14 @@ export interface IpcConnectOptions {
   socketPath: string
   /** SVCUID: the nucleus authorizes the component by it. Never logged. */
   authToken: string
+  /** For the connect-ack; default 5 s. */
   timeoutMs?: number
+  /**
+   * For each operation's response (a streaming one's first message); default 10 s. A response
+   * the nucleus lost must not leave the caller (the runner's set-up, a stop) waiting forever.
+   */
+  callTimeoutMs?: number
+  clock?: Clock
 }
 
 /** A modelled error the nucleus answered with (e.g. aws.greengrass#ResourceNotFoundError). */
@@ -72,9 +79,18 @@ export interface IpcStream {
   close(): void
 }
 
-export type IpcConnectionEvents = { close: [error: Error | undefined] }
+export type IpcConnectionEvents = {
+  close: [error: Error | undefined]
+  /**
+   * A frame that could not be handled (an event of a shape no operation has, a handler that
+   * threw): it is skipped and the frames after it are handled, so one bad frame neither drops
+   * the rest of its chunk nor escapes the socket's data handler to crash the host process.
+   */
+  fault: [error: Error]
+}
 
 const SHAPE = 'service-model-type'
+const DEFAULT_CALL_TIMEOUT_MS = 10_000
 
 function responseError(operation: string, message: RpcMessage): Error | undefined {
   const shape = message.headers[SHAPE] ?? ''
@@ -99,7 +115,11 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
   private nextStreamId = 1
   private closed = false
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly clock: Clock,
+    private readonly callTimeoutMs: number,
+  ) {
     super()
   }
 
@@ -107,10 +127,15 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     const timeoutMs = options.timeoutMs ?? 5_000
     return new Promise((resolve, reject) => {
       const socket = net.connect(options.socketPath)
-      const connection = new IpcConnection(socket)
+      const clock = options.clock ?? systemClock
+      const connection = new IpcConnection(
+        socket,
+        clock,
+        options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      )
       const splitter = new FrameSplitter()
       let accepted = false
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         socket.destroy()
         reject(
           new UplinkError('CONNECT_TIMEOUT', `Greengrass IPC: no connect-ack in ${timeoutMs} ms`),
@@ -144,7 +169,7 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
             return
           }
           if (!accepted) {
-            clearTimeout(timer)
+            clock.clearTimeout(timer)
             if (
               message.type === MessageType.ConnectAck &&
               message.flags & MessageFlags.ConnectionAccepted
@@ -161,12 +186,12 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
               )
               return
             }
-          } else connection.receive(message)
+          } else connection.receiveContained(message)
         }
       })
       socket.on('error', (err) => {
         if (!accepted) {
-          clearTimeout(timer)
+          clock.clearTimeout(timer)
           reject(
             new UplinkError('CONNECT_FAILED', `Greengrass IPC: ${err.message}`, { cause: err }),
           )
@@ -174,7 +199,7 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
       })
       socket.on('close', () => {
         if (!accepted) {
-          clearTimeout(timer)
+          clock.clearTimeout(timer)
           reject(new UplinkError('CONNECT_FAILED', 'Greengrass IPC: the socket closed'))
         }
         connection.closedBySocket()
@@ -233,10 +258,23 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     }
     const streamId = this.nextStreamId++
     return new Promise((resolve, reject) => {
+      // No response in time: the operation fails and its stream is forgotten, so a response
+      // that comes after all is ignored.
+      const timer = this.clock.setTimeout(() => {
+        if (this.streams.get(streamId)?.responded !== false) return
+        this.streams.delete(streamId)
+        reject(new IpcError('Timeout', `${operation}: no response in ${this.callTimeoutMs} ms`))
+      }, this.callTimeoutMs)
       this.streams.set(streamId, {
         operation,
-        respond: (response) => resolve({ streamId, response }),
-        fail: reject,
+        respond: (response) => {
+          this.clock.clearTimeout(timer)
+          resolve({ streamId, response })
+        },
+        fail: (err) => {
+          this.clock.clearTimeout(timer)
+          reject(err)
+        },
         responded: false,
         onEvent,
         onEnd,
@@ -253,6 +291,16 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
         payload: jsonPayload(request ?? {}),
       })
     })
+  }
+
+  /** One frame; whatever goes wrong with it is reported and the next frame is handled. */
+  private receiveContained(message: RpcMessage): void {
+    try {
+      this.receive(message)
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err))
+      this.emit('fault', error)
+    }
   }
 
   private send(message: RpcMessage): void {
@@ -275,13 +323,19 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     const terminated = (message.flags & MessageFlags.TerminateStream) !== 0
     const error = responseError(pending.operation, message)
     let payload: unknown
+    let notJson: Error | undefined
     try {
       payload = error ? undefined : parseJsonPayload(message.payload)
     } catch {
-      this.socket.destroy(new Error(`${pending.operation}: a payload that is not JSON`))
-      return
+      // Only this frame is bad: its call fails (or its event is skipped), the connection stays.
+      notJson = new IpcError('ProtocolError', `${pending.operation}: a payload that is not JSON`)
     }
     if (!pending.responded) {
+      if (notJson) {
+        this.streams.delete(message.streamId)
+        pending.fail(notJson)
+        return
+      }
       pending.responded = true
       if (error) {
         this.streams.delete(message.streamId)
@@ -292,10 +346,14 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
       if (terminated || !pending.onEvent) this.streams.delete(message.streamId)
       return
     }
+    if (notJson) throw notJson
     if (error || terminated) {
       this.streams.delete(message.streamId)
-      if (!error && message.payload.length > 0) pending.onEvent?.(payload)
-      pending.onEnd?.(error)
+      try {
+        if (!error && message.payload.length > 0) pending.onEvent?.(payload)
+      } finally {
+        pending.onEnd?.(error)
+      }
       return
     }
     pending.onEvent?.(payload)
@@ -307,7 +365,13 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     const lost = new UplinkError('CONNECTION_LOST', 'Greengrass IPC connection closed')
     for (const pending of this.streams.values()) {
       if (!pending.responded) pending.fail(lost)
-      else pending.onEnd?.(lost)
+      else {
+        try {
+          pending.onEnd?.(lost)
+        } catch (err) {
+          this.emit('fault', err instanceof Error ? err : new Error(String(err)))
+        }
+      }
     }
     this.streams.clear()
     this.emit('close', lost)

@@ -1,4 +1,4 @@
-import type { IpcConnection, IpcStream } from './ipc-connection.js'
+import { type IpcConnection, IpcError, type IpcStream } from './ipc-connection.js'
 
 /**
  * The Greengrass IPC operations the component uses, with the shapes of the
@@ -25,6 +25,31 @@ export interface LocalMessage {
   topic: string
   payload: Buffer
 }
+
+type Json = Record<string, unknown>
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/**
+ * An event's member, if it is an object. Events come from the nucleus and are checked, not
+ * cast: an event of a shape the model does not have throws a MalformedEvent (which the
+ * connection reports and skips) instead of a TypeError. It names the shape, never the payload.
+ */
+function member(event: unknown, operation: string, key: string): Json | undefined {
+  if (!isObject(event)) throw malformed(operation, 'an event that is not an object')
+  const v = event[key]
+  if (v === undefined) return undefined
+  if (!isObject(v)) throw malformed(operation, `${key} that is not an object`)
+  return v
+}
+
+function malformed(operation: string, what: string): IpcError {
+  return new IpcError('MalformedEvent', `${operation}: ${what}, skipped`)
+}
+
+const optionalString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
 
 function leaf(value: unknown, keyPath: string[]): unknown {
   // For a key path that ends at a leaf the nucleus answers { <last key>: value }.
@@ -54,9 +79,10 @@ export function subscribeToConfigurationUpdate(
     op('SubscribeToConfigurationUpdate'),
     { keyPath: [] },
     (event) => {
-      const e = (event as { configurationUpdateEvent?: { keyPath?: string[] } })
-        .configurationUpdateEvent
-      if (e) onUpdate(e.keyPath ?? [])
+      const e = member(event, 'SubscribeToConfigurationUpdate', 'configurationUpdateEvent')
+      if (!e) return
+      const keyPath = Array.isArray(e.keyPath) ? e.keyPath.filter((k) => typeof k === 'string') : []
+      onUpdate(keyPath)
     },
     onEnd,
   )
@@ -71,11 +97,16 @@ export function subscribeToValidateConfigurationUpdates(
     op('SubscribeToValidateConfigurationUpdates'),
     {},
     (event) => {
-      const e = (
-        event as { validateConfigurationUpdateEvent?: Partial<ValidateConfigurationEvent> }
-      ).validateConfigurationUpdateEvent
-      if (e?.deploymentId)
-        onValidate({ deploymentId: e.deploymentId, configuration: e.configuration ?? {} })
+      const name = 'SubscribeToValidateConfigurationUpdates'
+      const e = member(event, name, 'validateConfigurationUpdateEvent')
+      if (!e) return
+      const deploymentId = optionalString(e.deploymentId)
+      if (!deploymentId) throw malformed(name, 'an event without a deploymentId')
+      // A configuration that is not an object is the validator's to refuse, by name.
+      onValidate({
+        deploymentId,
+        configuration: (e.configuration ?? {}) as Record<string, unknown>,
+      })
     },
     onEnd,
   )
@@ -105,12 +136,15 @@ export function subscribeToComponentUpdates(
     op('SubscribeToComponentUpdates'),
     {},
     (event) => {
-      const e = event as {
-        preUpdateEvent?: { deploymentId: string; isGgcRestarting?: boolean }
-        postUpdateEvent?: { deploymentId: string }
-      }
-      if (e.preUpdateEvent) onUpdate({ kind: 'pre', ...e.preUpdateEvent })
-      else if (e.postUpdateEvent) onUpdate({ kind: 'post', ...e.postUpdateEvent })
+      const name = 'SubscribeToComponentUpdates'
+      const pre = member(event, name, 'preUpdateEvent')
+      const post = member(event, name, 'postUpdateEvent')
+      const e = pre ?? post
+      if (!e) return
+      const deploymentId = optionalString(e.deploymentId)
+      if (!deploymentId) throw malformed(name, 'an event without a deploymentId')
+      if (pre) onUpdate({ kind: 'pre', deploymentId, isGgcRestarting: e.isGgcRestarting === true })
+      else onUpdate({ kind: 'post', deploymentId })
     },
     onEnd,
   )
@@ -148,20 +182,20 @@ export function subscribeToTopic(
     // Not our own publishes (commands, status) back to us.
     { topic, receiveMode: 'RECEIVE_MESSAGES_FROM_OTHERS' },
     (event) => {
-      const e = event as {
-        binaryMessage?: { message?: string; context?: { topic?: string } }
-        jsonMessage?: { message?: unknown; context?: { topic?: string } }
-      }
-      if (e.binaryMessage) {
-        onMessage({
-          topic: e.binaryMessage.context?.topic ?? topic,
-          payload: Buffer.from(e.binaryMessage.message ?? '', 'base64'),
-        })
-      } else if (e.jsonMessage) {
-        onMessage({
-          topic: e.jsonMessage.context?.topic ?? topic,
-          payload: Buffer.from(JSON.stringify(e.jsonMessage.message ?? null)),
-        })
+      const name = 'SubscribeToTopic'
+      const binary = member(event, name, 'binaryMessage')
+      const json = member(event, name, 'jsonMessage')
+      const e = binary ?? json
+      if (!e) return
+      const context = e.context === undefined ? {} : member(e, name, 'context')
+      const from = optionalString(context?.topic) ?? topic
+      if (binary) {
+        const message = binary.message ?? ''
+        if (typeof message !== 'string')
+          throw malformed(name, 'a binaryMessage whose message is not base64 text')
+        onMessage({ topic: from, payload: Buffer.from(message, 'base64') })
+      } else {
+        onMessage({ topic: from, payload: Buffer.from(JSON.stringify(json?.message ?? null)) })
       }
     },
     onEnd,

@@ -58,6 +58,8 @@ export class IpcSession {
         return
       }
       const closed = new Promise<void>((resolve) => ipc.once('close', () => resolve()))
+      // A frame the connection skipped (a malformed event, a handler that threw): logged.
+      ipc.on('fault', (err) => this.onError(err))
       this.connection = ipc
       try {
         await this.ready(ipc)

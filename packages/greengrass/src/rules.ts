@@ -1,4 +1,4 @@
-import { topicMatches, validateFilter, validateTopic } from '@uplink/client'
+import { topicMatches, unshared, validateFilter, validateTopic } from '@uplink/client'
 
 /**
  * Topic rules: where a local message goes in the cloud, and where a cloud command goes locally.
@@ -32,6 +32,7 @@ export function expandFixed(template: string, vars: FixedVars): string {
 
 /** The levels of `topic` that a trailing `#` of `filter` matched ('' when it ends otherwise). */
 export function suffixOf(filter: string, topic: string): string {
+  filter = unshared(filter)
   if (filter !== '#' && !filter.endsWith('/#')) return ''
   const fixed = filter.split('/').length - 1
   return topic.split('/').slice(fixed).join('/')
@@ -44,7 +45,8 @@ export function expandTopic(template: string, filter: string, topic: string): st
 /** Throws INVALID_TOPIC unless the filter is valid and the template can make a valid topic. */
 export function checkRule(filter: string, template: string): void {
   validateFilter(filter)
-  validateTopic(expandTopic(template, filter, filter.replace(/#$/, 'a').replaceAll('+', 'a')))
+  const sample = unshared(filter).replace(/#$/, 'a').replaceAll('+', 'a')
+  validateTopic(expandTopic(template, filter, sample))
 }
 
 /** The first rule whose filter matches wins, so a specific rule goes before a catch-all. */

@@ -11,7 +11,7 @@ import {
 import { sqliteOutbox } from '@uplink/store-sqlite'
 import { type ComponentSettings, type DeviceEnv, parseComponentConfig } from './config.js'
 import { GREENGRASS_DEFAULTS } from './defaults.js'
-import type { IpcConnection, IpcStream } from './ipc-connection.js'
+import { type IpcConnection, IpcError, type IpcStream } from './ipc-connection.js'
 import {
   type ComponentState,
   type ComponentUpdateEvent,
@@ -52,6 +52,8 @@ export interface RunnerStatus extends RunnerCounts {
   thingName: string
   region: string | undefined
   state: ComponentState | 'STARTING'
+  /** Forwarding filters the nucleus refused to subscribe to (its access policy): not forwarded. */
+  refusedLocalTopics: string[]
   uplink: Omit<UplinkStats, 'lastError'> & {
     lastError: { code: string; message: string } | undefined
   }
@@ -85,6 +87,8 @@ export class GreengrassRunner {
   private kept: Outbox | undefined
   /** Local subscriptions on the current IPC connection, by filter. */
   private local = new Map<string, IpcStream>()
+  /** Forwarding filters the nucleus refused at the last sync; tried again at every reload. */
+  private refusedLocal = new Set<string>()
   /** Set while one client is being replaced by the next: local messages wait for it. */
   private swapping: Promise<void> | undefined
   private chain: Promise<void> = Promise.resolve()
@@ -197,6 +201,10 @@ export class GreengrassRunner {
       const why = isUplinkError(err) ? `${err.code}: ${err.message}` : String(err)
       if (this.settings) {
         this.log(`configuration refused, the running one stays: ${why}`)
+        // This may be the set-up of a new IPC connection (a reconnect reads the configuration
+        // again): the running settings need their local subscriptions on it, or nothing local
+        // is forwarded from now on. The status timer publishes on whatever connection is current.
+        await this.serve(ipc)
         return
       }
       this.log(`configuration refused, nothing to run: ${why}`)
@@ -211,8 +219,23 @@ export class GreengrassRunner {
       await this.report(ipc, 'ERRORED')
       return
     }
+    await this.serve(ipc)
+  }
+
+  /**
+   * Subscribes the forwarding filters on this connection, then reports how that went. A filter
+   * the access policy refuses does not stop the others: the component stays RUNNING, carrying
+   * what it may, and says which filters it cannot (a log line each, and the status JSON). Only
+   * when it can subscribe to none of them is it ERRORED: then it carries no local data at all,
+   * and ERRORED is how a Greengrass operator learns of it (the deployment shows it failed, the
+   * component's state is not RUNNING). ERRORED for one refused filter of several would instead
+   * have the nucleus restart the component and a deployment roll back, stopping the data that
+   * does flow, over a policy only a new deployment can change (which retries the filters).
+   */
+  private async serve(ipc: IpcConnection): Promise<void> {
     await this.syncLocal(ipc)
-    await this.report(ipc, 'RUNNING')
+    const wanted = this.settings?.forward.length ?? 0
+    await this.report(ipc, wanted > 0 && this.local.size === 0 ? 'ERRORED' : 'RUNNING')
   }
 
   private async report(ipc: IpcConnection, state: ComponentState): Promise<void> {
@@ -298,11 +321,25 @@ export class GreengrassRunner {
         this.local.delete(filter)
       }
     }
+    const refused = new Set<string>()
     for (const filter of wanted) {
       if (this.local.has(filter)) continue
-      const stream = await subscribeToTopic(ipc, filter, (m) => this.track(this.forward(filter, m)))
-      this.local.set(filter, stream)
+      try {
+        const stream = await subscribeToTopic(ipc, filter, (m) =>
+          this.track(this.forward(filter, m)),
+        )
+        this.local.set(filter, stream)
+      } catch (err) {
+        // A lost connection or a nucleus that does not answer fails the set-up (it is retried);
+        // a refusal of this one filter is the policy's answer, and the other filters go on.
+        if (!refusedFilter(err)) throw err
+        refused.add(filter)
+        this.log(
+          `local topic ${filter} is not forwarded: the nucleus refused SubscribeToTopic (${err.shape.replace('aws.greengrass#', '')}); the component's accessControl must allow it`,
+        )
+      }
     }
+    this.refusedLocal = refused
   }
 
   /** Forwards not yet stored: stop() waits for them, so what the nucleus handed over is kept. */
@@ -407,6 +444,7 @@ export class GreengrassRunner {
       thingName: this.thingName,
       region: this.nucleus.region,
       state: this.state,
+      refusedLocalTopics: [...this.refusedLocal],
       ...this.counts,
       uplink: stats && {
         ...stats,
@@ -456,6 +494,14 @@ export class GreengrassRunner {
     this.session.stop()
     this.firstApplied?.()
   }
+}
+
+/** The nucleus's answer about one filter (its access policy, or the filter itself). */
+function refusedFilter(err: unknown): err is IpcError {
+  return (
+    err instanceof IpcError &&
+    (err.shape.endsWith('#UnauthorizedError') || err.shape.endsWith('#InvalidArgumentsError'))
+  )
 }
 
 /** `work`, or nothing after `ms`: every wait in a stop is bounded. */

@@ -97,6 +97,18 @@ describe('the component configuration', () => {
     ])
   })
 
+  it('gives an mqtt:// endpoint none of the shared certificates, and refuses certificates of its own', () => {
+    const s = parseComponentConfig(
+      { certificatePath: cert, privateKeyPath: key, endpoints: ['mqtt://127.0.0.1:1883'] },
+      env,
+    )
+    expect(s.uplink.endpoints).toEqual([{ url: 'mqtt://127.0.0.1:1883' }])
+    const own = { url: 'mqtt://127.0.0.1:1883', certificatePath: cert, privateKeyPath: key }
+    expect(refused({ endpoints: [own] })).toBe(
+      'endpoints[0].certificatePath is given for an mqtt:// endpoint; TLS needs mqtts://',
+    )
+  })
+
   it('names the field when a certificate cannot be read, or comes without its key', () => {
     expect(refused({ certificatePath: join(dir, 'nope.pem'), privateKeyPath: key })).toBe(
       'certificatePath names a file that cannot be read (ENOENT)',
@@ -107,7 +119,7 @@ describe('the component configuration', () => {
   })
 
   it('refuses unknown options, and Uplink options that createUplink refuses', () => {
-    expect(refused({ keepAlive: 30 })).toBe('keepAlive is not an option')
+    expect(refused({ keepAlive: 30 })).toBe('keepAlive is not an option; did you mean keepalive?')
     expect(refused({ keepalive: 0 })).toMatch(/^keepalive must be an integer/)
     expect(refused({ endpoints: ['tcp://x.example.com'] })).toMatch(/^endpoints\[0\] must use mqtt/)
     expect(refused({ outbox: { overflow: 'spill' } })).toBe(
@@ -118,6 +130,71 @@ describe('the component configuration', () => {
     )
     // accessControl is the nucleus's, in the same configuration: allowed.
     expect(() => parseComponentConfig({ accessControl: {} }, env)).not.toThrow()
+  })
+
+  it('refuses unknown keys at every level, naming the field path and the key meant', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [
+        { outbox: { maxMessage: 10 } },
+        'outbox.maxMessage is not an option; did you mean outbox.maxMessages?',
+      ],
+      [
+        { status: { intervalSecond: 5 } },
+        'status.intervalSecond is not an option; did you mean status.intervalSeconds?',
+      ],
+      [
+        { componentUpdates: { maxDeferral: 0 } },
+        'componentUpdates.maxDeferral is not an option; did you mean componentUpdates.maxDeferrals?',
+      ],
+      [{ control: { topic: 'ctl/gw-7', qos: 2 } }, 'control.qos is not an option'],
+      // Off (url ''), and still checked: the typo would be in force the day it is turned on.
+      [
+        { concierge: { url: '', intervalMS: 5 } },
+        'concierge.intervalMS is not an option; did you mean concierge.intervalMs?',
+      ],
+      [
+        { backoff: { informed: { spreadMS: 1 } } },
+        'backoff.informed.spreadMS is not an option; did you mean backoff.informed.spreadMs?',
+      ],
+      [
+        { forward: [{ localTopic: 'a/#', cloudTopic: 'b/{suffix}', priorty: 'alarm' }] },
+        'forward[0].priorty is not an option; did you mean forward[0].priority?',
+      ],
+      [
+        { commands: [{ cloudTopic: 'c/#', localTopic: 'l/{suffix}', qoss: 0 }] },
+        'commands[0].qoss is not an option; did you mean commands[0].qos?',
+      ],
+      [
+        { endpoints: ['mqtts://a.example.com', { url: 'mqtts://b.example.com', certPath: cert }] },
+        'endpoints[1].certPath is not an option',
+      ],
+    ]
+    for (const [raw, message] of cases) expect(refused(raw)).toBe(message)
+    // presence is Uplink's, handed over as it is: its other options are options here too.
+    expect(() => parseComponentConfig({ presence: { topic: 'p/gw-7', qos: 0 } }, env)).not.toThrow()
+  })
+
+  it('refuses a group that is not an object, a boolean that is not one, and a status topic one cannot publish to', () => {
+    expect(refused({ dns: null })).toBe('dns must be an object')
+    expect(refused({ outbox: 'big' })).toBe('outbox must be an object')
+    expect(refused({ control: ['x'] })).toBe('control must be an object')
+    expect(refused({ componentUpdates: { deferWhileAlarmsUnsent: 'true' } })).toBe(
+      'componentUpdates.deferWhileAlarmsUnsent must be true or false',
+    )
+    expect(refused({ status: { topic: 'uplink/#' } })).toMatch(
+      /^status\.topic must be a topic one can publish to: /,
+    )
+    expect(refused({ control: { topic: 7 } })).toBe('control.topic must be a string')
+    expect(parseComponentConfig({ status: { topic: '' } }, env).status.topic).toBe('')
+  })
+
+  it('names a misplaced key but never echoes its value, which may be a secret', () => {
+    const secret = '-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL'
+    const endpoint = { url: 'mqtts://b.example.com', privateKey: secret }
+    const message = refused({ endpoints: [endpoint] })
+    expect(message).toMatch(/^endpoints\[0\]\.privateKey is not an option/)
+    expect(message).not.toContain('SECRETKEYMATERIAL')
+    expect(refused({ privateKey: secret })).not.toContain('SECRETKEYMATERIAL')
   })
 
   it('refuses a rule whose filter is invalid or whose template cannot make a topic', () => {
@@ -164,6 +241,24 @@ describe('topic rules', () => {
     expect(expandTopic('dt/gw/{suffix}', 'uplink/out/#', 'uplink/out/t/1')).toBe('dt/gw/t/1')
     expect(expandTopic('all/{topic}', 'uplink/+/x', 'uplink/q/x')).toBe('all/uplink/q/x')
     expect(() => checkRule('a/#', 'dt/{suffix}')).not.toThrow()
+  })
+
+  it('counts {suffix} of a $share/{group}/ command rule from the filter after the group', () => {
+    expect(suffixOf('$share/gws/cmd/all/#', 'cmd/all/reboot/now')).toBe('reboot/now')
+    expect(expandTopic('uplink/in/{suffix}', '$share/gws/cmd/#', 'cmd/a/b')).toBe('uplink/in/a/b')
+    const s = parseComponentConfig(
+      {
+        commands: [
+          { cloudTopic: '$share/gws/cmd/{thingName}/#', localTopic: 'uplink/in/{suffix}' },
+        ],
+      },
+      env,
+    )
+    const rule = s.commands[0] as { cloudTopic: string; localTopic: string }
+    expect(firstMatch(s.commands, 'cmd/gw-7/reboot', (r) => r.cloudTopic)).toBe(rule)
+    expect(expandTopic(rule.localTopic, rule.cloudTopic, 'cmd/gw-7/reboot')).toBe(
+      'uplink/in/reboot',
+    )
   })
 
   it('gives a message to the first rule that matches', () => {

@@ -12,17 +12,18 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { IpcConnection } from '../src/ipc-connection.js'
 import { type LocalMessage, publishToTopic, subscribeToTopic } from '../src/ipc-operations.js'
-import { GreengrassRunner } from '../src/runner.js'
+import { GreengrassRunner, type RunnerStatus } from '../src/runner.js'
 
 const NAME = 'com.example.Uplink'
-const ACL = {
+const policy = (resources: string[]) => ({
   'aws.greengrass.ipc.pubsub': {
     [`${NAME}:pubsub:1`]: {
       operations: ['aws.greengrass#PublishToTopic', 'aws.greengrass#SubscribeToTopic'],
-      resources: ['uplink/*'],
+      resources,
     },
   },
-}
+})
+const ACL = policy(['uplink/*'])
 
 let nucleus: TestNucleus
 let broker: TestBroker
@@ -58,7 +59,7 @@ async function run(config: Record<string, unknown>) {
   const runner = new GreengrassRunner({ workPath: work, env, log: (l) => log.push(l) })
   cleanup.push(() => runner.stop())
   await runner.start()
-  return { runner, log }
+  return { runner, log, env }
 }
 
 async function otherComponent() {
@@ -70,6 +71,8 @@ async function otherComponent() {
   cleanup.push(() => ipc.close())
   return ipc
 }
+
+const at = (topic: string) => broker.publishes.filter((p) => p.topic === topic)
 
 describe('the Greengrass runner, in process, against the fake nucleus and an aedes broker', () => {
   it('forwards local topics to the cloud by rule, with the default client id and templates', async () => {
@@ -142,7 +145,9 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
     expect(refused.accepted).toBe(false)
     expect(refused.message).toMatch(/^INVALID_OPTIONS: forward\[0\]/)
     const unknown = await nucleus.deployConfiguration(NAME, base({ endpiont: 'typo' }))
-    expect(unknown.message).toBe('INVALID_OPTIONS: endpiont is not an option')
+    expect(unknown.message).toBe(
+      'INVALID_OPTIONS: endpiont is not an option; did you mean endpoints?',
+    )
     expect(runner.uplink).toBe(before)
     expect(runner.counts.reconfigurations).toBe(0)
   })
@@ -288,5 +293,76 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
       state: 'RUNNING',
       uplink: { state: 'connected' },
     })
+  })
+})
+
+/**
+ * The runner's local subscriptions (what it forwards) when things around them go wrong: a new IPC
+ * connection while the stored configuration is one it refused, and an access policy that
+ * refuses some or all of the forwarding filters.
+ */
+describe('the runner’s local subscriptions', () => {
+  it('subscribes again on a new IPC connection while the stored configuration is one it refused, and keeps forwarding', async () => {
+    // Without deployment validation (nucleus lite) a bad configuration is stored; the runner
+    // refuses it and keeps the running one, and a reconnect reads the bad one again.
+    await nucleus.stop()
+    nucleus = await startGreengrassNucleus({
+      thingName: 'gw-1',
+      unsupported: ['SubscribeToValidateConfigurationUpdates'],
+    })
+    const { runner, log } = await run(base())
+    await nucleus.deployConfiguration(NAME, base({ endpoints: ['https://nope.example.com'] }))
+    await waitFor(() => log.some((l) => l.includes('the running one stays')), 'the refusal')
+    nucleus.dropConnections()
+    await waitFor(() => nucleus.connectionCount(NAME) === 1, 'the runner reconnected')
+    await waitFor(
+      () => log.filter((l) => l.includes('the running one stays')).length === 2,
+      'the configuration read again on the new connection',
+    )
+    const local = await otherComponent()
+    await publishToTopic(local, 'uplink/out/after', Buffer.from('x'))
+    await waitFor(() => at('dt/gw-1/after').length === 1, 'forwarded after the reconnect')
+    expect(runner.counts.forwarded).toBe(1)
+    // The status timer publishes on the new connection too.
+    const status: LocalMessage[] = []
+    await subscribeToTopic(local, 'uplink/status', (m) => status.push(m))
+    await waitFor(() => status.length > 0, 'a status message after the reconnect', 5_000)
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'RUNNING' }])
+  })
+
+  it('forwards the filters the access policy allows, stays RUNNING and names the refused one in its log and status', async () => {
+    const forward = [
+      { localTopic: 'uplink/out/#', cloudTopic: 'dt/{thingName}/{suffix}' },
+      { localTopic: 'sensors/#', cloudTopic: 'dt/{thingName}/sensors/{suffix}' },
+    ]
+    const { runner, log, env } = await run(base({ forward }))
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'RUNNING' }])
+    expect(log).toContain(
+      "local topic sensors/# is not forwarded: the nucleus refused SubscribeToTopic (UnauthorizedError); the component's accessControl must allow it",
+    )
+    expect(log.join('\n')).not.toContain(env.SVCUID as string)
+    expect(runner.status().refusedLocalTopics).toEqual(['sensors/#'])
+    const local = await otherComponent()
+    const status: LocalMessage[] = []
+    await subscribeToTopic(local, 'uplink/status', (m) => status.push(m))
+    await publishToTopic(local, 'uplink/out/t', Buffer.from('ok'))
+    await waitFor(() => at('dt/gw-1/t').length === 1, 'the allowed filter forwarded')
+    await waitFor(() => status.length > 0, 'a status message', 5_000)
+    const shown = JSON.parse(status[0]?.payload.toString() ?? '{}') as RunnerStatus
+    expect(shown.refusedLocalTopics).toEqual(['sensors/#'])
+  })
+
+  it('reports ERRORED when the access policy refuses every forwarding filter, and RUNNING once a deployment allows them', async () => {
+    const { runner } = await run(base({ accessControl: policy(['uplink/in/*', 'uplink/status']) }))
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'ERRORED' }])
+    expect(runner.status().refusedLocalTopics).toEqual(['uplink/out/#', 'uplink/alarm/#'])
+    const fixed = await nucleus.deployConfiguration(NAME, base())
+    expect(fixed.accepted).toBe(true)
+    await waitFor(() => nucleus.states.length === 2, 'RUNNING')
+    expect(nucleus.states[1]?.state).toBe('RUNNING')
+    expect(runner.status().refusedLocalTopics).toEqual([])
+    const local = await otherComponent()
+    await publishToTopic(local, 'uplink/alarm/door', Buffer.from('open'))
+    await waitFor(() => at('dt/gw-1/alarm/door').length === 1, 'forwarded once allowed')
   })
 })
