@@ -459,11 +459,12 @@ function resolveEndpoints(list: unknown, tls: TlsConfig | undefined): readonly E
   }
   const endpoints = list.map((e: string | EndpointInput, i) => {
     const field = `endpoints[${i}]`
-    if (typeof e === 'object' && e !== null) {
-      checkKeys(e, ENDPOINT_KEYS, field)
-      checkTls(e.tls, `${field}.tls`)
-    }
-    return parseEndpoint(e, field, tls)
+    const own = typeof e === 'object' && e !== null
+    if (own) checkKeys(e, ENDPOINT_KEYS, field)
+    // Parsed before its certificates are checked: on mqtt:// they are refused whatever they hold.
+    const endpoint = parseEndpoint(e, field, tls)
+    if (own) checkTls(e.tls, `${field}.tls`)
+    return endpoint
   })
   // Plain data when no endpoint has TLS settings (those stay each client's own, certificates and
   // all): shared by every client that names the same endpoints, as the option groups are.
