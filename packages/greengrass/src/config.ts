@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { type InspectOptions, inspect } from 'node:util'
 import {
   checkKeys,
   createUplink,
@@ -280,7 +281,7 @@ export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSet
   const o = c.outbox as Json
   const status = c.status as Json
   const updates = c.componentUpdates as Json
-  return {
+  return hidingSecrets({
     uplink,
     outbox: {
       maxMessages: int(o.maxMessages, 'outbox.maxMessages', 1, 2 ** 40),
@@ -309,5 +310,17 @@ export function parseComponentConfig(raw: unknown, env: DeviceEnv): ComponentSet
     },
     fingerprint: digest({ c, env }),
     clientFingerprint: digest({ uplink, outbox: c.outbox, commands: c.commands, env }),
-  }
+  })
+}
+
+/**
+ * The settings with util.inspect showing no secret: the client options hold the private key,
+ * certificates and login read from their files, and the runner's `configuration` returns these.
+ */
+function hidingSecrets(settings: ComponentSettings): ComponentSettings {
+  Object.defineProperty(settings, inspect.custom, {
+    value: (_depth: number, options: InspectOptions, show: typeof inspect) =>
+      show({ ...settings, uplink: '[client options: certificates and login not shown]' }, options),
+  })
+  return settings
 }

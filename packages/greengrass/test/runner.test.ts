@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 import {
+  createTestPki,
   startBroker,
   startGreengrassNucleus,
   type TestBroker,
@@ -102,6 +103,21 @@ describe('the Greengrass runner, in process, against the fake nucleus and an aed
     expect(shown).toContain('GreengrassRunner')
     expect(shown).not.toContain(env.SVCUID as string)
     expect(shown).not.toContain('SECRETKEYMATERIAL')
+  })
+
+  it('shows no private key to util.inspect of the configuration it runs (which holds the key read from its file)', async () => {
+    const issued = createTestPki().issue(['gw-1'], { usage: 'client' })
+    const key = join(work, 'key.pem')
+    const cert = join(work, 'cert.pem')
+    writeFileSync(key, issued.key)
+    writeFileSync(cert, issued.cert)
+    const { runner } = await run(base({ certificatePath: cert, privateKeyPath: key }))
+    expect(nucleus.states).toEqual([{ component: NAME, state: 'RUNNING' }])
+    const keyLine = String(issued.key).split('\n')[1] as string
+    expect(JSON.stringify(runner.configuration?.uplink)).toContain(keyLine)
+    const shown = inspect(runner.configuration, { depth: 10 })
+    expect(shown).toContain('forward')
+    expect(shown).not.toContain(keyLine)
   })
 
   it('logs one readable line per state change and failover, never an object', async () => {
