@@ -63,17 +63,21 @@ export class Subscriptions {
     return false
   }
 
-  /** Calls every handler whose filter matches; a throwing handler is reported, not fatal. */
+  /**
+   * Calls every handler whose filter matched when the message arrived; a throwing handler is
+   * reported, not fatal. The handlers are taken first: a handler that subscribed another (or
+   * another filter) heard the very message it was handling, from a live Map and Set.
+   */
   dispatch(message: InboundMessage, onError: (err: unknown) => void): void {
     if (!this.entries) return
-    for (const [filter, s] of this.entries) {
-      if (!topicMatches(filter, message.topic)) continue
-      for (const handler of s.handlers) {
-        try {
-          onRejected(handler(message.topic, message.payload, message), onError)
-        } catch (err) {
-          onError(err)
-        }
+    const due: MessageHandler[] = []
+    for (const [filter, s] of this.entries)
+      if (topicMatches(filter, message.topic)) for (const handler of s.handlers) due.push(handler)
+    for (const handler of due) {
+      try {
+        onRejected(handler(message.topic, message.payload, message), onError)
+      } catch (err) {
+        onError(err)
       }
     }
   }

@@ -26,6 +26,25 @@ describe('Subscriptions', () => {
     expect(subs.anyQos2).toBe(false)
   })
 
+  it('a handler that subscribes during dispatch does not hear the message it is handling; it hears the next', () => {
+    const subs = new Subscriptions()
+    const heard: string[] = []
+    const later = (t: string) => heard.push(`later ${t}`)
+    subs.add('cmd/#', 1, (t) => {
+      heard.push(`first ${t}`)
+      subs.add('cmd/#', 1, later)
+      subs.add('cmd/+', 1, later)
+    })
+    subs.dispatch(message('cmd/a'), (e) => {
+      throw e
+    })
+    expect(heard).toEqual(['first cmd/a'])
+    subs.dispatch(message('cmd/b'), (e) => {
+      throw e
+    })
+    expect(heard).toEqual(['first cmd/a', 'first cmd/b', 'later cmd/b', 'later cmd/b'])
+  })
+
   it('the last handler removed drops the filter; one of two keeps it', () => {
     const subs = new Subscriptions()
     const a = () => {}
