@@ -355,8 +355,7 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     connection.onMessage((message) => {
       this.emit('message', message.topic, message.payload, message)
       this.subscriptions.dispatch(message, (err) =>
-        this.emit(
-          'error',
+        this.reportError(
           new UplinkError('LISTENER_ERROR', `message handler for ${message.topic} threw`, {
             cause: err,
             details: { event: 'message' },

@@ -135,11 +135,19 @@ export class GuardedEmitter<E extends { error: (err: UplinkError) => void }> {
         details: { event: String(event) },
       },
     )
-    if (event !== 'error' && this.listenerCount('error') > 0) {
-      ;(this.emit as unknown as (e: 'error', err: UplinkError) => boolean)('error', error)
-      return
-    }
-    warn(error)
+    // An `error` listener that threw is not told of it again: a warning, not a loop.
+    if (event === 'error') warn(error)
+    else this.reportError(error)
+  }
+
+  /**
+   * An error from the application's own code (a listener, a subscription handler): to its
+   * `error` listeners, or with none a process warning, so that it is never lost in silence.
+   */
+  protected reportError(error: UplinkError): void {
+    if (this.listenerCount('error') > 0)
+      (this.emit as unknown as (e: 'error', err: UplinkError) => boolean)('error', error)
+    else warn(error)
   }
 }
 

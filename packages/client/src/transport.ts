@@ -440,12 +440,12 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
       const ms = params.connectTimeoutMs
       fail(
         winner
-          ? new UplinkError(
+          ? networkError(
               'CONNECT_TIMEOUT',
               `no CONNACK from ${endpoint.url} (${winner.address}) within ${ms} ms`,
               { details: { address: winner.address } },
             )
-          : new UplinkError(
+          : networkError(
               'CONNECT_TIMEOUT',
               `no connection to ${endpoint.url} at ${addresses.join(', ')} within ${ms} ms`,
               { details: { addresses } },
@@ -472,7 +472,7 @@ export function openConnection(params: ConnectParams, signal?: AbortSignal): Pro
         const error = classify(last?.error, endpoint, last?.address ?? addresses.join(', '))
         fail(
           failures.length > 1
-            ? new UplinkError(error.code, `${error.message} (and ${failures.length - 1} more)`, {
+            ? networkError(error.code, `${error.message} (and ${failures.length - 1} more)`, {
                 cause: error.cause,
                 details: {
                   ...error.details,

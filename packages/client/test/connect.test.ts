@@ -1,8 +1,10 @@
+import net from 'node:net'
 import { startBroker, startDnsServer, type TestBroker, waitFor } from '@uplink/testkit'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createUplink, type Uplink } from '../src/index.js'
 import { nextEvent, recordEvents } from './support/events.js'
+import { closedPort } from './support/net.js'
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -91,6 +93,52 @@ describe('connecting and exchanging messages', () => {
     const { error } = await nextEvent(uplink, 'reconnecting')
     expect(error).toMatchObject({ code: 'CONNECT_REFUSED', details: { reasonCode: 5 } })
     expect(String(error.stack).split('\n')).toEqual([`UplinkError: ${error.message}`])
+  })
+
+  it('an attempt whose every address failed, or that got no CONNACK in time, carries no stack frames either', async () => {
+    const dns = await startDnsServer()
+    const held = new Set<net.Socket>()
+    const silent = net.createServer((socket) => {
+      held.add(socket)
+      socket.on('error', () => {})
+    })
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    cleanup.push(
+      () => dns.stop(),
+      () => {
+        for (const socket of held) socket.destroy()
+        return new Promise((resolve) => silent.close(resolve))
+      },
+    )
+    const noStack = (error: Error) =>
+      expect(String(error.stack).split('\n')).toEqual([`UplinkError: ${error.message}`])
+    // Two addresses, both refused: the summary of several failures.
+    dns.set('two.uplink.test', ['127.0.0.1', '127.0.0.2'], 5)
+    const two = createUplink({
+      clientId: 'gw-two',
+      endpoints: [`mqtt://two.uplink.test:${await closedPort()}`],
+      dns: { servers: [dns.server], timeoutMs: 500, family: 4 },
+    })
+    cleanup.push(() => two.stop())
+    const failed = nextEvent(two, 'reconnecting')
+    await two.start()
+    const { error } = await failed
+    expect(error).toMatchObject({ code: 'CONNECT_FAILED' })
+    expect(error.message).toContain('(and 1 more)')
+    noStack(error)
+    // Accepted, and never a CONNACK.
+    const { port } = silent.address() as net.AddressInfo
+    const mute = createUplink({
+      clientId: 'gw-mute',
+      endpoints: [`mqtt://127.0.0.1:${port}`],
+      connectTimeoutMs: 200,
+    })
+    cleanup.push(() => mute.stop())
+    const timedOut = nextEvent(mute, 'reconnecting')
+    await mute.start()
+    const late = (await timedOut).error
+    expect(late).toMatchObject({ code: 'CONNECT_TIMEOUT' })
+    noStack(late)
   })
 
   it('keeps credentials out of errors, events and stats when the broker refuses them', async () => {

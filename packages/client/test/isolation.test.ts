@@ -91,6 +91,29 @@ describe('a throwing listener does not kill the client', () => {
     expect(uplink.stats().state).toBe('connected')
   })
 
+  it('a subscription handler that throws with no error listener is a process warning, not lost in silence', async () => {
+    const broker = await startBroker()
+    cleanup.push(() => broker.stop())
+    const uplink = createUplink({ clientId: 'gw-throw-alone', endpoints: [broker.url] })
+    cleanup.push(() => uplink.stop())
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    cleanup.push(async () => process.off('warning', onWarning))
+    await uplink.subscribe('cmd/#', () => {
+      throw new Error('bug in a lone handler')
+    })
+    await uplink.start()
+    await nextEvent(uplink, 'connect')
+    await waitFor(() => broker.subscriptions('gw-throw-alone').includes('cmd/#'), 'subscribed')
+    await broker.publish('cmd/a', 'one', { qos: 1 })
+    await waitFor(() => warnings.length >= 1, 'the warning')
+    expect(warnings.map((w) => [(w as Error & { code?: string }).code, w.message])).toEqual([
+      ['UPLINK_LISTENER_ERROR', 'message handler for cmd/a threw'],
+    ])
+    expect(uplink.stats().state).toBe('connected')
+  })
+
   it("an async 'connect' listener and an async subscription handler that reject are reported as LISTENER_ERROR, with no unhandled rejection", async () => {
     const broker = await startBroker()
     cleanup.push(() => broker.stop())
