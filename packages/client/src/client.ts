@@ -284,8 +284,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
    * publishes presence offline, disconnects (so the will does not fire) and closes the outbox.
    */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.stopped) return
+    // Checked first: a bad argument is refused the same whether or not the client has stopped.
     const { timeoutMs } = resolveStopOptions(options)
+    if (this.stopped) return
     this.stopped = true
     const { clock } = this.#options
     const connection = this.#supervisor.current

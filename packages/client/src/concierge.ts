@@ -10,8 +10,11 @@ import { retry } from './retry.js'
 export interface ConciergeOptions {
   /** HTTPS (or, for tests and closed networks, HTTP) URL that answers the directive as JSON. */
   url: string
-  /** Hosts a directive may name: exact names and `*.example.com` patterns. Required. */
-  allowedHosts: string[]
+  /**
+   * Hosts a directive may name: exact names and `*.example.com` patterns, added to
+   * `failover.allowedHosts` (default none: a directive may then name only those).
+   */
+  allowedHosts?: string[]
   /** Time between polls; a directive's pollIntervalSeconds overrides it. Default 5 min. */
   intervalMs?: number
   /** Each poll is moved by up to this fraction of the interval, so a fleet does not poll in step. */

@@ -176,3 +176,12 @@ describe('a refused option names its field in details, not only in the message',
     )
   })
 })
+
+describe('stop() arguments', () => {
+  it('a bad stop() argument is refused on a stopped client too (it resolved there unchecked)', async () => {
+    const uplink = createUplink(base)
+    await uplink.stop()
+    await expect(uplink.stop({ timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    await expect(uplink.stop()).resolves.toBeUndefined()
+  })
+})
