@@ -7,30 +7,39 @@ import { connected, drained, nextEvent } from './support/events.js'
 const directive = (endpoint: string, epoch: number) =>
   JSON.stringify({ endpoint, epoch, pollIntervalSeconds: 1 })
 
+/**
+ * Mosquittos on 127.0.0.1 (a) and 127.0.0.2 (b), nginx serving the directive for `first` over
+ * HTTPS, and a device configured with a alone that polls it each second.
+ */
+async function regions(first: 'a' | 'b') {
+  const pki = createTestPki()
+  const a = onCleanup(await startMosquitto())
+  const b = onCleanup(await startMosquitto({ host: '127.0.0.2' }))
+  const nginx = onCleanup(
+    await startNginx({
+      tls: pki.issue(['localhost'], { ips: ['127.0.0.1'] }),
+      files: { 'v1/endpoint': directive((first === 'a' ? a : b).url, 1) },
+    }),
+  )
+  const uplink = device({
+    endpoints: [a.url],
+    concierge: {
+      url: nginx.url('/v1/endpoint'),
+      allowedHosts: ['127.0.0.2'],
+      intervalMs: 1_000,
+      jitter: 0,
+      tls: { ca: pki.ca },
+    },
+  })
+  return { a, b, nginx, uplink }
+}
+
 describe('a concierge that is nginx serving a static file over HTTPS', () => {
   it('moves the device when the file is rewritten, make-before-break: nothing lost, nothing sent twice; unchanged polls are 304s from nginx', async () => {
-    const pki = createTestPki()
-    const a = onCleanup(await startMosquitto())
-    const b = onCleanup(await startMosquitto({ host: '127.0.0.2' }))
-    const nginx = onCleanup(
-      await startNginx({
-        tls: pki.issue(['localhost'], { ips: ['127.0.0.1'] }),
-        files: { 'v1/endpoint': directive(a.url, 1) },
-      }),
-    )
+    const { a, b, nginx, uplink } = await regions('a')
     const topic = 'telemetry/concierge'
     const atA = onCleanup(await collect(a.url, topic))
     const atB = onCleanup(await collect(b.url, topic))
-    const uplink = device({
-      endpoints: [a.url],
-      concierge: {
-        url: nginx.url('/v1/endpoint'),
-        allowedHosts: ['127.0.0.2'],
-        intervalMs: 1_000,
-        jitter: 0,
-        tls: { ca: pki.ca },
-      },
-    })
     await uplink.start()
     await connected(uplink)
     const traffic = publishNumbered(uplink, topic)
@@ -53,25 +62,7 @@ describe('a concierge that is nginx serving a static file over HTTPS', () => {
 
 describe("nginx's 304 confirms where the device belongs", () => {
   it('brings back a device that fell back while the named Mosquitto was down, once it is up again, on 304s alone', async () => {
-    const pki = createTestPki()
-    const a = onCleanup(await startMosquitto())
-    const b = onCleanup(await startMosquitto({ host: '127.0.0.2' }))
-    const nginx = onCleanup(
-      await startNginx({
-        tls: pki.issue(['localhost'], { ips: ['127.0.0.1'] }),
-        files: { 'v1/endpoint': directive(b.url, 1) },
-      }),
-    )
-    const uplink = device({
-      endpoints: [a.url],
-      concierge: {
-        url: nginx.url('/v1/endpoint'),
-        allowedHosts: ['127.0.0.2'],
-        intervalMs: 1_000,
-        jitter: 0,
-        tls: { ca: pki.ca },
-      },
-    })
+    const { a, b, nginx, uplink } = await regions('b')
     uplink.on('error', () => {})
     const onB = () => uplink.stats().state === 'connected' && uplink.stats().endpoint === b.url
     await uplink.start()

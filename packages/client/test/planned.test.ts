@@ -48,6 +48,15 @@ function client(options: Partial<UplinkOptions> & Pick<UplinkOptions, 'endpoints
   return uplink
 }
 
+/** A concierge polled each second, exactly (no jitter), that may name 127.0.0.2. */
+const polled = (url: string, extra: Partial<NonNullable<UplinkOptions['concierge']>> = {}) => ({
+  url,
+  allowedHosts: ['127.0.0.2'],
+  intervalMs: 1_000,
+  jitter: 0,
+  ...extra,
+})
+
 /** Runs traffic through a move and checks: on `to`, nothing lost, a clean goodbye to `from`. */
 let moves = 0
 
@@ -103,7 +112,7 @@ describe('planned failover signals', () => {
     cleanup.push(() => concierge.stop())
     const uplink = client({
       endpoints: [a.url],
-      concierge: { url: concierge.url, allowedHosts: ['127.0.0.2'], intervalMs: 1_000, jitter: 0 },
+      concierge: polled(concierge.url),
     })
     await uplink.start()
     await nextEvent(uplink, 'connect')
@@ -245,7 +254,7 @@ describe("the concierge's answer, said again", () => {
     const uplink = client({
       endpoints: [a.url],
       failoverAfter: 2,
-      concierge: { url: concierge.url, allowedHosts: ['127.0.0.2'], intervalMs: 1_000, jitter: 0 },
+      concierge: polled(concierge.url),
     })
     const moves: FailoverEvent[] = []
     uplink.on('failover', (e) => moves.push(e))
@@ -371,13 +380,7 @@ describe('refusals leave the connection alone', () => {
     const minStayMs = 5_000
     const uplink = client({
       endpoints: [a.url],
-      concierge: {
-        url: concierge.url,
-        allowedHosts: ['127.0.0.2'],
-        intervalMs: 1_000,
-        jitter: 0,
-        retries: 0,
-      },
+      concierge: polled(concierge.url, { retries: 0 }),
       failover: { minStayMs },
     })
     const errors: UplinkError[] = []
@@ -415,14 +418,7 @@ describe('refusals leave the connection alone', () => {
     const uplink = client({
       endpoints: [a.url, b.url],
       failoverAfter: 1,
-      concierge: {
-        url: concierge.url,
-        allowedHosts: ['127.0.0.2'],
-        intervalMs: 1_000,
-        jitter: 0,
-        retries: 0,
-        timeoutMs: 20_000,
-      },
+      concierge: polled(concierge.url, { retries: 0, timeoutMs: 20_000 }),
     })
     uplink.on('error', () => {})
     await uplink.start()

@@ -1,6 +1,4 @@
-import net from 'node:net'
-import mqttPacket, { type Packet } from 'mqtt-packet'
-import { listen } from './loopback.js'
+import { grantAll, startMqttResponder } from './mqtt-responder.js'
 
 /**
  * A small MQTT 3.1.1 responder for a moment no broker here can be made to hit on cue: the link
@@ -21,22 +19,11 @@ export async function startPubrelResponder(options: {
   payload: string
   host?: string
 }): Promise<TestPubrelResponder> {
-  const host = options.host ?? '127.0.0.1'
-  const opts = { protocolVersion: 4 }
   const log: string[] = []
-  const sockets = new Set<net.Socket>()
-  let connections = 0
-  const server = net.createServer((socket) => {
-    const n = ++connections
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    const send = (packet: Packet) => {
-      if (!socket.destroyed) socket.write(mqttPacket.generate(packet, opts))
-    }
-    const parser = mqttPacket.parser(opts)
-    parser.on('error', () => socket.destroy())
-    parser.on('packet', (packet: Packet) => {
+  const responder = await startMqttResponder({
+    protocolVersion: 4,
+    host: options.host,
+    onPacket(packet, { send, socket, n }) {
       const id =
         'messageId' in packet && packet.messageId !== undefined ? ` ${packet.messageId}` : ''
       log.push(`${n} ${packet.cmd}${id}`)
@@ -46,11 +33,7 @@ export async function startPubrelResponder(options: {
           if (n > 1) send({ cmd: 'pubrel', messageId: 7 })
           break
         case 'subscribe':
-          send({
-            cmd: 'suback',
-            messageId: packet.messageId,
-            granted: packet.subscriptions.map((s) => s.qos),
-          })
+          send(grantAll(packet))
           if (n === 1)
             send({
               cmd: 'publish',
@@ -72,17 +55,7 @@ export async function startPubrelResponder(options: {
           socket.end()
           break
       }
-    })
-    socket.on('data', (chunk) => parser.parse(chunk))
-  })
-  const port = await listen(server, host)
-  const urlHost = host.includes(':') ? `[${host}]` : host
-  return {
-    url: `mqtt://${urlHost}:${port}`,
-    log,
-    async stop() {
-      for (const s of sockets) s.destroy()
-      await new Promise((r) => server.close(r))
     },
-  }
+  })
+  return { url: responder.url, log, stop: () => responder.stop() }
 }

@@ -1,6 +1,4 @@
-import net from 'node:net'
-import mqttPacket, { type Packet } from 'mqtt-packet'
-import { listen } from './loopback.js'
+import { grantAll, type ResponderPeer, startMqttResponder } from './mqtt-responder.js'
 
 /**
  * A small MQTT 5 responder for what no broker here can produce: a server redirect. In `connack`
@@ -32,33 +30,21 @@ export async function startRedirector(options: {
   pubcompReasonCode?: number
   host?: string
 }): Promise<TestRedirector> {
-  const host = options.host ?? '127.0.0.1'
   const reasonCode = options.reasonCode ?? 0x9c
   let reference = options.serverReference
-  const sockets = new Set<net.Socket>()
-  const live = new Set<net.Socket>()
-  const opts = { protocolVersion: 5 }
+  const live = new Set<ResponderPeer>()
   const state = { connects: 0, publishes: [] as Array<{ topic: string; payload: Buffer }> }
-
-  const send = (socket: net.Socket, packet: Packet) => {
-    if (!socket.destroyed) socket.write(mqttPacket.generate(packet, opts))
-  }
-
-  const server = net.createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => {
-      sockets.delete(socket)
-      live.delete(socket)
-    })
-    socket.on('error', () => {})
-    const parser = mqttPacket.parser(opts)
-    parser.on('error', () => socket.destroy())
-    parser.on('packet', (packet: Packet) => {
+  const responder = await startMqttResponder({
+    protocolVersion: 5,
+    host: options.host,
+    onClose: (peer) => live.delete(peer),
+    onPacket(packet, peer) {
+      const { send, socket } = peer
       switch (packet.cmd) {
         case 'connect':
           state.connects++
           if (options.mode === 'connack') {
-            send(socket, {
+            send({
               cmd: 'connack',
               sessionPresent: false,
               reasonCode,
@@ -66,63 +52,53 @@ export async function startRedirector(options: {
             })
             socket.end()
           } else {
-            send(socket, { cmd: 'connack', sessionPresent: false, reasonCode: 0 })
-            live.add(socket)
+            send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 })
+            live.add(peer)
           }
           break
         case 'pingreq':
-          send(socket, { cmd: 'pingresp' })
+          send({ cmd: 'pingresp' })
           break
         case 'publish':
           state.publishes.push({ topic: packet.topic, payload: Buffer.from(packet.payload) })
           if (packet.qos === 1)
-            send(socket, { cmd: 'puback', messageId: packet.messageId as number, reasonCode: 0 })
+            send({ cmd: 'puback', messageId: packet.messageId as number, reasonCode: 0 })
           if (packet.qos === 2)
-            send(socket, { cmd: 'pubrec', messageId: packet.messageId as number, reasonCode: 0 })
+            send({ cmd: 'pubrec', messageId: packet.messageId as number, reasonCode: 0 })
           break
         case 'pubrel':
-          send(socket, {
+          send({
             cmd: 'pubcomp',
             messageId: packet.messageId,
             reasonCode: options.pubcompReasonCode ?? 0,
           })
           break
         case 'subscribe':
-          send(socket, {
-            cmd: 'suback',
-            messageId: packet.messageId,
-            granted: packet.subscriptions.map((s) => s.qos),
-          })
+          send(grantAll(packet))
           break
         case 'disconnect':
           socket.end()
           break
       }
-    })
-    socket.on('data', (chunk) => parser.parse(chunk))
+    },
   })
-  const port = await listen(server, host)
-  const urlHost = host.includes(':') ? `[${host}]` : host
   return {
-    url: `mqtt://${urlHost}:${port}`,
-    host,
-    port,
+    url: responder.url,
+    host: responder.host,
+    port: responder.port,
     get connects() {
       return state.connects
     },
     publishes: state.publishes,
     redirectAll() {
-      for (const socket of live) {
-        send(socket, { cmd: 'disconnect', reasonCode, properties: { serverReference: reference } })
+      for (const { send, socket } of live) {
+        send({ cmd: 'disconnect', reasonCode, properties: { serverReference: reference } })
         socket.end()
       }
     },
     setServerReference(r) {
       reference = r
     },
-    async stop() {
-      for (const s of sockets) s.destroy()
-      await new Promise((r) => server.close(r))
-    },
+    stop: () => responder.stop(),
   }
 }
