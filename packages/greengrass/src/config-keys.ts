@@ -1,5 +1,6 @@
 import { DEFAULTS, type KeyTree, UplinkError } from '@uplink/client'
 import { defaultConfiguration, GREENGRASS_DEFAULTS } from './defaults.js'
+import { isObject, type Json } from './json.js'
 
 /**
  * The shape of the component's configuration: which keys exist at every level and which are
@@ -9,12 +10,6 @@ import { defaultConfiguration, GREENGRASS_DEFAULTS } from './defaults.js'
  * as `outbox.maxMessage` or an endpoint's `certPath` would otherwise leave the default in force
  * without a word.
  */
-
-type Json = Record<string, unknown>
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
 /** The keys of a default value, nested: an object is a group, anything else a leaf. */
 function treeOf(value: Json): KeyTree {

@@ -18,6 +18,7 @@ import {
   FORWARD_RULE_KEYS,
 } from './config-keys.js'
 import { defaultConfiguration, GREENGRASS_DEFAULTS } from './defaults.js'
+import { isObject, type Json } from './json.js'
 import {
   type CommandRule,
   checkRule,
@@ -68,14 +69,8 @@ export interface ComponentSettings {
   clientFingerprint: string
 }
 
-type Json = Record<string, unknown>
-
 function fail(field: string, must: string): never {
   throw new UplinkError('INVALID_OPTIONS', `${field} ${must}`, { details: { field } })
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 /** Configuration over the defaults: objects merge key by key, arrays and values replace. */
@@ -161,7 +156,7 @@ function endpointsFrom(c: Json, env: DeviceEnv, tls: TlsConfig): EndpointInput[]
     checkKeys(e, ENDPOINT_KEYS, `endpoints[${i}]`)
     const url = str(e.url, `endpoints[${i}].url`)
     if (secure(url)) return { url, tls: tlsFrom(e, `endpoints[${i}].`, tls) }
-    for (const key of ['certificatePath', 'privateKeyPath', 'rootCaPath'])
+    for (const key of Object.keys(ENDPOINT_KEYS).filter((k) => k !== 'url'))
       if (str(e[key] ?? '', `endpoints[${i}].${key}`))
         fail(`endpoints[${i}].${key}`, 'is given for an mqtt:// endpoint; TLS needs mqtts://')
     return { url }

@@ -90,6 +90,8 @@ export type IpcConnectionEvents = {
 }
 
 const SHAPE = 'service-model-type'
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
 const DEFAULT_CALL_TIMEOUT_MS = 10_000
 
 function responseError(operation: string, message: RpcMessage): Error | undefined {
@@ -298,8 +300,7 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
     try {
       this.receive(message)
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err))
-      this.emit('fault', error)
+      this.emit('fault', asError(err))
     }
   }
 
@@ -369,7 +370,7 @@ export class IpcConnection extends EventEmitter<IpcConnectionEvents> {
         try {
           pending.onEnd?.(lost)
         } catch (err) {
-          this.emit('fault', err instanceof Error ? err : new Error(String(err)))
+          this.emit('fault', asError(err))
         }
       }
     }

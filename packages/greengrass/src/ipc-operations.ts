@@ -1,4 +1,5 @@
 import { type IpcConnection, IpcError, type IpcStream } from './ipc-connection.js'
+import { isObject, type Json } from './json.js'
 
 /**
  * The Greengrass IPC operations the component uses, with the shapes of the
@@ -24,12 +25,6 @@ export type ComponentState = 'RUNNING' | 'ERRORED'
 export interface LocalMessage {
   topic: string
   payload: Buffer
-}
-
-type Json = Record<string, unknown>
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 /**
