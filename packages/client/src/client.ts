@@ -272,11 +272,10 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.stopped) throw new UplinkError('STOPPED', 'the client is stopped')
     validateFilter(filter)
     if (!this.subscriptions.remove(filter, handler)) return
-    const sessions = this.brokerSessions()
-    sessions.dropped(filter)
+    this.brokerSessions().dropped(filter)
     const connection = this.#supervisor.current
     // Offline, or not acknowledged: the next connection whose broker kept the session sends it.
-    if (connection) await this.sendUnsubscribe(connection, sessions, [filter]).catch(() => {})
+    if (connection) await this.sendUnsubscribe(connection, [filter]).catch(() => {})
   }
 
   /**
@@ -368,14 +367,12 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     if (this.subscriptions.size > 0 || this.sessions) {
       // A broker without our session (typically the other region) knows none of our filters;
       // one that kept it knows what it was told, which may be from before a move and back.
-      const sessions = this.brokerSessions()
-      const plan = sessions.plan(
+      const plan = this.brokerSessions().plan(
         brokerOf(connection),
         connection.sessionPresent,
         this.subscriptions.all(),
       )
-      if (plan.unsubscribe.length)
-        pending.push(this.sendUnsubscribe(connection, sessions, plan.unsubscribe))
+      if (plan.unsubscribe.length) pending.push(this.sendUnsubscribe(connection, plan.unsubscribe))
       if (plan.subscribe.length) pending.push(this.sendSubscriptions(connection, plan.subscribe))
     }
     const presence = this.#options.presence
@@ -398,13 +395,9 @@ export class Uplink extends GuardedEmitter<UplinkEvents> {
     this.brokerSessions().subscribed(brokerOf(connection), wanted)
   }
 
-  private async sendUnsubscribe(
-    connection: Connection,
-    sessions: BrokerSessions,
-    gone: string[],
-  ): Promise<void> {
+  private async sendUnsubscribe(connection: Connection, gone: string[]): Promise<void> {
     await connection.unsubscribe(gone)
-    sessions.unsubscribed(brokerOf(connection), gone)
+    this.brokerSessions().unsubscribed(brokerOf(connection), gone)
   }
 
   private brokerSessions(): BrokerSessions {

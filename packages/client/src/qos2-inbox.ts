@@ -30,16 +30,18 @@ export class Qos2Inbox implements IStore {
   }
 
   get(packet: Pick<Packet, 'messageId'>, cb: PacketCallback): this {
-    const found = this.held.get(packet.messageId as number)
-    if (found) cb(undefined, found.packet)
-    else cb(new Error('missing packet'))
-    return this
+    return this.answer(this.held.get(packet.messageId as number), cb)
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: PacketCallback): this {
     const id = packet.messageId as number
     const found = this.held.get(id)
     this.held.delete(id)
+    return this.answer(found, cb)
+  }
+
+  /** As MQTT.js's own store answers: the packet, or an error when it holds none. */
+  private answer(found: { packet: Packet } | undefined, cb: PacketCallback): this {
     if (found) cb(undefined, found.packet)
     else cb(new Error('missing packet'))
     return this

@@ -632,6 +632,8 @@ export class Supervisor {
     const ring = () => cut.abort()
     this.bell = ring
     this.migrating = true
+    // Every move climbs a ladder of its own: not at the cap one given up hours before reached.
+    this.moveLadder?.reset()
     void old.closed.then(ring)
     let next: Connection
     try {
@@ -657,9 +659,6 @@ export class Supervisor {
       )
     } catch {
       this.migrating = false
-      // Given up (the old link died, a newer request, stop): the next move starts a fresh
-      // ladder, not at the cap this one may have reached hours before.
-      this.moveLadder?.reset()
       if (this.stopping) return old
       if (!old.isOpen) {
         // The old link died meanwhile: the reconnect that follows aims at the target.
@@ -672,7 +671,6 @@ export class Supervisor {
     }
     const connackAt = clock.now()
     try {
-      this.moveLadder?.reset()
       this.pool.moveTo(move.target)
       this.hooks.retired(old)
       // Before the new connection says `online`: where both are one cluster, that has the last
