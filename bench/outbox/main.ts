@@ -237,8 +237,19 @@ async function uplinkDrain(
   return { ...result, received }
 }
 
+/**
+ * mqtt-packet's switch for its number cache, which Uplink's connections turn off and which is
+ * process-wide: the raw runs turn it back on, as MQTT.js has it in a process without Uplink.
+ */
+const mqttPackets = createRequire(createRequire(import.meta.url).resolve('mqtt'))(
+  'mqtt-packet',
+) as {
+  writeToStream: { cacheNumbers: boolean }
+}
+
 /** The ceiling: MQTT.js itself, WINDOW QoS 1 publishes awaiting PUBACK at any time. */
 async function rawMqttDrain(round: number): Promise<Run & { received: number }> {
+  mqttPackets.writeToStream.cacheNumbers = true
   const broker = await startBroker()
   const from = startClock()
   const t0 = from.at
