@@ -8,6 +8,15 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
+/** The process warnings emitted from now until the test's cleanup. */
+function processWarnings(): Error[] {
+  const warnings: Error[] = []
+  const onWarning = (w: Error) => warnings.push(w)
+  process.on('warning', onWarning)
+  cleanup.push(async () => process.off('warning', onWarning))
+  return warnings
+}
+
 const fast = { initialMs: 10, maxMs: 50 }
 
 describe('a throwing listener does not kill the client', () => {
@@ -54,10 +63,7 @@ describe('a throwing listener does not kill the client', () => {
     cleanup.push(() => broker.stop())
     const uplink = createUplink({ clientId: 'gw-throw-message', endpoints: [broker.url] })
     cleanup.push(() => uplink.stop())
-    const warnings: Error[] = []
-    const onWarning = (w: Error) => warnings.push(w)
-    process.on('warning', onWarning)
-    cleanup.push(async () => process.off('warning', onWarning))
+    const warnings = processWarnings()
     const uncaught: unknown[] = []
     const onUncaught = (err: unknown) => uncaught.push(err)
     process.on('uncaughtException', onUncaught)
@@ -96,10 +102,7 @@ describe('a throwing listener does not kill the client', () => {
     cleanup.push(() => broker.stop())
     const uplink = createUplink({ clientId: 'gw-throw-alone', endpoints: [broker.url] })
     cleanup.push(() => uplink.stop())
-    const warnings: Error[] = []
-    const onWarning = (w: Error) => warnings.push(w)
-    process.on('warning', onWarning)
-    cleanup.push(async () => process.off('warning', onWarning))
+    const warnings = processWarnings()
     await uplink.subscribe('cmd/#', () => {
       throw new Error('bug in a lone handler')
     })
